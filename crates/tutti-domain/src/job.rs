@@ -1,0 +1,377 @@
+//! A human labeling job: what people are asked, what they may answer, the
+//! instructions they read and the [`Policy`] that turns answers into labels.
+//!
+//! [`JobSpec`] is what a requester sends; [`JobConfig::parse`] checks it once
+//! and everything inside Tutti works with the checked [`JobConfig`].
+
+use crate::FieldError;
+use crate::policy::{
+    Agreement, DEFAULT_TIME_LIMIT_SECS, MAX_TIME_LIMIT_SECS, MIN_TIME_LIMIT_SECS, Policy,
+};
+use serde::{Deserialize, Serialize};
+
+/// Longest job name.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Most answer options.
+pub const MAX_OPTIONS: usize = 100;
+/// Longest answer option or free-text answer.
+pub const MAX_ANSWER_CHARS: usize = 10_000;
+/// Longest question, instructions or layout text.
+pub const MAX_TEXT_CHARS: usize = 1_000_000;
+
+/// The policy as sent: Cymphony's `k`, `n`, optional steward `l`, `m`, and
+/// the lease length.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Worker answers that must agree for a label to win.
+    pub k: u32,
+    /// Most worker answers collected for one task.
+    pub n: u32,
+    /// Steward answers that must agree (with `m`, makes the job 3a_knlm).
+    pub l: Option<u32>,
+    /// Most steward answers collected for one task.
+    pub m: Option<u32>,
+    /// Seconds a worker has to answer a leased task (default 3600).
+    pub time_limit_secs: Option<u32>,
+}
+
+/// A job as a requester sends it.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// A name people recognise the job by.
+    pub name: String,
+    /// The question, with `${column}` placeholders filled from each row.
+    pub question: String,
+    /// The answer options; omit (and set `free_text`) for typed answers.
+    #[serde(default)]
+    pub answers: Option<Vec<String>>,
+    /// Whether workers type their answer instead of choosing one.
+    #[serde(default)]
+    pub free_text: bool,
+    /// Short instructions (HTML), shown above every task.
+    #[serde(default)]
+    pub short_instructions: String,
+    /// Long instructions (HTML), shown on demand.
+    #[serde(default)]
+    pub long_instructions: String,
+    /// Optional HTML layout of a task with `${column}` placeholders; values
+    /// are escaped when filled in.
+    #[serde(default)]
+    pub layout: Option<String>,
+    /// The agreement policy.
+    pub policy: PolicySpec,
+}
+
+/// A checked job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobConfig {
+    /// The job's name.
+    pub name: String,
+    /// The question template.
+    pub question: String,
+    /// The answer options (empty for free text).
+    pub answers: Vec<String>,
+    /// Whether answers are typed.
+    pub free_text: bool,
+    /// Short instructions (HTML).
+    pub short_instructions: String,
+    /// Long instructions (HTML).
+    pub long_instructions: String,
+    /// Layout template (HTML), if any.
+    pub layout: Option<String>,
+    /// The agreement policy.
+    pub policy: Policy,
+}
+
+/// Changes to a job after it was created. The answers and agreement cannot
+/// change once people have answered under them; everything a person reads can.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New question template.
+    pub question: Option<String>,
+    /// New short instructions.
+    pub short_instructions: Option<String>,
+    /// New long instructions.
+    pub long_instructions: Option<String>,
+    /// New layout (an empty string removes it).
+    pub layout: Option<String>,
+    /// New lease length for leases handed out from now on.
+    pub time_limit_secs: Option<u32>,
+}
+
+fn text(field: &str, value: String, required: bool) -> Result<String, FieldError> {
+    if required && value.trim().is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if value.chars().count() > MAX_TEXT_CHARS {
+        return Err(FieldError::new(
+            field,
+            format!("is longer than {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    Ok(value)
+}
+
+fn name(value: String) -> Result<String, FieldError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(FieldError::new("name", "must not be empty"));
+    }
+    if trimmed.chars().count() > MAX_NAME_CHARS {
+        return Err(FieldError::new(
+            "name",
+            format!("is longer than {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn time_limit(value: Option<u32>) -> Result<u32, FieldError> {
+    let secs = value.unwrap_or(DEFAULT_TIME_LIMIT_SECS);
+    if !(MIN_TIME_LIMIT_SECS..=MAX_TIME_LIMIT_SECS).contains(&secs) {
+        return Err(FieldError::new(
+            "policy.time_limit_secs",
+            format!("must be between {MIN_TIME_LIMIT_SECS} and {MAX_TIME_LIMIT_SECS} seconds"),
+        ));
+    }
+    Ok(secs)
+}
+
+impl JobConfig {
+    /// Checks a requester's spec.
+    pub fn parse(spec: JobSpec) -> Result<Self, FieldError> {
+        let name = name(spec.name)?;
+        let question = text("question", spec.question, true)?;
+        let answers = match (spec.answers, spec.free_text) {
+            (Some(_), true) => {
+                return Err(FieldError::new(
+                    "answers",
+                    "give either answer options or free_text: true, not both",
+                ));
+            }
+            (None, false) => {
+                return Err(FieldError::new(
+                    "answers",
+                    "give the answer options (or set free_text: true for typed answers)",
+                ));
+            }
+            (None, true) => Vec::new(),
+            (Some(options), false) => parse_options(options)?,
+        };
+        let workers = Agreement::parse(spec.policy.k, spec.policy.n, "policy.k", "policy.n")?;
+        let stewards = match (spec.policy.l, spec.policy.m) {
+            (None, None) => None,
+            (Some(l), Some(m)) => Some(Agreement::parse(l, m, "policy.l", "policy.m")?),
+            (Some(_), None) => {
+                return Err(FieldError::new("policy.m", "is required with policy.l"));
+            }
+            (None, Some(_)) => {
+                return Err(FieldError::new("policy.l", "is required with policy.m"));
+            }
+        };
+        Ok(Self {
+            name,
+            question,
+            answers,
+            free_text: spec.free_text,
+            short_instructions: text("short_instructions", spec.short_instructions, false)?,
+            long_instructions: text("long_instructions", spec.long_instructions, false)?,
+            layout: spec
+                .layout
+                .map(|l| text("layout", l, false))
+                .transpose()?
+                .filter(|l| !l.trim().is_empty()),
+            policy: Policy {
+                workers,
+                stewards,
+                time_limit_secs: time_limit(spec.policy.time_limit_secs)?,
+            },
+        })
+    }
+
+    /// Applies a patch, checking each changed field as [`JobConfig::parse`] would.
+    pub fn apply(&mut self, patch: JobPatch) -> Result<(), FieldError> {
+        if let Some(v) = patch.name {
+            self.name = name(v)?;
+        }
+        if let Some(v) = patch.question {
+            self.question = text("question", v, true)?;
+        }
+        if let Some(v) = patch.short_instructions {
+            self.short_instructions = text("short_instructions", v, false)?;
+        }
+        if let Some(v) = patch.long_instructions {
+            self.long_instructions = text("long_instructions", v, false)?;
+        }
+        if let Some(v) = patch.layout {
+            self.layout = Some(text("layout", v, false)?).filter(|l| !l.trim().is_empty());
+        }
+        if let Some(v) = patch.time_limit_secs {
+            self.policy.time_limit_secs = time_limit(Some(v))?;
+        }
+        Ok(())
+    }
+
+    /// Checks an answer against the options (or the free-text limits) and
+    /// returns it as it will be counted.
+    pub fn check_answer(&self, answer: &str) -> Result<String, FieldError> {
+        if self.free_text {
+            let trimmed = answer.trim();
+            if trimmed.is_empty() {
+                return Err(FieldError::new("answer", "must not be empty"));
+            }
+            if trimmed.chars().count() > MAX_ANSWER_CHARS {
+                return Err(FieldError::new(
+                    "answer",
+                    format!("is longer than {MAX_ANSWER_CHARS} characters"),
+                ));
+            }
+            return Ok(trimmed.to_owned());
+        }
+        if self.answers.iter().any(|o| o == answer) {
+            Ok(answer.to_owned())
+        } else {
+            Err(FieldError::new(
+                "answer",
+                format!(
+                    "{answer:?} is not one of the job's answers: {}",
+                    self.answers
+                        .iter()
+                        .map(|o| format!("{o:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+fn parse_options(options: Vec<String>) -> Result<Vec<String>, FieldError> {
+    if options.is_empty() {
+        return Err(FieldError::new("answers", "must list at least one option"));
+    }
+    if options.len() > MAX_OPTIONS {
+        return Err(FieldError::new(
+            "answers",
+            format!("may list at most {MAX_OPTIONS} options"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(options.len());
+    for (i, o) in options.into_iter().enumerate() {
+        let field = format!("answers[{i}]");
+        let o = o.trim().to_owned();
+        if o.is_empty() {
+            return Err(FieldError::new(field, "must not be empty"));
+        }
+        if o.chars().count() > MAX_ANSWER_CHARS {
+            return Err(FieldError::new(field, "is too long"));
+        }
+        if out.contains(&o) {
+            return Err(FieldError::new(field, format!("{o:?} is listed twice")));
+        }
+        out.push(o);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> JobSpec {
+        serde_json::from_value(serde_json::json!({
+            "name": " Persons ",
+            "question": "Is ${name} a person?",
+            "answers": ["Yes", "No"],
+            "policy": {"k": 2, "n": 3}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_plain_spec_parses_with_the_default_time_limit() {
+        let job = JobConfig::parse(spec()).unwrap();
+        assert_eq!(job.name, "Persons");
+        assert_eq!(job.policy.time_limit_secs, DEFAULT_TIME_LIMIT_SECS);
+        assert_eq!(job.policy.stewards, None);
+    }
+
+    #[test]
+    fn an_answer_outside_the_options_is_refused_with_the_options_listed() {
+        let job = JobConfig::parse(spec()).unwrap();
+        let err = job.check_answer("Maybe").unwrap_err();
+        assert_eq!(err.field, "answer");
+        assert!(err.message.contains("\"Yes\", \"No\""));
+        assert_eq!(job.check_answer("Yes").unwrap(), "Yes");
+    }
+
+    #[test]
+    fn options_and_free_text_together_are_refused() {
+        let mut s = spec();
+        s.free_text = true;
+        assert_eq!(JobConfig::parse(s).unwrap_err().field, "answers");
+    }
+
+    #[test]
+    fn a_repeated_option_is_named_by_its_index() {
+        let mut s = spec();
+        s.answers = Some(vec!["Yes".into(), "No".into(), "Yes".into()]);
+        assert_eq!(JobConfig::parse(s).unwrap_err().field, "answers[2]");
+    }
+
+    #[test]
+    fn l_without_m_is_refused() {
+        let mut s = spec();
+        s.policy.l = Some(1);
+        assert_eq!(JobConfig::parse(s).unwrap_err().field, "policy.m");
+    }
+
+    #[test]
+    fn free_text_answers_are_trimmed_and_must_not_be_empty() {
+        let mut s = spec();
+        s.answers = None;
+        s.free_text = true;
+        let job = JobConfig::parse(s).unwrap();
+        assert_eq!(job.check_answer("  Ada  ").unwrap(), "Ada");
+        assert!(job.check_answer("   ").is_err());
+    }
+
+    #[test]
+    fn a_time_limit_out_of_range_is_refused() {
+        let mut s = spec();
+        s.policy.time_limit_secs = Some(1);
+        assert_eq!(
+            JobConfig::parse(s).unwrap_err().field,
+            "policy.time_limit_secs"
+        );
+    }
+
+    #[test]
+    fn a_patch_changes_what_people_read_and_checks_it() {
+        let mut job = JobConfig::parse(spec()).unwrap();
+        job.apply(JobPatch {
+            short_instructions: Some("<b>Read me</b>".into()),
+            layout: Some("   ".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(job.short_instructions, "<b>Read me</b>");
+        assert_eq!(job.layout, None);
+        assert!(
+            job.apply(JobPatch {
+                name: Some(" ".into()),
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,447 @@
+//! When answers make a label, and how many more people a task may go to.
+//!
+//! A job's [`Policy`] is Cymphony's: workers answer under k-of-n agreement
+//! (a label wins as soon as `k` answers agree, and at most `n` answers are
+//! collected; if none reaches `k` the task is `undecided`), and optionally
+//! stewards answer under their own l-of-m agreement, counted apart from the
+//! workers. Whichever side agrees first writes the label.
+//!
+//! [`Policy::evaluate`] turns a task's [`Tally`] (votes so far and leases
+//! still out) into an [`Evaluation`]: the outcome, and for each side how many
+//! further leases ("slots") the task may be handed out on. Slots are the
+//! fewest answers that could still decide the task, less the leases already
+//! out, so no person is ever asked for an answer that cannot matter: with
+//! k=2, n=3 a fresh task goes to two people; a third is asked only if they
+//! disagree.
+
+use crate::FieldError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The largest `n` (or `m`) a policy may ask for.
+pub const MAX_REDUNDANCY: u32 = 100;
+/// Default lease length: Cymphony's `annotation_time_limit` default, one hour.
+pub const DEFAULT_TIME_LIMIT_SECS: u32 = 3600;
+/// Shortest lease a job may set.
+pub const MIN_TIME_LIMIT_SECS: u32 = 5;
+/// Longest lease a job may set: a week.
+pub const MAX_TIME_LIMIT_SECS: u32 = 7 * 24 * 3600;
+
+/// k-of-n agreement: a label wins when `k` answers agree; at most `n` are
+/// collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Agreement {
+    /// Answers that must agree.
+    pub k: u32,
+    /// Most answers collected.
+    pub n: u32,
+}
+
+impl Agreement {
+    /// Checks `1 <= k <= n <= 100`; `k_field`/`n_field` name the fields in errors.
+    pub fn parse(k: u32, n: u32, k_field: &str, n_field: &str) -> Result<Self, FieldError> {
+        if k == 0 {
+            return Err(FieldError::new(k_field, "must be at least 1"));
+        }
+        if n > MAX_REDUNDANCY {
+            return Err(FieldError::new(
+                n_field,
+                format!("must be at most {MAX_REDUNDANCY}"),
+            ));
+        }
+        if k > n {
+            return Err(FieldError::new(
+                k_field,
+                format!(
+                    "{k_field} ({k}) must not be greater than {n_field} ({n}): k answers must agree among at most n"
+                ),
+            ));
+        }
+        Ok(Self { k, n })
+    }
+
+    fn assess(self, votes: &Votes) -> SideState {
+        if let Some((label, count)) = votes.leader() {
+            if count >= self.k {
+                return SideState::Won {
+                    label: label.to_owned(),
+                    count,
+                };
+            }
+        }
+        let answered = votes.total();
+        let remaining = self.n.saturating_sub(answered);
+        let best = votes.leader().map_or(0, |(_, c)| c);
+        if best + remaining < self.k {
+            SideState::Impossible
+        } else {
+            SideState::Needs((self.k - best).min(remaining))
+        }
+    }
+}
+
+enum SideState {
+    Won { label: String, count: u32 },
+    Impossible,
+    Needs(u32),
+}
+
+/// Which count an answer goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// Counted under k-of-n.
+    Worker,
+    /// Counted under the steward l-of-m.
+    Steward,
+}
+
+impl Side {
+    /// Lowercase name for the store and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Worker => "worker",
+            Side::Steward => "steward",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "worker" => Some(Side::Worker),
+            "steward" => Some(Side::Steward),
+            _ => None,
+        }
+    }
+}
+
+/// Answers per label, in label order (so every derived choice is deterministic).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct Votes(pub BTreeMap<String, u32>);
+
+impl Votes {
+    /// Counts one more answer.
+    pub fn add(&mut self, answer: &str) {
+        *self.0.entry(answer.to_owned()).or_default() += 1;
+    }
+
+    /// Number of answers.
+    pub fn total(&self) -> u32 {
+        self.0.values().sum()
+    }
+
+    /// The label with most votes; ties go to the label first in order.
+    pub fn leader(&self) -> Option<(&str, u32)> {
+        let mut best: Option<(&str, u32)> = None;
+        for (label, &count) in &self.0 {
+            if best.is_none_or(|(_, c)| count > c) {
+                best = Some((label, count));
+            }
+        }
+        best
+    }
+
+    /// Adds the other side's votes (for reporting all votes of a task).
+    pub fn merged(&self, other: &Votes) -> Votes {
+        let mut all = self.clone();
+        for (label, count) in &other.0 {
+            *all.0.entry(label.clone()).or_default() += count;
+        }
+        all
+    }
+}
+
+/// A job's policy, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Policy {
+    /// Workers' agreement.
+    pub workers: Agreement,
+    /// Stewards' agreement, counted apart; `None` counts stewards as workers.
+    pub stewards: Option<Agreement>,
+    /// Seconds a lease lasts before the monitor marks it abandoned.
+    pub time_limit_secs: u32,
+}
+
+/// A task's answers so far and the leases still out, per side.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Workers' answers.
+    pub worker_votes: Votes,
+    /// Stewards' answers.
+    pub steward_votes: Votes,
+    /// Workers' unexpired leases.
+    pub worker_pending: u32,
+    /// Stewards' unexpired leases.
+    pub steward_pending: u32,
+}
+
+/// Where a task stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum Outcome {
+    /// Still collecting answers.
+    Open,
+    /// A label won.
+    Labeled {
+        /// The winning answer.
+        label: String,
+        /// The side whose agreement decided it.
+        side: Side,
+        /// Agreeing answers over all answers of that side.
+        confidence: f64,
+    },
+    /// No label can reach agreement.
+    Undecided,
+}
+
+impl Outcome {
+    /// The stored state name: `open`, `labeled` or `undecided`.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Outcome::Open => "open",
+            Outcome::Labeled { .. } => "labeled",
+            Outcome::Undecided => "undecided",
+        }
+    }
+}
+
+/// The result of [`Policy::evaluate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Where the task stands.
+    pub outcome: Outcome,
+    /// Further leases the task may go out on to workers.
+    pub worker_slots: u32,
+    /// Further leases the task may go out on to stewards.
+    pub steward_slots: u32,
+}
+
+impl Policy {
+    /// The side an answer of a person with a steward role counts on.
+    pub fn side_for(&self, is_steward: bool) -> Side {
+        if is_steward && self.stewards.is_some() {
+            Side::Steward
+        } else {
+            Side::Worker
+        }
+    }
+
+    /// Slots of a task nobody has answered yet.
+    pub fn fresh(&self) -> Evaluation {
+        self.evaluate(&Tally::default())
+    }
+
+    /// Decides a task from its tally.
+    pub fn evaluate(&self, tally: &Tally) -> Evaluation {
+        let workers = self.workers.assess(&tally.worker_votes);
+        let stewards = self.stewards.map(|a| a.assess(&tally.steward_votes));
+        let won = |state: &SideState, side: Side, votes: &Votes| match state {
+            SideState::Won { label, count } => Some(Outcome::Labeled {
+                label: label.clone(),
+                side,
+                confidence: f64::from(*count) / f64::from(votes.total().max(1)),
+            }),
+            _ => None,
+        };
+        let decided = won(&workers, Side::Worker, &tally.worker_votes).or_else(|| {
+            stewards
+                .as_ref()
+                .and_then(|s| won(s, Side::Steward, &tally.steward_votes))
+        });
+        if let Some(outcome) = decided {
+            return Evaluation {
+                outcome,
+                worker_slots: 0,
+                steward_slots: 0,
+            };
+        }
+        let slots = |state: &SideState, pending: u32| match state {
+            SideState::Needs(n) => n.saturating_sub(pending),
+            _ => 0,
+        };
+        let worker_impossible = matches!(workers, SideState::Impossible);
+        let steward_impossible = stewards
+            .as_ref()
+            .is_none_or(|s| matches!(s, SideState::Impossible));
+        if worker_impossible && steward_impossible {
+            return Evaluation {
+                outcome: Outcome::Undecided,
+                worker_slots: 0,
+                steward_slots: 0,
+            };
+        }
+        Evaluation {
+            outcome: Outcome::Open,
+            worker_slots: slots(&workers, tally.worker_pending),
+            steward_slots: stewards
+                .as_ref()
+                .map_or(0, |s| slots(s, tally.steward_pending)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kn(k: u32, n: u32) -> Policy {
+        Policy {
+            workers: Agreement::parse(k, n, "k", "n").unwrap(),
+            stewards: None,
+            time_limit_secs: 60,
+        }
+    }
+
+    fn tally(worker: &[&str], pending: u32) -> Tally {
+        let mut t = Tally::default();
+        for a in worker {
+            t.worker_votes.add(a);
+        }
+        t.worker_pending = pending;
+        t
+    }
+
+    #[test]
+    fn a_fresh_two_of_three_task_goes_to_two_people() {
+        let e = kn(2, 3).fresh();
+        assert_eq!(e.outcome, Outcome::Open);
+        assert_eq!(e.worker_slots, 2);
+        assert_eq!(e.steward_slots, 0);
+    }
+
+    #[test]
+    fn two_agreeing_answers_win_under_two_of_three() {
+        let e = kn(2, 3).evaluate(&tally(&["Yes", "Yes"], 0));
+        assert_eq!(
+            e.outcome,
+            Outcome::Labeled {
+                label: "Yes".into(),
+                side: Side::Worker,
+                confidence: 1.0
+            }
+        );
+        assert_eq!(e.worker_slots, 0);
+    }
+
+    #[test]
+    fn a_disagreement_asks_for_exactly_one_more_answer() {
+        let e = kn(2, 3).evaluate(&tally(&["Yes", "No"], 0));
+        assert_eq!(e.outcome, Outcome::Open);
+        assert_eq!(e.worker_slots, 1);
+    }
+
+    #[test]
+    fn pending_leases_use_up_slots() {
+        assert_eq!(kn(2, 3).evaluate(&tally(&[], 2)).worker_slots, 0);
+        assert_eq!(kn(2, 3).evaluate(&tally(&["Yes"], 1)).worker_slots, 0);
+        assert_eq!(kn(2, 3).evaluate(&tally(&["Yes"], 0)).worker_slots, 1);
+    }
+
+    #[test]
+    fn three_different_answers_leave_a_two_of_three_task_undecided() {
+        let e = kn(2, 3).evaluate(&tally(&["A", "B", "C"], 0));
+        assert_eq!(e.outcome, Outcome::Undecided);
+    }
+
+    #[test]
+    fn a_task_is_undecided_as_soon_as_agreement_became_impossible() {
+        // 3-of-3 with one disagreement can never reach three equal answers.
+        let e = kn(3, 3).evaluate(&tally(&["A", "B"], 0));
+        assert_eq!(e.outcome, Outcome::Undecided);
+    }
+
+    #[test]
+    fn the_late_winner_under_two_of_three_has_two_thirds_confidence() {
+        let e = kn(2, 3).evaluate(&tally(&["A", "B", "A"], 0));
+        match e.outcome {
+            Outcome::Labeled {
+                label, confidence, ..
+            } => {
+                assert_eq!(label, "A");
+                assert!((confidence - 2.0 / 3.0).abs() < 1e-12);
+            }
+            other => panic!("expected a label, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn k_greater_than_n_is_refused_naming_k() {
+        let err = Agreement::parse(3, 2, "policy.k", "policy.n").unwrap_err();
+        assert_eq!(err.field, "policy.k");
+        assert!(err.message.contains("must not be greater"));
+    }
+
+    #[test]
+    fn k_of_zero_is_refused() {
+        assert_eq!(Agreement::parse(0, 2, "k", "n").unwrap_err().field, "k");
+    }
+
+    fn knlm() -> Policy {
+        Policy {
+            workers: Agreement::parse(2, 3, "k", "n").unwrap(),
+            stewards: Some(Agreement::parse(1, 1, "l", "m").unwrap()),
+            time_limit_secs: 60,
+        }
+    }
+
+    #[test]
+    fn a_steward_policy_gives_stewards_their_own_slots() {
+        let e = knlm().fresh();
+        assert_eq!((e.worker_slots, e.steward_slots), (2, 1));
+    }
+
+    #[test]
+    fn one_steward_answer_decides_under_one_of_one_even_against_workers() {
+        let mut t = tally(&["No"], 1);
+        t.steward_votes.add("Yes");
+        let e = knlm().evaluate(&t);
+        assert_eq!(
+            e.outcome,
+            Outcome::Labeled {
+                label: "Yes".into(),
+                side: Side::Steward,
+                confidence: 1.0
+            }
+        );
+    }
+
+    #[test]
+    fn workers_exhausted_still_leave_the_stewards_to_decide() {
+        let e = knlm().evaluate(&tally(&["A", "B", "C"], 0));
+        assert_eq!(e.outcome, Outcome::Open);
+        assert_eq!((e.worker_slots, e.steward_slots), (0, 1));
+    }
+
+    #[test]
+    fn both_sides_exhausted_is_undecided() {
+        let policy = Policy {
+            stewards: Some(Agreement::parse(2, 2, "l", "m").unwrap()),
+            ..knlm()
+        };
+        let mut t = tally(&["A", "B", "C"], 0);
+        t.steward_votes.add("A");
+        t.steward_votes.add("B");
+        assert_eq!(policy.evaluate(&t).outcome, Outcome::Undecided);
+    }
+
+    #[test]
+    fn stewards_count_as_workers_without_a_steward_policy() {
+        assert_eq!(kn(2, 3).side_for(true), Side::Worker);
+        assert_eq!(knlm().side_for(true), Side::Steward);
+        assert_eq!(knlm().side_for(false), Side::Worker);
+    }
+
+    #[test]
+    fn vote_ties_go_to_the_first_label_in_order() {
+        let mut v = Votes::default();
+        v.add("b");
+        v.add("a");
+        assert_eq!(v.leader(), Some(("a", 1)));
+    }
+}

@@ -1,0 +1,258 @@
+//! Tutti's store: everything Tutti knows lives here, so that any process can
+//! die at any moment and another carries on.
+//!
+//! One narrow [`Store`] trait, two implementations chosen once from the
+//! database URL by [`connect`]:
+//!
+//! - [`sqlite::SqliteStore`], the embedded default: one file, WAL, a single
+//!   writer connection (so write transactions never fight over the lock) and
+//!   a small pool of readers.
+//! - [`postgres::PgStore`], for scale: any number of Tutti processes share one
+//!   database; leases are claimed with `FOR UPDATE SKIP LOCKED`.
+//!
+//! Each backend has its own migrations folder, applied at start. The SQL both
+//! backends share is written once (see `shared.rs`); only what differs (the
+//! claim of a task, bulk inserts, locking) is written per backend. The
+//! contract tests in `tests/contract.rs` run against both.
+//!
+//! A committed write is durable against a killed process: SQLite runs in WAL
+//! mode with `synchronous=NORMAL` (a commit is in the WAL before it returns;
+//! only a power loss can take the last commits), PostgreSQL with its defaults.
+#![deny(missing_docs)]
+
+mod migrate;
+mod model;
+pub mod postgres;
+mod shared;
+pub mod sqlite;
+pub mod testing;
+
+pub use model::*;
+
+use async_trait::async_trait;
+use std::sync::Arc;
+use tutti_domain::FieldError;
+use tutti_domain::ids::{AssignmentId, JobId, TokenId, UserId, WorkspaceId};
+use tutti_domain::job::JobConfig;
+use tutti_domain::role::Role;
+use tutti_domain::time::Timestamp;
+
+/// Errors of the store. Only [`StoreError::Conflict`] carries a message meant
+/// for a person; [`StoreError::Internal`] is logged, never shown.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The change collides with what is stored (a taken name, say).
+    #[error("{0}")]
+    Conflict(FieldError),
+    /// Anything else: the database is down, a query failed.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Internal(e.into())
+    }
+}
+
+/// Result of a store call.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Opens the store the URL names and applies its migrations.
+///
+/// `sqlite://PATH` (created if missing; `sqlite::memory:` for a throwaway
+/// store) or `postgres://…` / `postgresql://…`. Anything else is refused
+/// rather than guessed at, so a typo never creates an empty database
+/// somewhere unexpected.
+pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else {
+        anyhow::bail!(
+            "unsupported database URL {:?}: use sqlite://PATH or postgres://USER@HOST/DB",
+            redact_url(url)
+        )
+    }
+}
+
+/// The current time, from the system clock.
+pub fn now() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// The URL with any password replaced, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Everything Tutti stores. Narrow on purpose: each method is one unit of
+/// work (often one transaction) that the HTTP layer or the monitor asks for.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+
+    // --- users and tokens ---
+
+    /// Creates a user; a taken name is a [`StoreError::Conflict`] on `name`.
+    async fn create_user(&self, new: &NewUser, now: Timestamp) -> Result<User>;
+    /// A user by id.
+    async fn get_user(&self, id: UserId) -> Result<Option<User>>;
+    /// A user by name.
+    async fn get_user_by_name(&self, name: &str) -> Result<Option<User>>;
+    /// Users in id order after the cursor.
+    async fn list_users(&self, after: Option<i64>, limit: u32) -> Result<Vec<User>>;
+    /// Enables or disables a user; a disabled user's tokens stop working.
+    async fn set_user_disabled(&self, id: UserId, disabled: bool) -> Result<bool>;
+    /// Number of users (zero before the first admin is made).
+    async fn count_users(&self) -> Result<i64>;
+    /// Stores a token by the hash of its secret.
+    async fn create_token(
+        &self,
+        user: UserId,
+        name: &str,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<Token>;
+    /// A token by id.
+    async fn get_token(&self, id: TokenId) -> Result<Option<Token>>;
+    /// A user's tokens, newest first.
+    async fn list_tokens(&self, user: UserId) -> Result<Vec<Token>>;
+    /// Revokes a token; false if it was unknown or already revoked.
+    async fn revoke_token(&self, id: TokenId, now: Timestamp) -> Result<bool>;
+    /// The enabled user holding an unrevoked token with this hash.
+    async fn authenticate(&self, hash: &str) -> Result<Option<User>>;
+
+    // --- workspaces ---
+
+    /// Creates a workspace whose creator becomes its admin.
+    async fn create_workspace(
+        &self,
+        name: &str,
+        creator: UserId,
+        now: Timestamp,
+    ) -> Result<Workspace>;
+    /// A workspace by id.
+    async fn get_workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>>;
+    /// Workspaces after the cursor: a member's own, or every one for `None`.
+    async fn list_workspaces(
+        &self,
+        member: Option<UserId>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Workspace>>;
+    /// Adds a member or changes their role.
+    async fn set_member(&self, ws: WorkspaceId, user: UserId, role: Role) -> Result<()>;
+    /// Removes a member; false if they were not one.
+    async fn remove_member(&self, ws: WorkspaceId, user: UserId) -> Result<bool>;
+    /// A workspace's members by name.
+    async fn list_members(&self, ws: WorkspaceId) -> Result<Vec<Member>>;
+    /// A user's role in a workspace, if a member.
+    async fn role_in(&self, ws: WorkspaceId, user: UserId) -> Result<Option<Role>>;
+
+    // --- jobs and items ---
+
+    /// Creates a job.
+    async fn create_job(
+        &self,
+        ws: WorkspaceId,
+        config: &JobConfig,
+        creator: UserId,
+        now: Timestamp,
+    ) -> Result<Job>;
+    /// A job by id.
+    async fn get_job(&self, id: JobId) -> Result<Option<Job>>;
+    /// Replaces a job's configuration (after [`JobConfig::apply`]).
+    async fn update_job(&self, id: JobId, config: &JobConfig, now: Timestamp) -> Result<()>;
+    /// A workspace's jobs after the cursor.
+    async fn list_jobs(&self, ws: WorkspaceId, after: Option<i64>, limit: u32) -> Result<Vec<Job>>;
+    /// Counts of a job's tasks, leases and answers.
+    async fn job_progress(&self, id: JobId) -> Result<Progress>;
+    /// The jobs of every workspace the user belongs to, with what is left.
+    async fn jobs_for_worker(&self, user: UserId) -> Result<Vec<WorkerJob>>;
+    /// Appends rows to a job in one transaction: every batch from `rows` is
+    /// inserted, and the whole import commits only when the sender says
+    /// [`ImportMsg::Done`]. A [`ImportMsg::Failed`] or a dropped sender rolls
+    /// everything back. Returns the number of rows committed, or `None` when
+    /// rolled back.
+    async fn import_tasks(
+        &self,
+        job: &Job,
+        rows: tokio::sync::mpsc::Receiver<ImportMsg>,
+    ) -> Result<Option<u64>>;
+
+    // --- the worker loop ---
+
+    /// Leases the worker the first open task they have not answered, or
+    /// hands back the lease they already hold on this job.
+    async fn next_assignment(&self, req: &LeaseRequest) -> Result<LeaseOutcome>;
+    /// An assignment with its task's row.
+    async fn get_assignment(&self, id: AssignmentId) -> Result<Option<Assignment>>;
+    /// Records an answer (see [`SubmitOutcome`] for every way this can go).
+    async fn submit(&self, req: &SubmitRequest) -> Result<SubmitOutcome>;
+    /// Gives a pending lease back: skipped (not offered to this person again)
+    /// or released (may come back to them later).
+    async fn give_back(&self, req: &GiveBackRequest) -> Result<GiveBackOutcome>;
+    /// Marks up to `limit` overdue pending leases abandoned and reopens their
+    /// tasks; returns how many.
+    async fn expire_leases(&self, now: Timestamp, limit: u32) -> Result<u64>;
+
+    // --- results ---
+
+    /// Tasks of a job in `_id` order after the cursor, with their outcome.
+    async fn results_page(&self, job: JobId, after_seq: i64, limit: u32)
+    -> Result<Vec<TaskResult>>;
+    /// Submitted answers of a job in submission order after the cursor.
+    async fn answers_page(
+        &self,
+        job: JobId,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<AnswerRecord>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://tutti:s3cret@db:5432/tutti"),
+            "postgres://tutti:***@db:5432/tutti"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+        assert_eq!(redact_url("sqlite://tutti.db"), "sqlite://tutti.db");
+    }
+}

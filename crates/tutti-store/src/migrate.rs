@@ -1,0 +1,63 @@
+//! Schema migrations, embedded in the binary, one list per backend. They
+//! only ever grow: a shipped migration is never edited, a change is a new one.
+
+/// One migration.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// SQLite's migrations, oldest first.
+pub(crate) const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "foundation",
+    sql: include_str!("../migrations/sqlite/0001_foundation.sql"),
+}];
+
+/// PostgreSQL's migrations, oldest first.
+pub(crate) const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "foundation",
+    sql: include_str!("../migrations/postgres/0001_foundation.sql"),
+}];
+
+/// Applies every migration of `list` newer than the recorded version, each
+/// in its own transaction with its record.
+macro_rules! apply_migrations {
+    ($pool:expr, $list:expr) => {{
+        use sqlx::Row as _;
+        let pool = $pool;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS tutti_migrations (\
+             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(pool)
+        .await
+        .context("creating the migrations table")?;
+        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM tutti_migrations")
+            .fetch_one(pool)
+            .await?
+            .try_get(0)?;
+        for m in $list.iter().filter(|m| m.version > current) {
+            let mut tx = pool.begin().await?;
+            sqlx::raw_sql(m.sql)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("applying migration {} ({})", m.version, m.name))?;
+            sqlx::query(
+                "INSERT INTO tutti_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(crate::now().0)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+        }
+        anyhow::Ok(())
+    }};
+}
+
+pub(crate) use apply_migrations;

@@ -1,0 +1,399 @@
+//! The records the store hands out and takes in.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tutti_domain::ids::{AssignmentId, JobId, TaskId, TokenId, UserId, WorkspaceId};
+use tutti_domain::job::JobConfig;
+use tutti_domain::policy::{Policy, Side, Votes};
+use tutti_domain::role::Role;
+use tutti_domain::time::Timestamp;
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct User {
+    /// Id.
+    pub id: UserId,
+    /// Unique login name.
+    pub name: String,
+    /// Name shown to people.
+    pub display_name: String,
+    /// Account role: `admin` manages the installation, `requester` may create
+    /// workspaces, `steward` and `worker` answer tasks.
+    pub role: Role,
+    /// A disabled user cannot sign in or use tokens.
+    pub disabled: bool,
+    /// When the account was made.
+    pub created_at: Timestamp,
+}
+
+/// What is needed to make a user.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Unique login name.
+    pub name: String,
+    /// Name shown to people.
+    pub display_name: String,
+    /// Account role.
+    pub role: Role,
+}
+
+/// An API token (its secret is shown once, at creation, and never stored).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Token {
+    /// Id.
+    pub id: TokenId,
+    /// Owner.
+    pub user_id: UserId,
+    /// What the token is for.
+    pub name: String,
+    /// When made.
+    pub created_at: Timestamp,
+    /// When revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A workspace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Workspace {
+    /// Id.
+    pub id: WorkspaceId,
+    /// Name.
+    pub name: String,
+    /// Creator.
+    pub created_by: UserId,
+    /// When made.
+    pub created_at: Timestamp,
+}
+
+/// A member of a workspace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Member {
+    /// The user.
+    pub user_id: UserId,
+    /// Their login name.
+    pub name: String,
+    /// Their role here.
+    pub role: Role,
+}
+
+/// A stored job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Job {
+    /// Id.
+    pub id: JobId,
+    /// The workspace it belongs to.
+    pub workspace_id: WorkspaceId,
+    /// Its checked configuration.
+    #[serde(flatten)]
+    pub config: JobConfig,
+    /// Creator.
+    pub created_by: UserId,
+    /// When made.
+    pub created_at: Timestamp,
+    /// When last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Answers one worker gave on a job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkerCount {
+    /// The worker.
+    pub worker_id: UserId,
+    /// Their login name.
+    pub name: String,
+    /// Answers submitted.
+    pub answers: i64,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Progress {
+    /// All tasks.
+    pub tasks: i64,
+    /// Tasks still collecting answers.
+    pub open: i64,
+    /// Tasks with a winning label.
+    pub labeled: i64,
+    /// Tasks where no label reached agreement.
+    pub undecided: i64,
+    /// `labeled + undecided`.
+    pub done: i64,
+    /// Leases out now.
+    pub pending_leases: i64,
+    /// Answers submitted.
+    pub answers: i64,
+    /// Answers per worker, most first.
+    pub answers_per_worker: Vec<WorkerCount>,
+}
+
+/// A job as a worker sees it in their list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkerJob {
+    /// The job.
+    pub job_id: JobId,
+    /// Its workspace.
+    pub workspace_id: WorkspaceId,
+    /// Its name.
+    pub name: String,
+    /// The worker's role in that workspace.
+    pub role: Role,
+    /// Tasks still collecting answers.
+    pub open_tasks: i64,
+    /// Answers this worker gave.
+    pub answered_by_me: i64,
+}
+
+/// A message of an import stream.
+#[derive(Debug)]
+pub enum ImportMsg {
+    /// Rows, each a JSON object of column to value.
+    Rows(Vec<String>),
+    /// The input is bad: roll everything back.
+    Failed,
+    /// The input ended well: commit.
+    Done,
+}
+
+/// A request for a lease.
+#[derive(Debug, Clone)]
+pub struct LeaseRequest {
+    /// The job.
+    pub job: JobId,
+    /// Its policy.
+    pub policy: Policy,
+    /// Who asks.
+    pub worker: UserId,
+    /// Which count their answer goes to.
+    pub side: Side,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// The state of an assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum AssignmentStatus {
+    /// Leased, waiting for an answer.
+    Pending,
+    /// Answered.
+    Submitted,
+    /// Not answered in time; the task was reopened.
+    Abandoned,
+    /// Given back; may be offered to the same person again.
+    Released,
+    /// Given back; not offered to the same person again.
+    Skipped,
+}
+
+impl AssignmentStatus {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssignmentStatus::Pending => "pending",
+            AssignmentStatus::Submitted => "submitted",
+            AssignmentStatus::Abandoned => "abandoned",
+            AssignmentStatus::Released => "released",
+            AssignmentStatus::Skipped => "skipped",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => AssignmentStatus::Pending,
+            "submitted" => AssignmentStatus::Submitted,
+            "abandoned" => AssignmentStatus::Abandoned,
+            "released" => AssignmentStatus::Released,
+            "skipped" => AssignmentStatus::Skipped,
+            _ => return None,
+        })
+    }
+}
+
+/// A lease of a task to a person, with the task's row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Assignment {
+    /// Id.
+    pub id: AssignmentId,
+    /// The job.
+    pub job_id: JobId,
+    /// The task.
+    pub task_id: TaskId,
+    /// The task's row number in the job (Cymphony's `_id`).
+    #[serde(rename = "_id")]
+    pub seq: i64,
+    /// Who holds it.
+    pub worker_id: UserId,
+    /// Which count the answer goes to.
+    pub side: Side,
+    /// Where it stands.
+    pub status: AssignmentStatus,
+    /// When leased.
+    pub leased_at: Timestamp,
+    /// When the lease runs out.
+    pub deadline: Timestamp,
+    /// The answer, once submitted.
+    pub answer: Option<String>,
+    /// The key the answer was submitted with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Whether the answer came after the lease ran out.
+    pub late: bool,
+    /// The task's row.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: Map<String, Value>,
+}
+
+/// What [`crate::Store::next_assignment`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeaseOutcome {
+    /// A new lease.
+    Leased(Assignment),
+    /// The lease the worker already held on this job, handed back.
+    Held(Assignment),
+    /// Every open task the worker could take is leased to others now; one
+    /// may come free (a lease expires or an answer disagrees).
+    NothingNow,
+    /// The worker has answered or skipped every open task.
+    DoneForWorker,
+    /// Every task has a label or is undecided.
+    Finished,
+    /// The job has no items yet.
+    Empty,
+}
+
+/// A submitted answer, checked against the job.
+#[derive(Debug, Clone)]
+pub struct SubmitRequest {
+    /// The assignment.
+    pub assignment: AssignmentId,
+    /// Who submits (must hold the assignment).
+    pub worker: UserId,
+    /// The job's policy.
+    pub policy: Policy,
+    /// The checked answer.
+    pub answer: String,
+    /// A client key that makes a retried submit harmless.
+    pub idempotency_key: Option<String>,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// How a submit went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubmitOutcome {
+    /// Recorded now; `late` if it came after the lease ran out but the task
+    /// still needed it.
+    Accepted {
+        /// The assignment after the submit.
+        assignment: Assignment,
+        /// The task's state after counting it.
+        task_state: String,
+    },
+    /// The same submit was already recorded; nothing changed.
+    Replayed {
+        /// The assignment as recorded.
+        assignment: Assignment,
+        /// The task's state now.
+        task_state: String,
+    },
+    /// No such assignment for this worker.
+    NotFound,
+    /// Refused, with a code and a reason a person can act on.
+    Refused {
+        /// Machine-readable reason.
+        code: &'static str,
+        /// Human-readable reason.
+        message: String,
+    },
+}
+
+/// Skip or release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveBack {
+    /// Do not offer this task to this person again.
+    Skip,
+    /// Give the task back; it may come to this person again.
+    Release,
+}
+
+/// A request to give a lease back.
+#[derive(Debug, Clone)]
+pub struct GiveBackRequest {
+    /// The assignment.
+    pub assignment: AssignmentId,
+    /// Who gives it back.
+    pub worker: UserId,
+    /// The job's policy.
+    pub policy: Policy,
+    /// Skip or release.
+    pub how: GiveBack,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// How giving back went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GiveBackOutcome {
+    /// Done.
+    Done(Assignment),
+    /// No such assignment for this worker.
+    NotFound,
+    /// The assignment is no longer pending.
+    NotPending(AssignmentStatus),
+}
+
+/// A task and its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TaskResult {
+    /// Row number in the job.
+    #[serde(rename = "_id")]
+    pub seq: i64,
+    /// `open`, `labeled` or `undecided`.
+    pub state: String,
+    /// The winning label.
+    pub label: Option<String>,
+    /// Agreeing answers over answers on the deciding side.
+    pub confidence: Option<f64>,
+    /// Which side decided.
+    pub decided_by: Option<Side>,
+    /// All answers per label, workers and stewards together.
+    pub votes: Votes,
+    /// The row.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: Map<String, Value>,
+}
+
+/// One submitted answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AnswerRecord {
+    /// The assignment (the cursor of the answers list).
+    pub assignment_id: AssignmentId,
+    /// Row number in the job.
+    #[serde(rename = "_id")]
+    pub seq: i64,
+    /// Who answered.
+    pub worker_id: UserId,
+    /// Their login name.
+    pub worker_name: String,
+    /// Which count it went to.
+    pub side: Side,
+    /// The answer (Cymphony's `annotation`).
+    pub annotation: String,
+    /// When submitted.
+    pub submitted_at: Timestamp,
+    /// Whether it came after the lease ran out.
+    pub late: bool,
+}

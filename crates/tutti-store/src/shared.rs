@@ -1,0 +1,1094 @@
+//! The store logic both backends share, written once.
+//!
+//! SQLite and PostgreSQL accept the same SQL for nearly everything Tutti
+//! asks (numbered `$N` parameters, `RETURNING`, partial indexes), but sqlx
+//! types differ per backend, and generic sqlx code drowns in trait bounds.
+//! So [`store_impl!`] is expanded once inside each backend module with that
+//! backend's types and its locking clauses (`FOR UPDATE` and
+//! `FOR UPDATE SKIP LOCKED` on PostgreSQL, nothing on SQLite, whose single
+//! writer connection already serialises every write transaction). The
+//! backend module supplies what really differs:
+//!
+//! - `self.reader()` / `self.writer()`: the pools for reads and writes;
+//! - `insert_rows(tx, job, first_seq, rows, w_slots, s_slots)`: bulk insert
+//!   of imported rows.
+
+/// Columns of an assignment joined with its task (`a` and `t`).
+macro_rules! assignment_cols {
+    () => {
+        "a.id, a.job_id, a.task_id, a.worker_id, a.side, a.status, a.leased_at, a.deadline, \
+         a.answer, a.idempotency_key, a.late, t.seq, t.data"
+    };
+}
+
+/// Columns of a task needed to re-evaluate it (`t`).
+macro_rules! tally_cols {
+    () => {
+        "t.id AS t_id, t.state AS t_state, t.w_votes, t.s_votes, t.w_pending, t.s_pending, \
+         t.w_slots, t.s_slots"
+    };
+}
+
+/// Expands the shared implementation of [`crate::Store`] for `$store`, whose
+/// sqlx database is `$db` (row type `$row`). `$for_update` and
+/// `$skip_locked` are appended to the queries that lock rows.
+macro_rules! store_impl {
+    ($store:ty, $db:ty, $row:ty, $backend:expr, $for_update:literal, $skip_locked:literal) => {
+        use $crate::model::*;
+        use $crate::{Backend, Result, Store, StoreError};
+        use anyhow::Context as _;
+        use serde_json::{Map, Value};
+        use sqlx::Row as _;
+        use std::collections::BTreeMap;
+        use tutti_domain::FieldError;
+        use tutti_domain::ids::{AssignmentId, JobId, TaskId, TokenId, UserId, WorkspaceId};
+        use tutti_domain::job::JobConfig;
+        use tutti_domain::policy::{Outcome, Policy, Side, Tally, Votes};
+        use tutti_domain::role::Role;
+        use tutti_domain::time::Timestamp;
+
+        type Tx<'a> = sqlx::Transaction<'a, $db>;
+
+        fn role_of(s: &str) -> Result<Role> {
+            s.parse::<Role>()
+                .map_err(|e| StoreError::Internal(anyhow::anyhow!("stored role: {e}")))
+        }
+
+        fn side_of(s: &str) -> Result<Side> {
+            Side::parse(s).ok_or_else(|| StoreError::Internal(anyhow::anyhow!("stored side {s:?}")))
+        }
+
+        fn votes_of(s: &str) -> Result<Votes> {
+            serde_json::from_str(s).context("stored votes").map_err(StoreError::Internal)
+        }
+
+        fn json_text<T: serde::Serialize>(v: &T) -> String {
+            serde_json::to_string(v).expect("serialising plain data cannot fail")
+        }
+
+        fn object_of(s: &str) -> Result<Map<String, Value>> {
+            serde_json::from_str(s).context("stored row").map_err(StoreError::Internal)
+        }
+
+        fn user_from(row: &$row) -> Result<User> {
+            Ok(User {
+                id: UserId(row.try_get("id")?),
+                name: row.try_get("name")?,
+                display_name: row.try_get("display_name")?,
+                role: role_of(row.try_get::<&str, _>("role")?)?,
+                disabled: row.try_get::<i64, _>("disabled")? != 0,
+                created_at: Timestamp(row.try_get("created_at")?),
+            })
+        }
+
+        fn token_from(row: &$row) -> Result<Token> {
+            Ok(Token {
+                id: TokenId(row.try_get("id")?),
+                user_id: UserId(row.try_get("user_id")?),
+                name: row.try_get("name")?,
+                created_at: Timestamp(row.try_get("created_at")?),
+                revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp),
+            })
+        }
+
+        fn workspace_from(row: &$row) -> Result<Workspace> {
+            Ok(Workspace {
+                id: WorkspaceId(row.try_get("id")?),
+                name: row.try_get("name")?,
+                created_by: UserId(row.try_get("created_by")?),
+                created_at: Timestamp(row.try_get("created_at")?),
+            })
+        }
+
+        fn job_from(row: &$row) -> Result<Job> {
+            let config: JobConfig = serde_json::from_str(row.try_get::<&str, _>("config")?)
+                .context("stored job configuration")?;
+            Ok(Job {
+                id: JobId(row.try_get("id")?),
+                workspace_id: WorkspaceId(row.try_get("workspace_id")?),
+                config,
+                created_by: UserId(row.try_get("created_by")?),
+                created_at: Timestamp(row.try_get("created_at")?),
+                updated_at: Timestamp(row.try_get("updated_at")?),
+            })
+        }
+
+        fn assignment_from(row: &$row) -> Result<Assignment> {
+            let status: &str = row.try_get("status")?;
+            Ok(Assignment {
+                id: AssignmentId(row.try_get("id")?),
+                job_id: JobId(row.try_get("job_id")?),
+                task_id: TaskId(row.try_get("task_id")?),
+                seq: row.try_get("seq")?,
+                worker_id: UserId(row.try_get("worker_id")?),
+                side: side_of(row.try_get("side")?)?,
+                status: AssignmentStatus::parse(status).ok_or_else(|| {
+                    StoreError::Internal(anyhow::anyhow!("stored assignment status {status:?}"))
+                })?,
+                leased_at: Timestamp(row.try_get("leased_at")?),
+                deadline: Timestamp(row.try_get("deadline")?),
+                answer: row.try_get("answer")?,
+                idempotency_key: row.try_get("idempotency_key")?,
+                late: row.try_get::<i64, _>("late")? != 0,
+                data: object_of(row.try_get("data")?)?,
+            })
+        }
+
+        /// A task's counts as stored, ready to re-evaluate.
+        struct TaskTally {
+            id: i64,
+            state: String,
+            tally: Tally,
+            w_slots: i64,
+            s_slots: i64,
+        }
+
+        fn tally_from(row: &$row) -> Result<TaskTally> {
+            let pending = |name: &str| -> Result<u32> {
+                Ok(u32::try_from(row.try_get::<i64, _>(name)?.max(0)).unwrap_or(u32::MAX))
+            };
+            Ok(TaskTally {
+                id: row.try_get("t_id")?,
+                state: row.try_get("t_state")?,
+                tally: Tally {
+                    worker_votes: votes_of(row.try_get("w_votes")?)?,
+                    steward_votes: votes_of(row.try_get("s_votes")?)?,
+                    worker_pending: pending("w_pending")?,
+                    steward_pending: pending("s_pending")?,
+                },
+                w_slots: row.try_get("w_slots")?,
+                s_slots: row.try_get("s_slots")?,
+            })
+        }
+
+        /// Writes a task's tally back, re-evaluating it while it is open. A
+        /// decided task keeps its outcome: answers that arrive on leases
+        /// still valid after the decision are recorded but change nothing.
+        async fn save_tally(
+            tx: &mut Tx<'_>,
+            task: &TaskTally,
+            policy: &Policy,
+            now: Timestamp,
+        ) -> Result<String> {
+            let t = &task.tally;
+            if task.state != "open" {
+                sqlx::query(
+                    "UPDATE tasks SET w_votes = $1, s_votes = $2, w_pending = $3, s_pending = $4 \
+                     WHERE id = $5",
+                )
+                .bind(json_text(&t.worker_votes))
+                .bind(json_text(&t.steward_votes))
+                .bind(i64::from(t.worker_pending))
+                .bind(i64::from(t.steward_pending))
+                .bind(task.id)
+                .execute(&mut **tx)
+                .await?;
+                return Ok(task.state.clone());
+            }
+            let eval = policy.evaluate(t);
+            let (label, confidence, decided_by) = match &eval.outcome {
+                Outcome::Labeled {
+                    label,
+                    side,
+                    confidence,
+                } => (Some(label.clone()), Some(*confidence), Some(side.as_str())),
+                _ => (None, None, None),
+            };
+            let state = eval.outcome.state();
+            let decided_at = (state != "open").then_some(now.0);
+            sqlx::query(
+                "UPDATE tasks SET w_votes = $1, s_votes = $2, w_pending = $3, s_pending = $4, \
+                 w_slots = $5, s_slots = $6, state = $7, label = $8, confidence = $9, \
+                 decided_by = $10, decided_at = $11 WHERE id = $12",
+            )
+            .bind(json_text(&t.worker_votes))
+            .bind(json_text(&t.steward_votes))
+            .bind(i64::from(t.worker_pending))
+            .bind(i64::from(t.steward_pending))
+            .bind(i64::from(eval.worker_slots))
+            .bind(i64::from(eval.steward_slots))
+            .bind(state)
+            .bind(label)
+            .bind(confidence)
+            .bind(decided_by)
+            .bind(decided_at)
+            .bind(task.id)
+            .execute(&mut **tx)
+            .await?;
+            Ok(state.to_owned())
+        }
+
+        fn pending_mut(tally: &mut Tally, side: Side) -> &mut u32 {
+            match side {
+                Side::Worker => &mut tally.worker_pending,
+                Side::Steward => &mut tally.steward_pending,
+            }
+        }
+
+        async fn lock_task(tx: &mut Tx<'_>, task: TaskId) -> Result<TaskTally> {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                tally_cols!(),
+                " FROM tasks t WHERE t.id = $1",
+                $for_update
+            ))
+            .bind(task.0)
+            .fetch_one(&mut **tx)
+            .await?;
+            tally_from(&row)
+        }
+
+        async fn lock_assignment(
+            tx: &mut Tx<'_>,
+            id: AssignmentId,
+        ) -> Result<Option<Assignment>> {
+            // Lock the assignment first and its task second, everywhere, so
+            // that concurrent transactions never wait on each other in a circle.
+            let locked = sqlx::query(concat!("SELECT id FROM assignments WHERE id = $1", $for_update))
+                .bind(id.0)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if locked.is_none() {
+                return Ok(None);
+            }
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                assignment_cols!(),
+                " FROM assignments a JOIN tasks t ON t.id = a.task_id WHERE a.id = $1"
+            ))
+            .bind(id.0)
+            .fetch_one(&mut **tx)
+            .await?;
+            Ok(Some(assignment_from(&row)?))
+        }
+
+        async fn read_assignment(tx: &mut Tx<'_>, id: AssignmentId) -> Result<Assignment> {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                assignment_cols!(),
+                " FROM assignments a JOIN tasks t ON t.id = a.task_id WHERE a.id = $1"
+            ))
+            .bind(id.0)
+            .fetch_one(&mut **tx)
+            .await?;
+            assignment_from(&row)
+        }
+
+        const CANDIDATE_FOR_WORKERS: &str = concat!(
+            "SELECT ",
+            tally_cols!(),
+            " FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' AND t.w_slots > 0 \
+             AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
+             AND a.status IN ('pending', 'submitted', 'skipped')) ORDER BY t.seq LIMIT 1",
+            $skip_locked
+        );
+        const CANDIDATE_FOR_STEWARDS: &str = concat!(
+            "SELECT ",
+            tally_cols!(),
+            " FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' AND t.s_slots > 0 \
+             AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
+             AND a.status IN ('pending', 'submitted', 'skipped')) ORDER BY t.seq LIMIT 1",
+            $skip_locked
+        );
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> Backend {
+                $backend
+            }
+
+            async fn create_user(&self, new: &NewUser, now: Timestamp) -> Result<User> {
+                let res = sqlx::query(
+                    "INSERT INTO users (name, display_name, role, created_at) VALUES ($1, $2, $3, $4) \
+                     RETURNING id, name, display_name, role, disabled, created_at",
+                )
+                .bind(&new.name)
+                .bind(&new.display_name)
+                .bind(new.role.as_str())
+                .bind(now.0)
+                .fetch_one(self.writer())
+                .await;
+                match res {
+                    Ok(row) => user_from(&row),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        Err(StoreError::Conflict(FieldError::new(
+                            "name",
+                            format!("a user named {:?} already exists", new.name),
+                        )))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn get_user(&self, id: UserId) -> Result<Option<User>> {
+                sqlx::query("SELECT * FROM users WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map(|r| user_from(&r))
+                    .transpose()
+            }
+
+            async fn get_user_by_name(&self, name: &str) -> Result<Option<User>> {
+                sqlx::query("SELECT * FROM users WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map(|r| user_from(&r))
+                    .transpose()
+            }
+
+            async fn list_users(&self, after: Option<i64>, limit: u32) -> Result<Vec<User>> {
+                sqlx::query("SELECT * FROM users WHERE id > $1 ORDER BY id LIMIT $2")
+                    .bind(after.unwrap_or(0))
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(user_from)
+                    .collect()
+            }
+
+            async fn set_user_disabled(&self, id: UserId, disabled: bool) -> Result<bool> {
+                let done = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+                    .bind(i64::from(disabled))
+                    .bind(id.0)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn count_users(&self) -> Result<i64> {
+                Ok(sqlx::query("SELECT COUNT(*) FROM users")
+                    .fetch_one(self.reader())
+                    .await?
+                    .try_get(0)?)
+            }
+
+            async fn create_token(
+                &self,
+                user: UserId,
+                name: &str,
+                hash: &str,
+                now: Timestamp,
+            ) -> Result<Token> {
+                let row = sqlx::query(
+                    "INSERT INTO tokens (user_id, name, hash, created_at) VALUES ($1, $2, $3, $4) \
+                     RETURNING id, user_id, name, created_at, revoked_at",
+                )
+                .bind(user.0)
+                .bind(name)
+                .bind(hash)
+                .bind(now.0)
+                .fetch_one(self.writer())
+                .await?;
+                token_from(&row)
+            }
+
+            async fn get_token(&self, id: TokenId) -> Result<Option<Token>> {
+                sqlx::query("SELECT * FROM tokens WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map(|r| token_from(&r))
+                    .transpose()
+            }
+
+            async fn list_tokens(&self, user: UserId) -> Result<Vec<Token>> {
+                sqlx::query("SELECT * FROM tokens WHERE user_id = $1 ORDER BY id DESC")
+                    .bind(user.0)
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(token_from)
+                    .collect()
+            }
+
+            async fn revoke_token(&self, id: TokenId, now: Timestamp) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now.0)
+                .bind(id.0)
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn authenticate(&self, hash: &str) -> Result<Option<User>> {
+                sqlx::query(
+                    "SELECT u.* FROM tokens k JOIN users u ON u.id = k.user_id \
+                     WHERE k.hash = $1 AND k.revoked_at IS NULL AND u.disabled = 0",
+                )
+                .bind(hash)
+                .fetch_optional(self.reader())
+                .await?
+                .map(|r| user_from(&r))
+                .transpose()
+            }
+
+            async fn create_workspace(
+                &self,
+                name: &str,
+                creator: UserId,
+                now: Timestamp,
+            ) -> Result<Workspace> {
+                let mut tx = self.writer().begin().await?;
+                let row = sqlx::query(
+                    "INSERT INTO workspaces (name, created_by, created_at) VALUES ($1, $2, $3) \
+                     RETURNING id, name, created_by, created_at",
+                )
+                .bind(name)
+                .bind(creator.0)
+                .bind(now.0)
+                .fetch_one(&mut *tx)
+                .await?;
+                let ws = workspace_from(&row)?;
+                sqlx::query("INSERT INTO memberships (workspace_id, user_id, role) VALUES ($1, $2, $3)")
+                    .bind(ws.id.0)
+                    .bind(creator.0)
+                    .bind(Role::Admin.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(ws)
+            }
+
+            async fn get_workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>> {
+                sqlx::query("SELECT * FROM workspaces WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map(|r| workspace_from(&r))
+                    .transpose()
+            }
+
+            async fn list_workspaces(
+                &self,
+                member: Option<UserId>,
+                after: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<Workspace>> {
+                let rows = match member {
+                    Some(user) => {
+                        sqlx::query(
+                            "SELECT w.* FROM workspaces w JOIN memberships m ON m.workspace_id = w.id \
+                             WHERE m.user_id = $1 AND w.id > $2 ORDER BY w.id LIMIT $3",
+                        )
+                        .bind(user.0)
+                        .bind(after.unwrap_or(0))
+                        .bind(i64::from(limit))
+                        .fetch_all(self.reader())
+                        .await?
+                    }
+                    None => {
+                        sqlx::query("SELECT * FROM workspaces WHERE id > $1 ORDER BY id LIMIT $2")
+                            .bind(after.unwrap_or(0))
+                            .bind(i64::from(limit))
+                            .fetch_all(self.reader())
+                            .await?
+                    }
+                };
+                rows.iter().map(workspace_from).collect()
+            }
+
+            async fn set_member(&self, ws: WorkspaceId, user: UserId, role: Role) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO memberships (workspace_id, user_id, role) VALUES ($1, $2, $3) \
+                     ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
+                )
+                .bind(ws.0)
+                .bind(user.0)
+                .bind(role.as_str())
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn remove_member(&self, ws: WorkspaceId, user: UserId) -> Result<bool> {
+                let done =
+                    sqlx::query("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+                        .bind(ws.0)
+                        .bind(user.0)
+                        .execute(self.writer())
+                        .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn list_members(&self, ws: WorkspaceId) -> Result<Vec<Member>> {
+                sqlx::query(
+                    "SELECT m.user_id, u.name, m.role FROM memberships m JOIN users u ON u.id = m.user_id \
+                     WHERE m.workspace_id = $1 ORDER BY u.name",
+                )
+                .bind(ws.0)
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(Member {
+                        user_id: UserId(r.try_get("user_id")?),
+                        name: r.try_get("name")?,
+                        role: role_of(r.try_get("role")?)?,
+                    })
+                })
+                .collect()
+            }
+
+            async fn role_in(&self, ws: WorkspaceId, user: UserId) -> Result<Option<Role>> {
+                let row = sqlx::query(
+                    "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2",
+                )
+                .bind(ws.0)
+                .bind(user.0)
+                .fetch_optional(self.reader())
+                .await?;
+                row.map(|r| role_of(r.try_get("role")?)).transpose()
+            }
+
+            async fn create_job(
+                &self,
+                ws: WorkspaceId,
+                config: &JobConfig,
+                creator: UserId,
+                now: Timestamp,
+            ) -> Result<Job> {
+                let row = sqlx::query(
+                    "INSERT INTO jobs (workspace_id, config, created_by, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4) RETURNING *",
+                )
+                .bind(ws.0)
+                .bind(json_text(config))
+                .bind(creator.0)
+                .bind(now.0)
+                .fetch_one(self.writer())
+                .await?;
+                job_from(&row)
+            }
+
+            async fn get_job(&self, id: JobId) -> Result<Option<Job>> {
+                sqlx::query("SELECT * FROM jobs WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map(|r| job_from(&r))
+                    .transpose()
+            }
+
+            async fn update_job(&self, id: JobId, config: &JobConfig, now: Timestamp) -> Result<()> {
+                sqlx::query("UPDATE jobs SET config = $1, updated_at = $2 WHERE id = $3")
+                    .bind(json_text(config))
+                    .bind(now.0)
+                    .bind(id.0)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn list_jobs(
+                &self,
+                ws: WorkspaceId,
+                after: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<Job>> {
+                sqlx::query("SELECT * FROM jobs WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+                    .bind(ws.0)
+                    .bind(after.unwrap_or(0))
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(job_from)
+                    .collect()
+            }
+
+            async fn job_progress(&self, id: JobId) -> Result<Progress> {
+                let mut by_state = BTreeMap::new();
+                for row in sqlx::query(
+                    "SELECT state, COUNT(*) AS n FROM tasks WHERE job_id = $1 GROUP BY state",
+                )
+                .bind(id.0)
+                .fetch_all(self.reader())
+                .await?
+                {
+                    by_state.insert(row.try_get::<String, _>("state")?, row.try_get::<i64, _>("n")?);
+                }
+                let count = |s: &str| by_state.get(s).copied().unwrap_or(0);
+                let pending_leases: i64 = sqlx::query(
+                    "SELECT COUNT(*) FROM assignments WHERE job_id = $1 AND status = 'pending'",
+                )
+                .bind(id.0)
+                .fetch_one(self.reader())
+                .await?
+                .try_get(0)?;
+                let answers_per_worker = sqlx::query(
+                    "SELECT a.worker_id, u.name, COUNT(*) AS n FROM assignments a \
+                     JOIN users u ON u.id = a.worker_id \
+                     WHERE a.job_id = $1 AND a.status = 'submitted' \
+                     GROUP BY a.worker_id, u.name ORDER BY n DESC, a.worker_id",
+                )
+                .bind(id.0)
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(WorkerCount {
+                        worker_id: UserId(r.try_get("worker_id")?),
+                        name: r.try_get("name")?,
+                        answers: r.try_get("n")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+                let (open, labeled, undecided) =
+                    (count("open"), count("labeled"), count("undecided"));
+                Ok(Progress {
+                    tasks: open + labeled + undecided,
+                    open,
+                    labeled,
+                    undecided,
+                    done: labeled + undecided,
+                    pending_leases,
+                    answers: answers_per_worker.iter().map(|w| w.answers).sum(),
+                    answers_per_worker,
+                })
+            }
+
+            async fn jobs_for_worker(&self, user: UserId) -> Result<Vec<WorkerJob>> {
+                sqlx::query(
+                    "SELECT j.id, j.workspace_id, j.config, m.role, \
+                     (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'open') AS open_tasks, \
+                     (SELECT COUNT(*) FROM assignments a WHERE a.job_id = j.id AND a.worker_id = $1 \
+                        AND a.status = 'submitted') AS mine \
+                     FROM jobs j JOIN memberships m ON m.workspace_id = j.workspace_id AND m.user_id = $1 \
+                     ORDER BY j.id",
+                )
+                .bind(user.0)
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| {
+                    let config: JobConfig = serde_json::from_str(r.try_get::<&str, _>("config")?)
+                        .context("stored job configuration")?;
+                    Ok(WorkerJob {
+                        job_id: JobId(r.try_get("id")?),
+                        workspace_id: WorkspaceId(r.try_get("workspace_id")?),
+                        name: config.name,
+                        role: role_of(r.try_get("role")?)?,
+                        open_tasks: r.try_get("open_tasks")?,
+                        answered_by_me: r.try_get("mine")?,
+                    })
+                })
+                .collect()
+            }
+
+            async fn import_tasks(
+                &self,
+                job: &Job,
+                mut rows: tokio::sync::mpsc::Receiver<ImportMsg>,
+            ) -> Result<Option<u64>> {
+                let fresh = job.config.policy.fresh();
+                let (w_slots, s_slots) = (i64::from(fresh.worker_slots), i64::from(fresh.steward_slots));
+                let mut tx = self.writer().begin().await?;
+                // Serialise imports into one job so `_id`s stay dense.
+                sqlx::query(concat!("SELECT id FROM jobs WHERE id = $1", $for_update))
+                    .bind(job.id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let mut next_seq: i64 =
+                    sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM tasks WHERE job_id = $1")
+                        .bind(job.id.0)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get(0)?;
+                let mut count = 0u64;
+                loop {
+                    match rows.recv().await {
+                        Some(ImportMsg::Rows(batch)) => {
+                            insert_rows(&mut tx, job.id.0, next_seq + 1, &batch, w_slots, s_slots)
+                                .await?;
+                            next_seq += batch.len() as i64;
+                            count += batch.len() as u64;
+                        }
+                        Some(ImportMsg::Done) => {
+                            tx.commit().await?;
+                            return Ok(Some(count));
+                        }
+                        Some(ImportMsg::Failed) | None => {
+                            tx.rollback().await?;
+                            return Ok(None);
+                        }
+                    }
+                }
+            }
+
+            async fn next_assignment(&self, req: &LeaseRequest) -> Result<LeaseOutcome> {
+                let mut tx = self.writer().begin().await?;
+                let held = sqlx::query(concat!(
+                    "SELECT ",
+                    assignment_cols!(),
+                    " FROM assignments a JOIN tasks t ON t.id = a.task_id \
+                     WHERE a.worker_id = $1 AND a.job_id = $2 AND a.status = 'pending' AND a.deadline > $3 \
+                     ORDER BY a.id LIMIT 1"
+                ))
+                .bind(req.worker.0)
+                .bind(req.job.0)
+                .bind(req.now.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = held {
+                    tx.rollback().await?;
+                    return Ok(LeaseOutcome::Held(assignment_from(&row)?));
+                }
+                let candidate_sql = match req.side {
+                    Side::Worker => CANDIDATE_FOR_WORKERS,
+                    Side::Steward => CANDIDATE_FOR_STEWARDS,
+                };
+                let candidate = sqlx::query(candidate_sql)
+                    .bind(req.job.0)
+                    .bind(req.worker.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = candidate else {
+                    let outcome = self.why_nothing(&mut tx, req).await?;
+                    tx.rollback().await?;
+                    return Ok(outcome);
+                };
+                let mut task = tally_from(&row)?;
+                *pending_mut(&mut task.tally, req.side) += 1;
+                let deadline = req.now.plus_secs(req.policy.time_limit_secs);
+                let id: i64 = sqlx::query(
+                    "INSERT INTO assignments (job_id, task_id, worker_id, side, status, leased_at, deadline) \
+                     VALUES ($1, $2, $3, $4, 'pending', $5, $6) RETURNING id",
+                )
+                .bind(req.job.0)
+                .bind(task.id)
+                .bind(req.worker.0)
+                .bind(req.side.as_str())
+                .bind(req.now.0)
+                .bind(deadline.0)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+                save_tally(&mut tx, &task, &req.policy, req.now).await?;
+                let assignment = read_assignment(&mut tx, AssignmentId(id)).await?;
+                tx.commit().await?;
+                Ok(LeaseOutcome::Leased(assignment))
+            }
+
+            async fn get_assignment(&self, id: AssignmentId) -> Result<Option<Assignment>> {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    assignment_cols!(),
+                    " FROM assignments a JOIN tasks t ON t.id = a.task_id WHERE a.id = $1"
+                ))
+                .bind(id.0)
+                .fetch_optional(self.reader())
+                .await?
+                .map(|r| assignment_from(&r))
+                .transpose()
+            }
+
+            async fn submit(&self, req: &SubmitRequest) -> Result<SubmitOutcome> {
+                let mut tx = self.writer().begin().await?;
+                let Some(assignment) = lock_assignment(&mut tx, req.assignment).await? else {
+                    return Ok(SubmitOutcome::NotFound);
+                };
+                if assignment.worker_id != req.worker {
+                    return Ok(SubmitOutcome::NotFound);
+                }
+                let mut task = lock_task(&mut tx, assignment.task_id).await?;
+                let side = assignment.side;
+                let was_pending = match assignment.status {
+                    AssignmentStatus::Submitted => {
+                        let same = match &req.idempotency_key {
+                            Some(key) => assignment.idempotency_key.as_deref() == Some(key.as_str()),
+                            None => assignment.answer.as_deref() == Some(req.answer.as_str()),
+                        };
+                        tx.rollback().await?;
+                        if same {
+                            return Ok(SubmitOutcome::Replayed {
+                                assignment,
+                                task_state: task.state,
+                            });
+                        }
+                        return Ok(SubmitOutcome::Refused {
+                            code: "already_submitted",
+                            message: format!(
+                                "this assignment was already answered ({:?}); an assignment takes one answer",
+                                assignment.answer.unwrap_or_default()
+                            ),
+                        });
+                    }
+                    AssignmentStatus::Released | AssignmentStatus::Skipped => {
+                        tx.rollback().await?;
+                        return Ok(SubmitOutcome::Refused {
+                            code: "not_pending",
+                            message: format!(
+                                "this assignment was {}; ask for the next task instead",
+                                assignment.status.as_str()
+                            ),
+                        });
+                    }
+                    AssignmentStatus::Pending => true,
+                    AssignmentStatus::Abandoned => {
+                        let slots = match side {
+                            Side::Worker => task.w_slots,
+                            Side::Steward => task.s_slots,
+                        };
+                        let refusal = if task.state != "open" {
+                            Some(format!(
+                                "your lease expired at {} and the task is {} now",
+                                assignment.deadline, task.state
+                            ))
+                        } else if slots <= 0 {
+                            Some(format!(
+                                "your lease expired at {} and the task was leased to someone else",
+                                assignment.deadline
+                            ))
+                        } else {
+                            let newer = sqlx::query(
+                                "SELECT id FROM assignments WHERE task_id = $1 AND worker_id = $2 \
+                                 AND status IN ('pending', 'submitted', 'skipped')",
+                            )
+                            .bind(task.id)
+                            .bind(req.worker.0)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                            match newer {
+                                Some(r) => Some(format!(
+                                    "your lease expired at {}; you hold a newer assignment {} of this task",
+                                    assignment.deadline,
+                                    r.try_get::<i64, _>(0)?
+                                )),
+                                None => None,
+                            }
+                        };
+                        if let Some(message) = refusal {
+                            tx.rollback().await?;
+                            return Ok(SubmitOutcome::Refused {
+                                code: "lease_expired",
+                                message,
+                            });
+                        }
+                        false
+                    }
+                };
+                let late = !was_pending || req.now >= assignment.deadline;
+                match side {
+                    Side::Worker => task.tally.worker_votes.add(&req.answer),
+                    Side::Steward => task.tally.steward_votes.add(&req.answer),
+                }
+                if was_pending {
+                    let p = pending_mut(&mut task.tally, side);
+                    *p = p.saturating_sub(1);
+                }
+                sqlx::query(
+                    "UPDATE assignments SET status = 'submitted', answer = $1, idempotency_key = $2, \
+                     finished_at = $3, late = $4 WHERE id = $5",
+                )
+                .bind(&req.answer)
+                .bind(&req.idempotency_key)
+                .bind(req.now.0)
+                .bind(i64::from(late))
+                .bind(assignment.id.0)
+                .execute(&mut *tx)
+                .await?;
+                let task_state = save_tally(&mut tx, &task, &req.policy, req.now).await?;
+                let assignment = read_assignment(&mut tx, assignment.id).await?;
+                tx.commit().await?;
+                Ok(SubmitOutcome::Accepted {
+                    assignment,
+                    task_state,
+                })
+            }
+
+            async fn give_back(&self, req: &GiveBackRequest) -> Result<GiveBackOutcome> {
+                let mut tx = self.writer().begin().await?;
+                let Some(assignment) = lock_assignment(&mut tx, req.assignment).await? else {
+                    return Ok(GiveBackOutcome::NotFound);
+                };
+                if assignment.worker_id != req.worker {
+                    return Ok(GiveBackOutcome::NotFound);
+                }
+                if assignment.status != AssignmentStatus::Pending {
+                    tx.rollback().await?;
+                    return Ok(GiveBackOutcome::NotPending(assignment.status));
+                }
+                let mut task = lock_task(&mut tx, assignment.task_id).await?;
+                let p = pending_mut(&mut task.tally, assignment.side);
+                *p = p.saturating_sub(1);
+                let status = match req.how {
+                    GiveBack::Skip => AssignmentStatus::Skipped,
+                    GiveBack::Release => AssignmentStatus::Released,
+                };
+                sqlx::query("UPDATE assignments SET status = $1, finished_at = $2 WHERE id = $3")
+                    .bind(status.as_str())
+                    .bind(req.now.0)
+                    .bind(assignment.id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                save_tally(&mut tx, &task, &req.policy, req.now).await?;
+                let assignment = read_assignment(&mut tx, assignment.id).await?;
+                tx.commit().await?;
+                Ok(GiveBackOutcome::Done(assignment))
+            }
+
+            async fn expire_leases(&self, now: Timestamp, limit: u32) -> Result<u64> {
+                let mut tx = self.writer().begin().await?;
+                let overdue = sqlx::query(concat!(
+                    "SELECT id, task_id, job_id, side FROM assignments \
+                     WHERE status = 'pending' AND deadline <= $1 ORDER BY deadline, id LIMIT $2",
+                    $skip_locked
+                ))
+                .bind(now.0)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                if overdue.is_empty() {
+                    tx.rollback().await?;
+                    return Ok(0);
+                }
+                // task -> (job, abandoned worker leases, abandoned steward leases)
+                let mut per_task: BTreeMap<i64, (i64, u32, u32)> = BTreeMap::new();
+                for row in &overdue {
+                    let id: i64 = row.try_get("id")?;
+                    sqlx::query("UPDATE assignments SET status = 'abandoned', finished_at = $1 WHERE id = $2")
+                        .bind(now.0)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let entry = per_task
+                        .entry(row.try_get("task_id")?)
+                        .or_insert((row.try_get("job_id")?, 0, 0));
+                    match side_of(row.try_get("side")?)? {
+                        Side::Worker => entry.1 += 1,
+                        Side::Steward => entry.2 += 1,
+                    }
+                }
+                let mut policies: BTreeMap<i64, Policy> = BTreeMap::new();
+                for (task_id, (job_id, workers, stewards)) in per_task {
+                    let policy = match policies.get(&job_id) {
+                        Some(p) => *p,
+                        None => {
+                            let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+                                .bind(job_id)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                            let p = job_from(&row)?.config.policy;
+                            policies.insert(job_id, p);
+                            p
+                        }
+                    };
+                    let mut task = lock_task(&mut tx, TaskId(task_id)).await?;
+                    task.tally.worker_pending = task.tally.worker_pending.saturating_sub(workers);
+                    task.tally.steward_pending = task.tally.steward_pending.saturating_sub(stewards);
+                    save_tally(&mut tx, &task, &policy, now).await?;
+                }
+                tx.commit().await?;
+                Ok(overdue.len() as u64)
+            }
+
+            async fn results_page(
+                &self,
+                job: JobId,
+                after_seq: i64,
+                limit: u32,
+            ) -> Result<Vec<TaskResult>> {
+                sqlx::query(
+                    "SELECT seq, state, label, confidence, decided_by, w_votes, s_votes, data FROM tasks \
+                     WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(job.0)
+                .bind(after_seq)
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| {
+                    let w = votes_of(r.try_get("w_votes")?)?;
+                    let s = votes_of(r.try_get("s_votes")?)?;
+                    Ok(TaskResult {
+                        seq: r.try_get("seq")?,
+                        state: r.try_get("state")?,
+                        label: r.try_get("label")?,
+                        confidence: r.try_get("confidence")?,
+                        decided_by: r
+                            .try_get::<Option<&str>, _>("decided_by")?
+                            .map(side_of)
+                            .transpose()?,
+                        votes: w.merged(&s),
+                        data: object_of(r.try_get("data")?)?,
+                    })
+                })
+                .collect()
+            }
+
+            async fn answers_page(
+                &self,
+                job: JobId,
+                after_id: i64,
+                limit: u32,
+            ) -> Result<Vec<AnswerRecord>> {
+                sqlx::query(
+                    "SELECT a.id, t.seq, a.worker_id, u.name, a.side, a.answer, a.finished_at, a.late \
+                     FROM assignments a JOIN tasks t ON t.id = a.task_id JOIN users u ON u.id = a.worker_id \
+                     WHERE a.job_id = $1 AND a.status = 'submitted' AND a.id > $2 ORDER BY a.id LIMIT $3",
+                )
+                .bind(job.0)
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(AnswerRecord {
+                        assignment_id: AssignmentId(r.try_get("id")?),
+                        seq: r.try_get("seq")?,
+                        worker_id: UserId(r.try_get("worker_id")?),
+                        worker_name: r.try_get("name")?,
+                        side: side_of(r.try_get("side")?)?,
+                        annotation: r.try_get::<Option<String>, _>("answer")?.unwrap_or_default(),
+                        submitted_at: Timestamp(r.try_get::<Option<i64>, _>("finished_at")?.unwrap_or(0)),
+                        late: r.try_get::<i64, _>("late")? != 0,
+                    })
+                })
+                .collect()
+            }
+        }
+
+        impl $store {
+            /// Tells apart the ways a lease request can find nothing.
+            async fn why_nothing(&self, tx: &mut Tx<'_>, req: &LeaseRequest) -> Result<LeaseOutcome> {
+                let open_for_me = sqlx::query(
+                    "SELECT 1 FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' \
+                     AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
+                     AND a.status IN ('submitted', 'skipped')) LIMIT 1",
+                )
+                .bind(req.job.0)
+                .bind(req.worker.0)
+                .fetch_optional(&mut **tx)
+                .await?;
+                if open_for_me.is_some() {
+                    return Ok(LeaseOutcome::NothingNow);
+                }
+                let any_open = sqlx::query("SELECT 1 FROM tasks WHERE job_id = $1 AND state = 'open' LIMIT 1")
+                    .bind(req.job.0)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                if any_open.is_some() {
+                    return Ok(LeaseOutcome::DoneForWorker);
+                }
+                let any = sqlx::query("SELECT 1 FROM tasks WHERE job_id = $1 LIMIT 1")
+                    .bind(req.job.0)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                Ok(if any.is_some() {
+                    LeaseOutcome::Finished
+                } else {
+                    LeaseOutcome::Empty
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use {assignment_cols, store_impl, tally_cols};

@@ -1,0 +1,114 @@
+//! The embedded SQLite store.
+//!
+//! One file in WAL mode. All writes go through a pool of exactly one
+//! connection, so write transactions queue in Tutti instead of failing with
+//! `SQLITE_BUSY`, and a task can be claimed with a plain select-then-update
+//! inside one transaction. Reads use a separate small pool and never block
+//! the writer.
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A store in one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH`,
+    /// or `sqlite::memory:`) and applies migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let memory = url.contains(":memory:");
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("parsing SQLite URL {url:?}"))?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .synchronous(SqliteSynchronous::Normal);
+        let options = if memory {
+            // A private in-memory database exists once per connection, so the
+            // readers would not see the writer's data: share one connection.
+            options.shared_cache(true)
+        } else {
+            options.journal_mode(SqliteJournalMode::Wal)
+        };
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("opening SQLite database {url:?}"))?;
+        apply_migrations!(&writer, crate::migrate::SQLITE)?;
+        let reader = if memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(60))
+                .connect_with(options.read_only(true))
+                .await
+                .context("opening SQLite readers")?
+        };
+        Ok(Self { writer, reader })
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+}
+
+/// Rows per multi-row insert (6 bound values each, well under SQLite's
+/// 32,766-parameter limit).
+const INSERT_BATCH: usize = 500;
+
+async fn insert_rows(
+    tx: &mut Tx<'_>,
+    job: i64,
+    first_seq: i64,
+    rows: &[String],
+    w_slots: i64,
+    s_slots: i64,
+) -> Result<()> {
+    let mut seq = first_seq;
+    for chunk in rows.chunks(INSERT_BATCH) {
+        let mut sql = String::with_capacity(40 + chunk.len() * 24);
+        sql.push_str("INSERT INTO tasks (job_id, w_slots, s_slots, seq, data) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("($1, $2, $3, ${}, ${})", 4 + 2 * i, 5 + 2 * i));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(job)
+            .bind(w_slots)
+            .bind(s_slots);
+        for data in chunk {
+            q = q.bind(seq).bind(data.as_str());
+            seq += 1;
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+use crate::migrate::apply_migrations;
+use crate::shared::{assignment_cols, store_impl, tally_cols};
+store_impl!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteRow,
+    Backend::Sqlite,
+    "",
+    ""
+);

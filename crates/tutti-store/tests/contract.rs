@@ -1,0 +1,520 @@
+//! The store contract: every backend must pass these. SQLite always runs;
+//! PostgreSQL runs too when `TUTTI_TEST_POSTGRES_URL` is set.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tutti_domain::ids::UserId;
+use tutti_domain::job::{JobConfig, JobSpec};
+use tutti_domain::policy::Side;
+use tutti_domain::role::Role;
+use tutti_domain::time::Timestamp;
+use tutti_store::*;
+
+async fn stores() -> Vec<Arc<dyn Store>> {
+    let mut out = Vec::new();
+    for url in testing::fresh_urls().await.unwrap() {
+        out.push(connect(&url).await.unwrap());
+    }
+    out
+}
+
+fn config(k: u32, n: u32, stewards: Option<(u32, u32)>, time_limit: u32) -> JobConfig {
+    let mut policy = serde_json::json!({"k": k, "n": n, "time_limit_secs": time_limit});
+    if let Some((l, m)) = stewards {
+        policy["l"] = l.into();
+        policy["m"] = m.into();
+    }
+    let spec: JobSpec = serde_json::from_value(serde_json::json!({
+        "name": "Persons", "question": "Is ${name} a person?",
+        "answers": ["Yes", "No"], "policy": policy
+    }))
+    .unwrap();
+    JobConfig::parse(spec).unwrap()
+}
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    job: Job,
+    workers: Vec<UserId>,
+}
+
+const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+async fn fixture(store: Arc<dyn Store>, config: JobConfig, rows: usize, workers: usize) -> Fixture {
+    let owner = store
+        .create_user(
+            &NewUser {
+                name: "owner".into(),
+                display_name: "Owner".into(),
+                role: Role::Requester,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let ws = store.create_workspace("Lab", owner.id, T0).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..workers {
+        let u = store
+            .create_user(
+                &NewUser {
+                    name: format!("w{i}"),
+                    display_name: String::new(),
+                    role: Role::Worker,
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        store.set_member(ws.id, u.id, Role::Worker).await.unwrap();
+        ids.push(u.id);
+    }
+    let job = store
+        .create_job(ws.id, &config, owner.id, T0)
+        .await
+        .unwrap();
+    import(&store, &job, rows, true).await;
+    Fixture {
+        store,
+        job,
+        workers: ids,
+    }
+}
+
+async fn import(store: &Arc<dyn Store>, job: &Job, rows: usize, commit: bool) -> Option<u64> {
+    let (tx, rx) = mpsc::channel(4);
+    let sender = tokio::spawn(async move {
+        let batch: Vec<String> = (0..rows)
+            .map(|i| serde_json::json!({"name": format!("n{i}")}).to_string())
+            .collect();
+        tx.send(ImportMsg::Rows(batch)).await.unwrap();
+        tx.send(if commit {
+            ImportMsg::Done
+        } else {
+            ImportMsg::Failed
+        })
+        .await
+        .unwrap();
+    });
+    let out = store.import_tasks(job, rx).await.unwrap();
+    sender.await.unwrap();
+    out
+}
+
+fn lease(f: &Fixture, worker: UserId, now: Timestamp) -> LeaseRequest {
+    LeaseRequest {
+        job: f.job.id,
+        policy: f.job.config.policy,
+        worker,
+        side: Side::Worker,
+        now,
+    }
+}
+
+async fn next(f: &Fixture, worker: UserId, now: Timestamp) -> LeaseOutcome {
+    f.store
+        .next_assignment(&lease(f, worker, now))
+        .await
+        .unwrap()
+}
+
+fn leased(o: LeaseOutcome) -> Assignment {
+    match o {
+        LeaseOutcome::Leased(a) => a,
+        other => panic!("expected a new lease, got {other:?}"),
+    }
+}
+
+async fn submit(f: &Fixture, a: &Assignment, answer: &str, now: Timestamp) -> SubmitOutcome {
+    f.store
+        .submit(&SubmitRequest {
+            assignment: a.id,
+            worker: a.worker_id,
+            policy: f.job.config.policy,
+            answer: answer.into(),
+            idempotency_key: None,
+            now,
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_taken_user_name_is_a_conflict_on_name() {
+    for store in stores().await {
+        let new = NewUser {
+            name: "ada".into(),
+            display_name: "Ada".into(),
+            role: Role::Worker,
+        };
+        store.create_user(&new, T0).await.unwrap();
+        match store.create_user(&new, T0).await {
+            Err(StoreError::Conflict(e)) => assert_eq!(e.field, "name"),
+            other => panic!("{:?}: expected a conflict, got {other:?}", store.backend()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_token_or_disabled_user_no_longer_authenticates() {
+    for store in stores().await {
+        let new = NewUser {
+            name: "ada".into(),
+            display_name: "Ada".into(),
+            role: Role::Worker,
+        };
+        let user = store.create_user(&new, T0).await.unwrap();
+        let token = store
+            .create_token(user.id, "cli", "hash-1", T0)
+            .await
+            .unwrap();
+        store
+            .create_token(user.id, "other", "hash-2", T0)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.authenticate("hash-1").await.unwrap().unwrap().id,
+            user.id
+        );
+        assert!(store.authenticate("nope").await.unwrap().is_none());
+        assert!(store.revoke_token(token.id, T0).await.unwrap());
+        assert!(!store.revoke_token(token.id, T0).await.unwrap());
+        assert!(store.authenticate("hash-1").await.unwrap().is_none());
+        assert!(store.authenticate("hash-2").await.unwrap().is_some());
+        store.set_user_disabled(user.id, true).await.unwrap();
+        assert!(store.authenticate("hash-2").await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_workspace_creator_is_its_admin_and_members_can_change_role() {
+    for store in stores().await {
+        let a = store
+            .create_user(
+                &NewUser {
+                    name: "a".into(),
+                    display_name: "".into(),
+                    role: Role::Requester,
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        let b = store
+            .create_user(
+                &NewUser {
+                    name: "b".into(),
+                    display_name: "".into(),
+                    role: Role::Worker,
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        let ws = store.create_workspace("W", a.id, T0).await.unwrap();
+        assert_eq!(store.role_in(ws.id, a.id).await.unwrap(), Some(Role::Admin));
+        assert_eq!(store.role_in(ws.id, b.id).await.unwrap(), None);
+        store.set_member(ws.id, b.id, Role::Worker).await.unwrap();
+        store.set_member(ws.id, b.id, Role::Steward).await.unwrap();
+        assert_eq!(
+            store.role_in(ws.id, b.id).await.unwrap(),
+            Some(Role::Steward)
+        );
+        assert_eq!(
+            store
+                .list_workspaces(Some(b.id), None, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(store.remove_member(ws.id, b.id).await.unwrap());
+        assert!(
+            store
+                .list_workspaces(Some(b.id), None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_import_leaves_nothing_behind_and_ids_stay_dense() {
+    for store in stores().await {
+        let f = fixture(store, config(2, 3, None, 60), 3, 0).await;
+        assert_eq!(import(&f.store, &f.job, 5, false).await, None);
+        assert_eq!(f.store.job_progress(f.job.id).await.unwrap().tasks, 3);
+        assert_eq!(import(&f.store, &f.job, 2, true).await, Some(2));
+        let seqs: Vec<i64> = f
+            .store
+            .results_page(f.job.id, 0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    }
+}
+
+#[tokio::test]
+async fn two_agreeing_answers_label_a_task_under_two_of_three() {
+    for store in stores().await {
+        let f = fixture(store, config(2, 3, None, 60), 1, 3).await;
+        let a = leased(next(&f, f.workers[0], T0).await);
+        let b = leased(next(&f, f.workers[1], T0).await);
+        assert_eq!(a.task_id, b.task_id);
+        // Both slots are out: the third worker must wait.
+        assert_eq!(next(&f, f.workers[2], T0).await, LeaseOutcome::NothingNow);
+        submit(&f, &a, "Yes", T0).await;
+        match submit(&f, &b, "Yes", T0).await {
+            SubmitOutcome::Accepted { task_state, .. } => assert_eq!(task_state, "labeled"),
+            other => panic!("{other:?}"),
+        }
+        let r = &f.store.results_page(f.job.id, 0, 10).await.unwrap()[0];
+        assert_eq!(r.label.as_deref(), Some("Yes"));
+        assert_eq!(r.confidence, Some(1.0));
+        assert_eq!(next(&f, f.workers[2], T0).await, LeaseOutcome::Finished);
+    }
+}
+
+#[tokio::test]
+async fn a_disagreement_sends_the_task_to_a_third_worker_only() {
+    for store in stores().await {
+        let f = fixture(store, config(2, 3, None, 60), 1, 4).await;
+        let a = leased(next(&f, f.workers[0], T0).await);
+        let b = leased(next(&f, f.workers[1], T0).await);
+        submit(&f, &a, "Yes", T0).await;
+        submit(&f, &b, "No", T0).await;
+        let c = leased(next(&f, f.workers[2], T0).await);
+        assert_eq!(next(&f, f.workers[3], T0).await, LeaseOutcome::NothingNow);
+        // Workers who answered are done with the job.
+        assert_eq!(
+            next(&f, f.workers[0], T0).await,
+            LeaseOutcome::DoneForWorker
+        );
+        submit(&f, &c, "No", T0).await;
+        let r = &f.store.results_page(f.job.id, 0, 10).await.unwrap()[0];
+        assert_eq!(
+            (r.state.as_str(), r.label.as_deref()),
+            ("labeled", Some("No"))
+        );
+        assert_eq!(r.votes.total(), 3);
+    }
+}
+
+#[tokio::test]
+async fn asking_again_hands_back_the_lease_already_held() {
+    for store in stores().await {
+        let f = fixture(store, config(1, 1, None, 60), 3, 1).await;
+        let a = leased(next(&f, f.workers[0], T0).await);
+        match next(&f, f.workers[0], T0).await {
+            LeaseOutcome::Held(h) => assert_eq!(h.id, a.id),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_retried_submit_is_not_a_second_vote() {
+    for store in stores().await {
+        let f = fixture(store, config(2, 3, None, 60), 1, 2).await;
+        let a = leased(next(&f, f.workers[0], T0).await);
+        let req = SubmitRequest {
+            assignment: a.id,
+            worker: a.worker_id,
+            policy: f.job.config.policy,
+            answer: "Yes".into(),
+            idempotency_key: Some("k1".into()),
+            now: T0,
+        };
+        assert!(matches!(
+            f.store.submit(&req).await.unwrap(),
+            SubmitOutcome::Accepted { .. }
+        ));
+        assert!(matches!(
+            f.store.submit(&req).await.unwrap(),
+            SubmitOutcome::Replayed { .. }
+        ));
+        let other = SubmitRequest {
+            answer: "No".into(),
+            idempotency_key: Some("k2".into()),
+            ..req
+        };
+        assert!(matches!(
+            f.store.submit(&other).await.unwrap(),
+            SubmitOutcome::Refused {
+                code: "already_submitted",
+                ..
+            }
+        ));
+        assert_eq!(f.store.job_progress(f.job.id).await.unwrap().answers, 1);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_lease_reopens_the_task_and_a_late_answer_is_judged_by_need() {
+    for store in stores().await {
+        let f = fixture(store, config(1, 1, None, 10), 1, 3).await;
+        let a = leased(next(&f, f.workers[0], T0).await);
+        assert_eq!(
+            f.store
+                .expire_leases(Timestamp(T0.0 + 5_000), 100)
+                .await
+                .unwrap(),
+            0
+        );
+        let later = Timestamp(T0.0 + 11_000);
+        assert_eq!(f.store.expire_leases(later, 100).await.unwrap(), 1);
+        assert_eq!(
+            f.store.get_assignment(a.id).await.unwrap().unwrap().status,
+            AssignmentStatus::Abandoned
+        );
+        // The task still needs its answer, so a late submit is accepted.
+        match submit(&f, &a, "Yes", later).await {
+            SubmitOutcome::Accepted {
+                assignment,
+                task_state,
+            } => {
+                assert!(assignment.late);
+                assert_eq!(task_state, "labeled");
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // Second job: the reopened task goes to someone else first.
+        let g = fixture_like(&f, config(1, 1, None, 10)).await;
+        let a = leased(next(&g, g.workers[0], T0).await);
+        g.store.expire_leases(later, 100).await.unwrap();
+        let b = leased(next(&g, g.workers[1], later).await);
+        assert_eq!(a.task_id, b.task_id);
+        match submit(&g, &a, "Yes", later).await {
+            SubmitOutcome::Refused { code, message } => {
+                assert_eq!(code, "lease_expired");
+                assert!(message.contains("leased to someone else"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+async fn fixture_like(f: &Fixture, config: JobConfig) -> Fixture {
+    let ws = f.job.workspace_id;
+    let job = f
+        .store
+        .create_job(ws, &config, f.job.created_by, T0)
+        .await
+        .unwrap();
+    import(&f.store, &job, 1, true).await;
+    Fixture {
+        store: f.store.clone(),
+        job,
+        workers: f.workers.clone(),
+    }
+}
+
+#[tokio::test]
+async fn a_skipped_task_is_not_offered_again_but_a_released_one_is() {
+    for store in stores().await {
+        let f = fixture(store, config(1, 1, None, 60), 2, 1).await;
+        let w = f.workers[0];
+        let a = leased(next(&f, w, T0).await);
+        let give = |id, how| GiveBackRequest {
+            assignment: id,
+            worker: w,
+            policy: f.job.config.policy,
+            how,
+            now: T0,
+        };
+        f.store
+            .give_back(&give(a.id, GiveBack::Release))
+            .await
+            .unwrap();
+        let again = leased(next(&f, w, T0).await);
+        assert_eq!(again.task_id, a.task_id);
+        f.store
+            .give_back(&give(again.id, GiveBack::Skip))
+            .await
+            .unwrap();
+        let other = leased(next(&f, w, T0).await);
+        assert_ne!(other.task_id, a.task_id);
+        assert_eq!(
+            f.store
+                .give_back(&give(again.id, GiveBack::Skip))
+                .await
+                .unwrap(),
+            GiveBackOutcome::NotPending(AssignmentStatus::Skipped)
+        );
+    }
+}
+
+#[tokio::test]
+async fn stewards_decide_apart_from_workers() {
+    for store in stores().await {
+        let f = fixture(store, config(2, 2, Some((1, 1)), 60), 1, 2).await;
+        let steward = f.workers[1];
+        let w = leased(next(&f, f.workers[0], T0).await);
+        let req = LeaseRequest {
+            side: Side::Steward,
+            ..lease(&f, steward, T0)
+        };
+        let s = leased(f.store.next_assignment(&req).await.unwrap());
+        assert_eq!(s.side, Side::Steward);
+        submit(&f, &w, "No", T0).await;
+        submit(&f, &s, "Yes", T0).await;
+        let r = &f.store.results_page(f.job.id, 0, 10).await.unwrap()[0];
+        assert_eq!(r.label.as_deref(), Some("Yes"));
+        assert_eq!(r.decided_by, Some(Side::Steward));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_workers_never_over_lease_a_task() {
+    for store in stores().await {
+        let f = Arc::new(fixture(store, config(2, 3, None, 60), 20, 12).await);
+        let mut handles = Vec::new();
+        for &w in &f.workers {
+            let f = f.clone();
+            handles.push(tokio::spawn(async move {
+                let mut rounds = 0;
+                loop {
+                    match next(&f, w, T0).await {
+                        LeaseOutcome::Leased(a) | LeaseOutcome::Held(a) => {
+                            // Disagree now and then so some tasks need a third answer.
+                            let answer = if (a.seq + w.0) % 5 == 0 { "No" } else { "Yes" };
+                            submit(&f, &a, answer, T0).await;
+                        }
+                        LeaseOutcome::NothingNow => tokio::task::yield_now().await,
+                        _ => break,
+                    }
+                    rounds += 1;
+                    assert!(rounds < 10_000);
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        let mut answers: HashMap<i64, u32> = HashMap::new();
+        let mut after = 0;
+        loop {
+            let page = f.store.answers_page(f.job.id, after, 100).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.assignment_id.0;
+            for a in &page {
+                *answers.entry(a.seq).or_default() += 1;
+            }
+        }
+        for r in f.store.results_page(f.job.id, 0, 100).await.unwrap() {
+            assert_ne!(r.state, "open");
+            let n = answers[&r.seq];
+            let leader = r.votes.leader().unwrap().1;
+            // An answer beyond need would show as more than n, or as a
+            // label with more agreeing votes than k.
+            assert!(n <= 3, "task {} got {n} answers", r.seq);
+            assert!(leader <= 2, "task {} got {leader} agreeing answers", r.seq);
+        }
+    }
+}
