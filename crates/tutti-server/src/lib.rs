@@ -1,1 +1,119 @@
-//! placeholder
+//! Tutti's HTTP server.
+//!
+//! - [`api`]: the JSON API under `/api/v1`, bearer tokens, cursor paging.
+//! - [`web`]: the server-rendered worker page (cookie sign-in with the same
+//!   tokens, CSRF-checked forms).
+//! - [`import`]: streaming item imports (CSV, JSON Lines, Label Studio JSON).
+//! - [`monitor`]: the lease monitor that reopens abandoned tasks.
+//! - [`openapi`]: the OpenAPI document generated from the handlers, and the
+//!   interactive page at `/docs` (assets embedded, works offline).
+//!
+//! [`Application::build`] binds the listener (port 0 in tests) and exposes
+//! the bound address, so tests run the real server.
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod import;
+pub mod monitor;
+pub mod openapi;
+pub mod web;
+
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tutti_store::Store;
+
+/// Settings of a running server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// How often the lease monitor runs; `None` runs no monitor.
+    pub monitor_interval: Option<Duration>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 1 << 30,
+            monitor_interval: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The settings.
+    pub settings: Arc<Settings>,
+}
+
+/// The whole router: API, docs, web pages, health.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .merge(api::routes())
+        .merge(web::routes())
+        .merge(openapi::routes())
+        .fallback(|| async { error::ApiError::not_found("page") })
+        .with_state(state)
+}
+
+/// A bound, not yet serving, server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds `addr` (use port 0 for any free port).
+    pub async fn build(
+        store: Arc<dyn Store>,
+        settings: Settings,
+        addr: &str,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+        Ok(Self {
+            listener,
+            state: AppState {
+                store,
+                settings: Arc::new(settings),
+            },
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, running the lease monitor beside.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let monitor = self
+            .state
+            .settings
+            .monitor_interval
+            .map(|every| tokio::spawn(monitor::run(self.state.store.clone(), every)));
+        let app = router(self.state);
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        if let Some(m) = monitor {
+            m.abort();
+        }
+        served.map_err(Into::into)
+    }
+}

@@ -132,6 +132,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self, after: Option<i64>, limit: u32) -> Result<Vec<User>>;
     /// Enables or disables a user; a disabled user's tokens stop working.
     async fn set_user_disabled(&self, id: UserId, disabled: bool) -> Result<bool>;
+    /// Changes a user's account role.
+    async fn set_user_role(&self, id: UserId, role: Role) -> Result<bool>;
     /// Number of users (zero before the first admin is made).
     async fn count_users(&self) -> Result<i64>;
     /// Stores a token by the hash of its secret.
@@ -236,6 +238,14 @@ pub trait Store: Send + Sync + 'static {
         job: JobId,
         after_id: i64,
         limit: u32,
+    ) -> Result<Vec<AnswerRecord>>;
+    /// Submitted answers of the tasks with `_id` in `from_seq..=to_seq`, in
+    /// `_id` order, then submission order.
+    async fn task_answers(
+        &self,
+        job: JobId,
+        from_seq: i64,
+        to_seq: i64,
     ) -> Result<Vec<AnswerRecord>>;
 }
 

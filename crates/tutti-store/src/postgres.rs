@@ -75,7 +75,7 @@ async fn insert_rows(
 }
 
 use crate::migrate::apply_migrations;
-use crate::shared::{assignment_cols, store_impl, tally_cols};
+use crate::shared::{answer_select, assignment_cols, store_impl, tally_cols};
 store_impl!(
     PgStore,
     sqlx::Postgres,

@@ -29,6 +29,15 @@ macro_rules! tally_cols {
     };
 }
 
+/// Submitted answers of job `$1`, with their task's `_id` and worker's name.
+macro_rules! answer_select {
+    () => {
+        "SELECT a.id, t.seq, a.worker_id, u.name, a.side, a.answer, a.finished_at, a.late \
+         FROM assignments a JOIN tasks t ON t.id = a.task_id JOIN users u ON u.id = a.worker_id \
+         WHERE a.job_id = $1 AND a.status = 'submitted'"
+    };
+}
+
 /// Expands the shared implementation of [`crate::Store`] for `$store`, whose
 /// sqlx database is `$db` (row type `$row`). `$for_update` and
 /// `$skip_locked` are appended to the queries that lock rows.
@@ -131,6 +140,19 @@ macro_rules! store_impl {
                 idempotency_key: row.try_get("idempotency_key")?,
                 late: row.try_get::<i64, _>("late")? != 0,
                 data: object_of(row.try_get("data")?)?,
+            })
+        }
+
+        fn answer_from(r: &$row) -> Result<AnswerRecord> {
+            Ok(AnswerRecord {
+                assignment_id: AssignmentId(r.try_get("id")?),
+                seq: r.try_get("seq")?,
+                worker_id: UserId(r.try_get("worker_id")?),
+                worker_name: r.try_get("name")?,
+                side: side_of(r.try_get("side")?)?,
+                annotation: r.try_get::<Option<String>, _>("answer")?.unwrap_or_default(),
+                submitted_at: Timestamp(r.try_get::<Option<i64>, _>("finished_at")?.unwrap_or(0)),
+                late: r.try_get::<i64, _>("late")? != 0,
             })
         }
 
@@ -352,6 +374,15 @@ macro_rules! store_impl {
             async fn set_user_disabled(&self, id: UserId, disabled: bool) -> Result<bool> {
                 let done = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
                     .bind(i64::from(disabled))
+                    .bind(id.0)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn set_user_role(&self, id: UserId, role: Role) -> Result<bool> {
+                let done = sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                    .bind(role.as_str())
                     .bind(id.0)
                     .execute(self.writer())
                     .await?;
@@ -1028,29 +1059,37 @@ macro_rules! store_impl {
                 after_id: i64,
                 limit: u32,
             ) -> Result<Vec<AnswerRecord>> {
-                sqlx::query(
-                    "SELECT a.id, t.seq, a.worker_id, u.name, a.side, a.answer, a.finished_at, a.late \
-                     FROM assignments a JOIN tasks t ON t.id = a.task_id JOIN users u ON u.id = a.worker_id \
-                     WHERE a.job_id = $1 AND a.status = 'submitted' AND a.id > $2 ORDER BY a.id LIMIT $3",
-                )
+                sqlx::query(concat!(
+                    answer_select!(),
+                    " AND a.id > $2 ORDER BY a.id LIMIT $3"
+                ))
                 .bind(job.0)
                 .bind(after_id)
                 .bind(i64::from(limit))
                 .fetch_all(self.reader())
                 .await?
                 .iter()
-                .map(|r| {
-                    Ok(AnswerRecord {
-                        assignment_id: AssignmentId(r.try_get("id")?),
-                        seq: r.try_get("seq")?,
-                        worker_id: UserId(r.try_get("worker_id")?),
-                        worker_name: r.try_get("name")?,
-                        side: side_of(r.try_get("side")?)?,
-                        annotation: r.try_get::<Option<String>, _>("answer")?.unwrap_or_default(),
-                        submitted_at: Timestamp(r.try_get::<Option<i64>, _>("finished_at")?.unwrap_or(0)),
-                        late: r.try_get::<i64, _>("late")? != 0,
-                    })
-                })
+                .map(answer_from)
+                .collect()
+            }
+
+            async fn task_answers(
+                &self,
+                job: JobId,
+                from_seq: i64,
+                to_seq: i64,
+            ) -> Result<Vec<AnswerRecord>> {
+                sqlx::query(concat!(
+                    answer_select!(),
+                    " AND t.seq >= $2 AND t.seq <= $3 ORDER BY t.seq, a.id"
+                ))
+                .bind(job.0)
+                .bind(from_seq)
+                .bind(to_seq)
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(answer_from)
                 .collect()
             }
         }
@@ -1091,4 +1130,4 @@ macro_rules! store_impl {
     };
 }
 
-pub(crate) use {assignment_cols, store_impl, tally_cols};
+pub(crate) use {answer_select, assignment_cols, store_impl, tally_cols};

@@ -1,1 +1,247 @@
-fn main() {}
+//! `tutti`: the one binary. `main` parses flags, wires the store and the
+//! server, and maps errors to an exit code; the work is in the library crates.
+
+mod bench;
+mod demo;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use std::sync::Arc;
+use std::time::Duration;
+use tutti_domain::role::Role;
+use tutti_server::{Application, Settings};
+use tutti_store::{NewUser, Store};
+
+/// Tutti: human-in-the-loop data work.
+#[derive(Parser)]
+#[command(name = "tutti", version, about)]
+struct Cli {
+    /// Where Tutti keeps everything: sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        env = "TUTTI_DATABASE_URL",
+        default_value = "sqlite://tutti.db",
+        global = true
+    )]
+    database_url: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, the worker page and the docs, with the lease monitor inside.
+    Serve(ServeArgs),
+    /// Fill the database with a demo workspace, users and a job, then serve it.
+    Demo {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Items in the demo job.
+        #[arg(long, default_value_t = 300)]
+        items: usize,
+    },
+    /// Run only the lease monitor: reopen tasks whose leases ran out.
+    Monitor {
+        /// Seconds between sweeps.
+        #[arg(long, default_value_t = 60)]
+        interval: u64,
+        /// Sweep once and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Load benchmarks (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TUTTI_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// Seconds between lease-monitor sweeps (0 turns the monitor off).
+    #[arg(long, env = "TUTTI_MONITOR_INTERVAL", default_value_t = 5)]
+    monitor_interval: u64,
+    /// Largest accepted upload, in bytes.
+    #[arg(long, env = "TUTTI_MAX_UPLOAD_BYTES", default_value_t = 1 << 30)]
+    max_upload_bytes: u64,
+}
+
+impl ServeArgs {
+    fn settings(&self) -> Settings {
+        Settings {
+            max_upload_bytes: self.max_upload_bytes,
+            monitor_interval: (self.monitor_interval > 0)
+                .then(|| Duration::from_secs(self.monitor_interval)),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user and print a first API token for them.
+    Create {
+        /// Login name.
+        name: String,
+        /// Account role: admin, requester, steward or worker.
+        #[arg(long, default_value = "worker")]
+        role: Role,
+        /// Name shown to people.
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a user and print it (shown only once).
+    Create {
+        /// The user's login name.
+        #[arg(long)]
+        user: String,
+        /// What the token is for.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TUTTI_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    tutti_store::connect(url)
+        .await
+        .with_context(|| format!("opening {}", tutti_store::redact_url(url)))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let store = open(&cli.database_url).await?;
+            serve(store, &args, None).await
+        }
+        Command::Demo { serve: args, items } => {
+            let store = open(&cli.database_url).await?;
+            let tokens = demo::populate(store.as_ref(), items).await?;
+            serve(store, &args, Some(tokens)).await
+        }
+        Command::Monitor { interval, once } => {
+            let store = open(&cli.database_url).await?;
+            if once {
+                let n = tutti_server::monitor::sweep(store.as_ref()).await?;
+                println!("reopened {n} overdue leases");
+                return Ok(());
+            }
+            tracing::info!(interval, "lease monitor running");
+            tokio::select! {
+                () = tutti_server::monitor::run(store, Duration::from_secs(interval.max(1))) => Ok(()),
+                () = shutdown_signal() => Ok(()),
+            }
+        }
+        Command::User(UserCommand::Create {
+            name,
+            role,
+            display_name,
+        }) => {
+            let store = open(&cli.database_url).await?;
+            let name = tutti_server::api::users::parse_user_name(&name)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = store
+                .create_user(
+                    &NewUser {
+                        display_name: display_name.unwrap_or_else(|| name.clone()),
+                        name,
+                        role,
+                    },
+                    tutti_store::now(),
+                )
+                .await?;
+            let token = issue(store.as_ref(), &user, "cli").await?;
+            println!("created user {} (id {}, {})", user.name, user.id, user.role);
+            println!("token: {token}");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { user, name }) => {
+            let store = open(&cli.database_url).await?;
+            let user = store
+                .get_user_by_name(&user)
+                .await?
+                .with_context(|| format!("no user named {user:?}"))?;
+            println!("{}", issue(store.as_ref(), &user, &name).await?);
+            Ok(())
+        }
+        Command::Bench(cmd) => bench::run(cmd, &cli.database_url).await,
+    }
+}
+
+/// Makes a token for `user` and returns its secret.
+async fn issue(store: &dyn Store, user: &tutti_store::User, name: &str) -> anyhow::Result<String> {
+    let token = tutti_server::auth::new_token();
+    store
+        .create_token(
+            user.id,
+            name,
+            &tutti_server::auth::token_hash(&token),
+            tutti_store::now(),
+        )
+        .await?;
+    Ok(token)
+}
+
+async fn serve(
+    store: Arc<dyn Store>,
+    args: &ServeArgs,
+    demo: Option<Vec<(String, String)>>,
+) -> anyhow::Result<()> {
+    let app = Application::build(store, args.settings(), &args.bind).await?;
+    let addr = app.local_addr();
+    tracing::info!(%addr, "tutti is serving");
+    if let Some(tokens) = demo {
+        demo::print_welcome(addr, &tokens);
+    }
+    app.run_until(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,347 @@
+//! The worker loop: ask for the next task, answer it, skip or release it.
+//!
+//! `POST /jobs/{id}/next` answers 200 with a lease, 204 with `Retry-After`
+//! when every open task the worker could take is leased to others, or 410
+//! when the job is finished (or nothing in it is left for this worker).
+
+use super::Page;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiJson, ApiPath};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tutti_domain::ids::{AssignmentId, JobId};
+use tutti_domain::role::Role;
+use tutti_domain::template;
+use tutti_store::{
+    Assignment, GiveBack, GiveBackOutcome, GiveBackRequest, Job, LeaseOutcome, LeaseRequest,
+    SubmitOutcome, SubmitRequest, WorkerJob,
+};
+
+/// Seconds a worker is told to wait when nothing is free now.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// A leased task with everything needed to show it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TaskView {
+    /// The lease.
+    pub assignment: Assignment,
+    /// True when this lease was already held (asked for again).
+    pub held: bool,
+    /// The question with the row's values filled in (plain text).
+    pub question: String,
+    /// Answer options (empty for free text).
+    pub answers: Vec<String>,
+    /// Whether the answer is typed.
+    pub free_text: bool,
+    /// Short instructions (HTML).
+    pub short_instructions: String,
+    /// Long instructions (HTML).
+    pub long_instructions: String,
+    /// The job's layout with the row's values filled in, HTML-escaped.
+    pub layout_html: Option<String>,
+}
+
+impl TaskView {
+    /// Renders an assignment of `job`.
+    pub fn new(job: &Job, assignment: Assignment, held: bool) -> Self {
+        let c = &job.config;
+        Self {
+            question: template::render(&c.question, &assignment.data, str::to_owned),
+            layout_html: c
+                .layout
+                .as_ref()
+                .map(|l| template::render(l, &assignment.data, crate::web::escape_html)),
+            answers: c.answers.clone(),
+            free_text: c.free_text,
+            short_instructions: c.short_instructions.clone(),
+            long_instructions: c.long_instructions.clone(),
+            assignment,
+            held,
+        }
+    }
+}
+
+/// What `next` found, for the API and the worker page alike.
+pub enum Next {
+    /// A task to show.
+    Task(Box<TaskView>),
+    /// Nothing now; try again later (the reason says why).
+    Wait(&'static str),
+    /// Nothing ever: code and reason.
+    Gone(&'static str, &'static str),
+}
+
+/// Leases the caller the next task of a job.
+pub async fn lease_next(state: &AppState, caller: &Caller, job: JobId) -> Result<Next, ApiError> {
+    let (job, role) = caller.job(state, job, false).await?;
+    let side = job.config.policy.side_for(role == Role::Steward);
+    let outcome = state
+        .store
+        .next_assignment(&LeaseRequest {
+            job: job.id,
+            policy: job.config.policy,
+            worker: caller.0.id,
+            side,
+            now: tutti_store::now(),
+        })
+        .await?;
+    Ok(match outcome {
+        LeaseOutcome::Leased(a) => Next::Task(Box::new(TaskView::new(&job, a, false))),
+        LeaseOutcome::Held(a) => Next::Task(Box::new(TaskView::new(&job, a, true))),
+        LeaseOutcome::NothingNow => {
+            Next::Wait("every open task you could take is leased to others right now")
+        }
+        LeaseOutcome::Empty => Next::Wait("the job has no items yet"),
+        LeaseOutcome::Finished => Next::Gone(
+            "job_finished",
+            "the job is finished: every task has a label or is undecided",
+        ),
+        LeaseOutcome::DoneForWorker => Next::Gone(
+            "nothing_left_for_you",
+            "you have answered or skipped every open task of this job",
+        ),
+    })
+}
+
+/// Leases the next task: 200 with the task, 204 (with `Retry-After` and a
+/// reason in `X-Tutti-Reason`) when nothing is free now, 410 when nothing
+/// will come.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/next", tag = "work",
+    params(("id" = i64, Path, description = "job id")),
+    responses((status = 200, body = TaskView),
+        (status = 204, description = "nothing free now; retry after Retry-After seconds"),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 410, body = crate::error::ErrorBody, description = "job finished, or nothing left for this worker")),
+    security(("bearer" = [])))]
+pub async fn next(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Response, ApiError> {
+    Ok(match lease_next(&state, &caller, JobId(id)).await? {
+        Next::Task(view) => Json(view).into_response(),
+        Next::Wait(reason) => {
+            let mut headers = HeaderMap::new();
+            headers.insert("retry-after", HeaderValue::from(RETRY_AFTER_SECS));
+            headers.insert("x-tutti-reason", HeaderValue::from_static(reason));
+            (StatusCode::NO_CONTENT, headers).into_response()
+        }
+        Next::Gone(code, message) => ApiError::new(StatusCode::GONE, code, message).into_response(),
+    })
+}
+
+async fn own_assignment(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<(Assignment, Job), ApiError> {
+    let a = state
+        .store
+        .get_assignment(AssignmentId(id))
+        .await?
+        .filter(|a| a.worker_id == caller.0.id)
+        .ok_or_else(|| ApiError::not_found("assignment"))?;
+    // Membership is checked again: a worker removed from the workspace
+    // loses their leases with it.
+    let (job, _) = caller
+        .job(state, a.job_id, false)
+        .await
+        .map_err(|_| ApiError::not_found("assignment"))?;
+    Ok((a, job))
+}
+
+/// One of the caller's assignments, rendered.
+#[utoipa::path(get, path = "/api/v1/assignments/{id}", tag = "work",
+    params(("id" = i64, Path, description = "assignment id")),
+    responses((status = 200, body = TaskView), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_assignment(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<TaskView>, ApiError> {
+    let (a, job) = own_assignment(&state, &caller, id).await?;
+    Ok(Json(TaskView::new(&job, a, true)))
+}
+
+/// An answer.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBody {
+    /// One of the job's answers, or the typed text of a free-text job.
+    pub answer: String,
+    /// Any string unique to this answer: a retried submit with the same key
+    /// is recognised and not counted twice. The `Idempotency-Key` header
+    /// works too.
+    pub idempotency_key: Option<String>,
+}
+
+/// How a submit went.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SubmitResult {
+    /// The assignment after the submit.
+    pub assignment: Assignment,
+    /// The task's state now: `open`, `labeled` or `undecided`.
+    pub task_state: String,
+    /// True when this repeated an earlier submit (nothing changed).
+    pub replayed: bool,
+}
+
+/// Records the answer of the caller's assignment. A retried submit (same
+/// idempotency key, or the same answer without a key) is answered as the
+/// first was and not counted again. A submit after the lease expired is
+/// accepted if the task still needs the answer, else refused with 409
+/// `lease_expired` and the reason.
+#[utoipa::path(post, path = "/api/v1/assignments/{id}/submit", tag = "work", request_body = SubmitBody,
+    params(("id" = i64, Path, description = "assignment id")),
+    responses((status = 200, body = SubmitResult), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SubmitBody>,
+) -> Result<Json<SubmitResult>, ApiError> {
+    let key = match body.idempotency_key {
+        Some(k) => Some(k),
+        None => headers
+            .get("idempotency-key")
+            .map(|v| {
+                v.to_str().map(str::to_owned).map_err(|_| {
+                    ApiError::bad_request("Idempotency-Key must be plain text")
+                        .with_field("Idempotency-Key")
+                })
+            })
+            .transpose()?,
+    };
+    if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
+        return Err(
+            tutti_domain::FieldError::new("idempotency_key", "must be 1-200 characters").into(),
+        );
+    }
+    submit_answer(&state, &caller, id, &body.answer, key)
+        .await
+        .map(Json)
+}
+
+/// Checks and records an answer (shared by the API and the worker page).
+pub async fn submit_answer(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    answer: &str,
+    idempotency_key: Option<String>,
+) -> Result<SubmitResult, ApiError> {
+    let (a, job) = own_assignment(state, caller, id).await?;
+    let answer = job.config.check_answer(answer)?;
+    let outcome = state
+        .store
+        .submit(&SubmitRequest {
+            assignment: a.id,
+            worker: caller.0.id,
+            policy: job.config.policy,
+            answer,
+            idempotency_key,
+            now: tutti_store::now(),
+        })
+        .await?;
+    match outcome {
+        SubmitOutcome::Accepted {
+            assignment,
+            task_state,
+        } => Ok(SubmitResult {
+            assignment,
+            task_state,
+            replayed: false,
+        }),
+        SubmitOutcome::Replayed {
+            assignment,
+            task_state,
+        } => Ok(SubmitResult {
+            assignment,
+            task_state,
+            replayed: true,
+        }),
+        SubmitOutcome::NotFound => Err(ApiError::not_found("assignment")),
+        SubmitOutcome::Refused { code, message } => Err(ApiError::conflict(code, message)),
+    }
+}
+
+/// Gives a lease back (shared by the API and the worker page).
+pub async fn give_back(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    how: GiveBack,
+) -> Result<Assignment, ApiError> {
+    let (a, job) = own_assignment(state, caller, id).await?;
+    match state
+        .store
+        .give_back(&GiveBackRequest {
+            assignment: a.id,
+            worker: caller.0.id,
+            policy: job.config.policy,
+            how,
+            now: tutti_store::now(),
+        })
+        .await?
+    {
+        GiveBackOutcome::Done(a) => Ok(a),
+        GiveBackOutcome::NotFound => Err(ApiError::not_found("assignment")),
+        GiveBackOutcome::NotPending(status) => Err(ApiError::conflict(
+            "not_pending",
+            format!("the assignment is {} already", status.as_str()),
+        )),
+    }
+}
+
+/// Skips the task: it goes back to the pool and is not offered to the
+/// caller again.
+#[utoipa::path(post, path = "/api/v1/assignments/{id}/skip", tag = "work",
+    params(("id" = i64, Path, description = "assignment id")),
+    responses((status = 200, body = Assignment), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn skip(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Assignment>, ApiError> {
+    give_back(&state, &caller, id, GiveBack::Skip)
+        .await
+        .map(Json)
+}
+
+/// Releases the task: it goes back to the pool and may be offered to the
+/// caller again later.
+#[utoipa::path(post, path = "/api/v1/assignments/{id}/release", tag = "work",
+    params(("id" = i64, Path, description = "assignment id")),
+    responses((status = 200, body = Assignment), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Assignment>, ApiError> {
+    give_back(&state, &caller, id, GiveBack::Release)
+        .await
+        .map(Json)
+}
+
+/// The jobs the caller may work on, with what is left.
+#[utoipa::path(get, path = "/api/v1/me/jobs", tag = "work",
+    responses((status = 200, body = Page<WorkerJob>)), security(("bearer" = [])))]
+pub async fn my_jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Page<WorkerJob>>, ApiError> {
+    Ok(Json(Page {
+        items: state.store.jobs_for_worker(caller.0.id).await?,
+        next_cursor: None,
+    }))
+}

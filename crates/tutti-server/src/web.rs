@@ -1,0 +1,424 @@
+//! The worker's web page, rendered on the server with no build step.
+//!
+//! A worker signs in with their API token (kept in an HttpOnly,
+//! SameSite=Strict cookie), picks a job, and answers one task after another:
+//! short instructions on top, long ones in a fold, the question and the row
+//! (or the job's layout) with every row value HTML-escaped, answer buttons
+//! bound to keys 1-9, skip and quit, and the lease's remaining time. Every
+//! form carries a CSRF value derived from the token.
+
+use crate::AppState;
+use crate::api::work::{Next, TaskView, give_back, lease_next, submit_answer};
+use crate::auth::{Caller, authenticate, csrf_for};
+use crate::error::ApiError;
+use axum::Form;
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use std::fmt::Write as _;
+use tutti_domain::ids::JobId;
+use tutti_store::GiveBack;
+
+const COOKIE: &str = "tutti_token";
+const STYLE: &str = include_str!("../assets/work.css");
+const SCRIPT: &str = include_str!("../assets/work.js");
+
+/// The web routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/work/{job}", get(work_page))
+        .route("/work/{job}/assignments/{id}", post(act))
+        .route(
+            "/assets/work.css",
+            get(|| async { asset("text/css", STYLE) }),
+        )
+        .route(
+            "/assets/work.js",
+            get(|| async { asset("text/javascript", SCRIPT) }),
+        )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A signed-in web visitor: the caller and their token (for CSRF values).
+struct Visitor {
+    caller: Caller,
+    token: String,
+}
+
+/// Where a web request without a valid session goes.
+struct SignIn;
+
+impl IntoResponse for SignIn {
+    fn into_response(self) -> Response {
+        Redirect::to("/login").into_response()
+    }
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = SignIn;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignIn> {
+        let token = cookie_token(&parts.headers).ok_or(SignIn)?;
+        let user = authenticate(state, &token).await.map_err(|_| SignIn)?;
+        Ok(Visitor {
+            caller: Caller(user),
+            token,
+        })
+    }
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · Tutti</title><link rel=\"stylesheet\" href=\"/assets/work.css\">\
+         <script src=\"/assets/work.js\" defer></script></head><body>\
+         <header><a href=\"/\" class=\"brand\">Tutti</a></header><main>{body}</main></body></html>",
+        escape_html(title)
+    ))
+}
+
+fn error_page(e: ApiError) -> Response {
+    let body = format!(
+        "<h1>{}</h1><p>{}</p><p><a href=\"/\">Back to your jobs</a></p>",
+        e.status.canonical_reason().unwrap_or("Error"),
+        escape_html(&e.message)
+    );
+    (e.status, page("Error", &body)).into_response()
+}
+
+fn with_security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn login_form() -> Response {
+    let body = "<h1>Sign in</h1>\
+        <form method=\"post\" action=\"/login\" class=\"card\">\
+        <label for=\"token\">Your API token</label>\
+        <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
+        <button type=\"submit\">Sign in</button></form>\
+        <p class=\"muted\">Your admin or requester gives you a token (<code>tutti token create</code>, or the API).</p>";
+    with_security_headers(page("Sign in", body).into_response())
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+    let token = form.token.trim().to_owned();
+    if authenticate(&state, &token).await.is_err() {
+        let body = "<h1>Sign in</h1><p class=\"error\">That token is unknown or revoked.</p>\
+            <p><a href=\"/login\">Try again</a></p>";
+        return with_security_headers(
+            (StatusCode::UNAUTHORIZED, page("Sign in", body)).into_response(),
+        );
+    }
+    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000");
+    let mut r = Redirect::to("/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(visitor: Result<Visitor, SignIn>, Form(form): Form<CsrfForm>) -> Response {
+    if let Ok(v) = visitor {
+        if form.csrf != csrf_for(&v.token) {
+            return error_page(ApiError::forbidden("the form is stale; reload the page"));
+        }
+    }
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("tutti_token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    r
+}
+
+async fn home(State(state): State<AppState>, visitor: Result<Visitor, SignIn>) -> Response {
+    let v = match visitor {
+        Ok(v) => v,
+        Err(s) => return s.into_response(),
+    };
+    let jobs = match state.store.jobs_for_worker(v.caller.0.id).await {
+        Ok(j) => j,
+        Err(e) => return error_page(e.into()),
+    };
+    let mut body = format!("<h1>Hello, {}</h1>", escape_html(&v.caller.0.display_name));
+    if jobs.is_empty() {
+        body.push_str("<p class=\"card\">You are not in any workspace with jobs yet. Ask a requester to add you to theirs.</p>");
+    } else {
+        body.push_str("<table><thead><tr><th>Job</th><th>Open tasks</th><th>Answered by you</th><th></th></tr></thead><tbody>");
+        for j in &jobs {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td><a class=\"button\" href=\"/work/{}\">Start</a></td></tr>",
+                escape_html(&j.name),
+                j.open_tasks,
+                j.answered_by_me,
+                j.job_id
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button class=\"link\">Sign out</button></form>",
+        csrf_for(&v.token)
+    );
+    with_security_headers(page("Your jobs", &body).into_response())
+}
+
+async fn work_page(
+    State(state): State<AppState>,
+    visitor: Result<Visitor, SignIn>,
+    Path(job): Path<String>,
+) -> Response {
+    let v = match visitor {
+        Ok(v) => v,
+        Err(s) => return s.into_response(),
+    };
+    let Ok(job) = job.parse::<i64>() else {
+        return with_security_headers(error_page(ApiError::not_found("job")));
+    };
+    let next = match lease_next(&state, &v.caller, JobId(job)).await {
+        Ok(n) => n,
+        Err(e) => return with_security_headers(error_page(e)),
+    };
+    let r = match next {
+        Next::Task(view) => page("Task", &task_html(&view, &csrf_for(&v.token))).into_response(),
+        Next::Wait(reason) => {
+            let body = format!(
+                "<h1>Nothing to do right now</h1><p class=\"card\">{}. This page checks again every few seconds.</p>\
+                 <p><a href=\"/\">Back to your jobs</a></p>",
+                escape_html(reason)
+            );
+            let mut r = page("Waiting", &body).into_response();
+            r.headers_mut()
+                .insert("refresh", HeaderValue::from_static("5"));
+            r
+        }
+        Next::Gone(_, reason) => {
+            let body = format!(
+                "<h1>All done</h1><p class=\"card\">{}. Thank you!</p><p><a href=\"/\">Back to your jobs</a></p>",
+                escape_html(reason)
+            );
+            page("Done", &body).into_response()
+        }
+    };
+    with_security_headers(r)
+}
+
+fn task_html(view: &TaskView, csrf: &str) -> String {
+    let a = &view.assignment;
+    let mut s = String::with_capacity(4096);
+    let _ = write!(
+        s,
+        "<section class=\"instructions\">{}</section>",
+        view.short_instructions
+    );
+    if !view.long_instructions.trim().is_empty() {
+        let _ = write!(
+            s,
+            "<details class=\"card\"><summary>Full instructions</summary>{}</details>",
+            view.long_instructions
+        );
+    }
+    let _ = write!(
+        s,
+        "<p class=\"lease\" data-deadline=\"{}\">Time left: <span id=\"time-left\"></span></p>",
+        a.deadline.0
+    );
+    let _ = write!(
+        s,
+        "<h1 class=\"question\">{}</h1>",
+        escape_html(&view.question)
+    );
+    match &view.layout_html {
+        Some(layout) => {
+            let _ = write!(s, "<div class=\"item card\">{layout}</div>");
+        }
+        None => {
+            s.push_str("<table class=\"item\"><tbody>");
+            for (k, v) in &a.data {
+                let _ = write!(
+                    s,
+                    "<tr><th>{}</th><td>{}</td></tr>",
+                    escape_html(k),
+                    escape_html(&tutti_domain::template::value_text(v))
+                );
+            }
+            s.push_str("</tbody></table>");
+        }
+    }
+    let action = format!("/work/{}/assignments/{}", a.job_id, a.id);
+    let _ = write!(
+        s,
+        "<form method=\"post\" action=\"{action}\" class=\"answers\" id=\"answer-form\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"key\" value=\"web-{}\">",
+        a.id
+    );
+    if view.free_text {
+        s.push_str(
+            "<input name=\"answer\" id=\"free-text\" autocomplete=\"off\" placeholder=\"Type your answer\" required>\
+             <button type=\"submit\" name=\"action\" value=\"submit\">Submit (Enter)</button>",
+        );
+    } else {
+        s.push_str("<input type=\"hidden\" name=\"action\" value=\"submit\">");
+        for (i, option) in view.answers.iter().enumerate() {
+            let key = if i < 9 {
+                format!("<kbd>{}</kbd> ", i + 1)
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                s,
+                "<button type=\"submit\" name=\"answer\" value=\"{}\" data-key=\"{}\">{key}{}</button>",
+                escape_html(option),
+                i + 1,
+                escape_html(option)
+            );
+        }
+    }
+    s.push_str("</form>");
+    let _ = write!(
+        s,
+        "<form method=\"post\" action=\"{action}\" class=\"secondary\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button name=\"action\" value=\"skip\" class=\"link\">Skip this task</button>\
+         <button name=\"action\" value=\"release\" class=\"link\">Quit for now</button></form>"
+    );
+    s
+}
+
+#[derive(Deserialize)]
+struct ActForm {
+    csrf: String,
+    action: String,
+    answer: Option<String>,
+    key: Option<String>,
+}
+
+async fn act(
+    State(state): State<AppState>,
+    visitor: Result<Visitor, SignIn>,
+    Path((job, id)): Path<(String, String)>,
+    Form(form): Form<ActForm>,
+) -> Response {
+    let v = match visitor {
+        Ok(v) => v,
+        Err(s) => return s.into_response(),
+    };
+    if form.csrf != csrf_for(&v.token) {
+        return error_page(ApiError::forbidden("the form is stale; reload the page"));
+    }
+    let (Ok(job), Ok(id)) = (job.parse::<i64>(), id.parse::<i64>()) else {
+        return error_page(ApiError::not_found("assignment"));
+    };
+    let done = match form.action.as_str() {
+        "submit" => {
+            let answer = form.answer.unwrap_or_default();
+            submit_answer(&state, &v.caller, id, &answer, form.key)
+                .await
+                .map(|_| format!("/work/{job}"))
+        }
+        "skip" => give_back(&state, &v.caller, id, GiveBack::Skip)
+            .await
+            .map(|_| format!("/work/{job}")),
+        "release" => give_back(&state, &v.caller, id, GiveBack::Release)
+            .await
+            .map(|_| "/".to_owned()),
+        _ => Err(ApiError::bad_request("unknown action").with_field("action")),
+    };
+    match done {
+        Ok(to) => Redirect::to(&to).into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_special_characters_are_escaped() {
+        assert_eq!(
+            escape_html("<script>alert('x')</script> & \"q\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; tutti_token=tok; b=2"),
+        );
+        assert_eq!(cookie_token(&h).as_deref(), Some("tok"));
+    }
+}
