@@ -1,0 +1,1252 @@
+//! The API contract, against the real server on port 0: on SQLite always,
+//! and on PostgreSQL too when `TUTTI_TEST_POSTGRES_URL` is set.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tutti_domain::role::Role;
+use tutti_server::{Application, Settings};
+use tutti_store::{NewUser, Store};
+
+/// Upload limit of test servers, small so the limit is cheap to hit.
+const TEST_UPLOAD_LIMIT: u64 = 1 << 20;
+
+struct TestApp {
+    base: String,
+    client: reqwest::Client,
+    store: Arc<dyn Store>,
+    admin: String,
+}
+
+async fn spawn_on(store: Arc<dyn Store>) -> TestApp {
+    let admin = store
+        .create_user(
+            &NewUser {
+                name: "root".into(),
+                display_name: "Root".into(),
+                role: Role::Admin,
+            },
+            tutti_store::now(),
+        )
+        .await
+        .unwrap();
+    let token = tutti_server::auth::new_token();
+    store
+        .create_token(
+            admin.id,
+            "test",
+            &tutti_server::auth::token_hash(&token),
+            tutti_store::now(),
+        )
+        .await
+        .unwrap();
+    let app = spawn_server(store.clone()).await;
+    TestApp {
+        base: app,
+        client: reqwest::Client::new(),
+        store,
+        admin: token,
+    }
+}
+
+async fn spawn_server(store: Arc<dyn Store>) -> String {
+    let settings = Settings {
+        max_upload_bytes: TEST_UPLOAD_LIMIT,
+        monitor_interval: None,
+    };
+    let app = Application::build(store, settings, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until(std::future::pending()));
+    base
+}
+
+/// One app per backend under test.
+async fn apps() -> Vec<TestApp> {
+    let mut out = Vec::new();
+    for url in tutti_store::testing::fresh_urls().await.unwrap() {
+        out.push(spawn_on(tutti_store::connect(&url).await.unwrap()).await);
+    }
+    out
+}
+
+impl TestApp {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, v)
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", path, Some(token), Some(body)).await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    async fn raw(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn text(&self, path: &str, token: &str) -> (StatusCode, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    /// Makes a user through the API; returns (id, token).
+    async fn user(&self, name: &str, role: &str) -> (i64, String) {
+        let (s, u) = self
+            .post(
+                "/api/v1/users",
+                &self.admin,
+                json!({"name": name, "role": role}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+        let id = u["id"].as_i64().unwrap();
+        let (s, t) = self
+            .post(
+                "/api/v1/tokens",
+                &self.admin,
+                json!({"name": "t", "user_id": id}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        (id, t["token"].as_str().unwrap().to_owned())
+    }
+
+    /// A workspace owned by a new requester, with `workers` new workers;
+    /// returns (workspace, requester token, worker tokens).
+    async fn team(&self, prefix: &str, workers: usize) -> (i64, String, Vec<String>) {
+        let (_, req) = self.user(&format!("{prefix}-req"), "requester").await;
+        let (s, ws) = self
+            .post("/api/v1/workspaces", &req, json!({"name": prefix}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{ws}");
+        let ws = ws["id"].as_i64().unwrap();
+        let mut tokens = Vec::new();
+        for i in 0..workers {
+            let (id, t) = self.user(&format!("{prefix}-w{i}"), "worker").await;
+            let (s, m) = self
+                .call(
+                    "PUT",
+                    &format!("/api/v1/workspaces/{ws}/members/{id}"),
+                    Some(&req),
+                    Some(json!({"role": "worker"})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{m}");
+            tokens.push(t);
+        }
+        (ws, req, tokens)
+    }
+
+    async fn job(&self, ws: i64, token: &str, policy: Value) -> i64 {
+        let (s, j) = self
+            .post(
+                &format!("/api/v1/workspaces/{ws}/jobs"),
+                token,
+                json!({"name": "Persons", "question": "Is ${name} a person?", "answers": ["Yes", "No"],
+                       "short_instructions": "<b>Be quick</b>", "policy": policy}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{j}");
+        j["id"].as_i64().unwrap()
+    }
+
+    async fn import_csv(&self, job: i64, token: &str, csv: &str) -> (StatusCode, Value) {
+        self.raw(
+            &format!("/api/v1/jobs/{job}/items"),
+            token,
+            "text/csv",
+            csv.to_owned(),
+        )
+        .await
+    }
+
+    async fn next(&self, job: i64, token: &str) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            &format!("/api/v1/jobs/{job}/next"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    async fn submit(&self, assignment: i64, token: &str, answer: &str) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/v1/assignments/{assignment}/submit"),
+            token,
+            json!({"answer": answer}),
+        )
+        .await
+    }
+
+    async fn progress(&self, job: i64, token: &str) -> Value {
+        let (s, j) = self.get(&format!("/api/v1/jobs/{job}"), token).await;
+        assert_eq!(s, StatusCode::OK, "{j}");
+        j
+    }
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {v}"))
+}
+
+#[tokio::test]
+async fn the_health_check_answers_ok_and_unknown_pages_get_a_json_404() {
+    for app in apps().await {
+        let r = app
+            .client
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let (s, v) = app.get("/api/v1/nothing-here", &app.admin).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(error_code(&v), "not_found");
+    }
+}
+
+#[tokio::test]
+async fn calls_without_a_valid_token_get_401_with_a_json_reason() {
+    for app in apps().await {
+        let (s, v) = app.call("GET", "/api/v1/users/me", None, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert!(v["error"]["message"].as_str().unwrap().contains("Bearer"));
+        let (s, _) = app.get("/api/v1/users/me", "tutti_not-a-token").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_shown_once_listed_without_secrets_and_revoked_at_once() {
+    for app in apps().await {
+        let (id, token) = app.user("ada", "worker").await;
+        let (s, me) = app.get("/api/v1/users/me", &token).await;
+        assert_eq!((s, me["id"].as_i64()), (StatusCode::OK, Some(id)));
+        let (_, list) = app.get("/api/v1/tokens", &token).await;
+        let first = &list["items"][0];
+        assert!(
+            first.get("token").is_none() && first.get("hash").is_none(),
+            "{first}"
+        );
+        let token_id = first["id"].as_i64().unwrap();
+        let (s, _) = app
+            .call(
+                "DELETE",
+                &format!("/api/v1/tokens/{token_id}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, _) = app.get("/api/v1/users/me", &token).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn only_admins_manage_users_and_other_peoples_tokens() {
+    for app in apps().await {
+        let (_, worker) = app.user("w", "worker").await;
+        let (s, v) = app
+            .post("/api/v1/users", &worker, json!({"name": "x"}))
+            .await;
+        assert_eq!((s, error_code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+        let (s, _) = app
+            .post(
+                "/api/v1/tokens",
+                &worker,
+                json!({"name": "x", "user_id": 1}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = app
+            .post("/api/v1/workspaces", &worker, json!({"name": "mine"}))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, v) = app
+            .post("/api/v1/users", &app.admin, json!({"name": "w"}))
+            .await;
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (StatusCode::CONFLICT, Some("name"))
+        );
+        let (s, v) = app
+            .post("/api/v1/users", &app.admin, json!({"name": "bad name"}))
+            .await;
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("name"))
+        );
+        // A disabled user's tokens stop working.
+        let (id, t) = app.user("gone", "worker").await;
+        let (s, _) = app
+            .call(
+                "PATCH",
+                &format!("/api/v1/users/{id}"),
+                Some(&app.admin),
+                Some(json!({"disabled": true})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            app.get("/api/v1/users/me", &t).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_job_specs_get_a_4xx_naming_the_field() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("spec", 0).await;
+        let path = format!("/api/v1/workspaces/{ws}/jobs");
+        let base = json!({"name": "J", "question": "Q ${x}?", "answers": ["A", "B"], "policy": {"k": 2, "n": 3}});
+        let cases: Vec<(Value, StatusCode, &str)> = vec![
+            (
+                json!({"policy": {"k": 4, "n": 3}}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "policy.k",
+            ),
+            (
+                json!({"policy": {"k": "two", "n": 3}}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "policy.k",
+            ),
+            (
+                json!({"colour": "red"}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "colour",
+            ),
+            (
+                json!({"answers": []}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "answers",
+            ),
+            (
+                json!({"answers": ["A", "A"]}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "answers[1]",
+            ),
+            (
+                json!({"policy": {"k": 1, "n": 1, "l": 1}}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "policy.m",
+            ),
+            (
+                json!({"question": "  "}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "question",
+            ),
+        ];
+        for (patch, status, field) in cases {
+            let mut body = base.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let (s, v) = app.post(&path, &req, body.clone()).await;
+            assert_eq!(s, status, "{body} -> {v}");
+            assert_eq!(v["error"]["field"].as_str(), Some(field), "{body} -> {v}");
+        }
+        let mut missing = base.clone();
+        missing.as_object_mut().unwrap().remove("question");
+        let (s, v) = app.post(&path, &req, missing).await;
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("question"))
+        );
+        let r = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(&req)
+            .header("content-type", "application/json")
+            .body("{\"name\": ")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error_code(&r.json().await.unwrap()), "bad_json");
+    }
+}
+
+#[tokio::test]
+async fn csv_jsonl_and_label_studio_imports_add_rows_in_order() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("imp", 0).await;
+        let job = app.job(ws, &req, json!({"k": 1, "n": 1})).await;
+        let (s, v) = app
+            .import_csv(
+                job,
+                &req,
+                "name,city\nAda,London\n\"Grace, R.\",\"New\nYork\"\n",
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["imported"], 2);
+        assert_eq!(v["columns"], json!(["name", "city"]));
+        let (s, v) = app
+            .raw(
+                &format!("/api/v1/jobs/{job}/items"),
+                &req,
+                "application/x-ndjson",
+                "{\"name\": \"Alan\", \"age\": 41}\n\n",
+            )
+            .await;
+        assert_eq!((s, &v["imported"]), (StatusCode::CREATED, &json!(1)));
+        let (s, v) = app
+            .raw(
+                &format!("/api/v1/jobs/{job}/items"),
+                &req,
+                "application/json",
+                "[{\"id\": 9, \"data\": {\"name\": \"Edsger\"}}]",
+            )
+            .await;
+        assert_eq!((s, &v["imported"]), (StatusCode::CREATED, &json!(1)));
+        let (_, page) = app
+            .get(&format!("/api/v1/jobs/{job}/results?limit=10"), &req)
+            .await;
+        let names: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["data"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Ada", "Grace, R.", "Alan", "Edsger"]);
+        assert_eq!(page["items"][1]["data"]["city"], "New\nYork");
+        assert_eq!(page["items"][2]["data"]["age"], 41);
+        let ids: Vec<i64> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["_id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, [1, 2, 3, 4]);
+    }
+}
+
+#[tokio::test]
+async fn a_bad_record_is_refused_with_its_line_and_nothing_is_imported() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("bad", 0).await;
+        let job = app.job(ws, &req, json!({"k": 1, "n": 1})).await;
+        let (s, v) = app
+            .import_csv(job, &req, "name,city\nAda,London\nGrace\nAlan,Paris\n")
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(error_code(&v), "bad_record");
+        assert_eq!(v["error"]["line"], 3);
+        assert!(v["error"]["message"].as_str().unwrap().contains("line 3"));
+        let (s, v) = app
+            .raw(
+                &format!("/api/v1/jobs/{job}/items"),
+                &req,
+                "application/x-ndjson",
+                "{\"a\":1}\n{\"a\":2}\nnot json\n",
+            )
+            .await;
+        assert_eq!(
+            (s, &v["error"]["line"]),
+            (StatusCode::BAD_REQUEST, &json!(3))
+        );
+        let (s, v) = app
+            .raw(
+                &format!("/api/v1/jobs/{job}/items"),
+                &req,
+                "text/csv",
+                "name\n",
+            )
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "empty_import")
+        );
+        let (s, v) = app
+            .raw(&format!("/api/v1/jobs/{job}/items"), &req, "image/png", "x")
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+        );
+        assert_eq!(app.progress(job, &req).await["progress"]["tasks"], 0);
+    }
+}
+
+#[tokio::test]
+async fn an_upload_over_the_limit_is_refused_with_413_whether_declared_or_streamed() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("big", 0).await;
+        let job = app.job(ws, &req, json!({"k": 1, "n": 1})).await;
+        // Declared: a 2 GB Content-Length is refused before any byte is read.
+        let url = app.base.trim_start_matches("http://").to_owned();
+        let mut stream = tokio::net::TcpStream::connect(&url).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(
+                format!(
+                    "POST /api/v1/jobs/{job}/items HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {req}\r\n\
+                     Content-Type: text/csv\r\nContent-Length: 2147483648\r\n\r\nname\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = stream.read(&mut buf).await.unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+        assert!(head.contains("payload_too_large"), "{head}");
+        // Streamed without a length: refused once the limit is passed.
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = std::iter::once(Ok(b"name\n".to_vec()))
+            .chain((0..40).map(|_| Ok(vec![b'a'; 64 * 1024].into_iter().chain(*b"\n").collect())))
+            .collect();
+        let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+        let (s, v) = app
+            .raw(&format!("/api/v1/jobs/{job}/items"), &req, "text/csv", body)
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        );
+        assert_eq!(app.progress(job, &req).await["progress"]["tasks"], 0);
+    }
+}
+
+#[tokio::test]
+async fn two_workers_label_a_job_to_the_end_and_results_and_exports_agree() {
+    for app in apps().await {
+        let (ws, req, workers) = app.team("flow", 3).await;
+        let job = app.job(ws, &req, json!({"k": 2, "n": 3})).await;
+        app.import_csv(job, &req, "name\nAda\nParis\nAlan\n").await;
+        // Worker 0 says Yes to everything, worker 1 No to Paris only, worker 2 fills in.
+        let answer = |w: usize, name: &str| {
+            if name == "Paris" && w != 0 {
+                "No"
+            } else {
+                "Yes"
+            }
+        };
+        let mut finished = vec![false; 3];
+        let mut rounds = 0;
+        while finished.iter().any(|f| !f) {
+            rounds += 1;
+            assert!(rounds < 100);
+            for (w, token) in workers.iter().enumerate() {
+                if finished[w] {
+                    continue;
+                }
+                let (s, v) = app.next(job, token).await;
+                match s {
+                    StatusCode::OK => {
+                        assert_eq!(
+                            v["question"],
+                            format!(
+                                "Is {} a person?",
+                                v["assignment"]["data"]["name"].as_str().unwrap()
+                            )
+                        );
+                        let id = v["assignment"]["id"].as_i64().unwrap();
+                        let (s, r) = app
+                            .submit(
+                                id,
+                                token,
+                                answer(w, v["assignment"]["data"]["name"].as_str().unwrap()),
+                            )
+                            .await;
+                        assert_eq!(s, StatusCode::OK, "{r}");
+                    }
+                    StatusCode::NO_CONTENT => {}
+                    StatusCode::GONE => finished[w] = true,
+                    other => panic!("unexpected {other}: {v}"),
+                }
+            }
+        }
+        let j = app.progress(job, &req).await;
+        assert_eq!(j["finished"], true);
+        assert_eq!(j["progress"]["labeled"], 3);
+        assert_eq!(j["progress"]["pending_leases"], 0);
+        assert_eq!(j["progress"]["answers"], 7);
+        assert_eq!(
+            j["progress"]["answers_per_worker"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        let (_, labels) = app
+            .text(
+                &format!("/api/v1/jobs/{job}/export?format=csv&what=labels"),
+                &req,
+            )
+            .await;
+        let lines: Vec<&str> = labels.lines().collect();
+        assert_eq!(lines[0], "_id,label,confidence,votes");
+        assert_eq!(lines[1], "1,Yes,1.0000,\"{\"\"Yes\"\":2}\"");
+        assert!(lines[2].starts_with("2,No,0.6667,"), "{}", lines[2]);
+        assert_eq!(lines.len(), 4);
+        let (_, answers) = app
+            .text(
+                &format!("/api/v1/jobs/{job}/export?format=csv&what=answers"),
+                &req,
+            )
+            .await;
+        assert!(answers.starts_with("_id,worker_id,annotation,"));
+        assert_eq!(answers.lines().count(), 8);
+        let (_, jsonl) = app
+            .text(&format!("/api/v1/jobs/{job}/export?format=jsonl"), &req)
+            .await;
+        let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+        assert_eq!(
+            (first["_id"].as_i64(), first["label"].as_str()),
+            (Some(1), Some("Yes"))
+        );
+        let (_, ls) = app
+            .text(
+                &format!("/api/v1/jobs/{job}/export?format=label-studio"),
+                &req,
+            )
+            .await;
+        let ls: Value = serde_json::from_str(&ls).unwrap();
+        assert_eq!(ls.as_array().unwrap().len(), 3);
+        assert_eq!(ls[1]["annotations"].as_array().unwrap().len(), 3);
+        let mut choices: Vec<&str> = ls[1]["annotations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["result"][0]["value"]["choices"][0].as_str().unwrap())
+            .collect();
+        choices.sort();
+        assert_eq!(choices, ["No", "No", "Yes"]);
+        // Paged results follow the cursor to the end.
+        let (_, p1) = app
+            .get(&format!("/api/v1/jobs/{job}/results?limit=2"), &req)
+            .await;
+        assert_eq!(p1["items"].as_array().unwrap().len(), 2);
+        let cursor = p1["next_cursor"].as_str().unwrap();
+        let (_, p2) = app
+            .get(
+                &format!("/api/v1/jobs/{job}/results?limit=2&cursor={cursor}"),
+                &req,
+            )
+            .await;
+        assert_eq!(p2["items"][0]["_id"], 3);
+        assert!(p2["next_cursor"].is_null());
+        let (s, v) = app
+            .get(&format!("/api/v1/jobs/{job}/results?limit=0"), &req)
+            .await;
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("limit"))
+        );
+        let (s, _) = app
+            .get(&format!("/api/v1/jobs/{job}/export?format=xml"), &req)
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+    }
+}
+
+#[tokio::test]
+async fn next_says_wait_while_everything_is_leased_and_gone_when_finished() {
+    for app in apps().await {
+        let (ws, req, w) = app.team("wait", 3).await;
+        let job = app.job(ws, &req, json!({"k": 1, "n": 1})).await;
+        let (s, _) = app.next(job, &w[0]).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "an empty job has nothing yet");
+        app.import_csv(job, &req, "name\nAda\n").await;
+        let (s, a) = app.next(job, &w[0]).await;
+        assert_eq!(s, StatusCode::OK);
+        let r = app
+            .client
+            .post(format!("{}/api/v1/jobs/{job}/next", app.base))
+            .bearer_auth(&w[1])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        assert_eq!(r.headers()["retry-after"], "5");
+        assert!(r.headers().contains_key("x-tutti-reason"));
+        // Asking again hands back the same lease.
+        let (_, again) = app.next(job, &w[0]).await;
+        assert_eq!(
+            (again["assignment"]["id"].clone(), again["held"].clone()),
+            (a["assignment"]["id"].clone(), json!(true))
+        );
+        app.submit(a["assignment"]["id"].as_i64().unwrap(), &w[0], "Yes")
+            .await;
+        let (s, v) = app.next(job, &w[1]).await;
+        assert_eq!((s, error_code(&v)), (StatusCode::GONE, "job_finished"));
+    }
+}
+
+#[tokio::test]
+async fn submits_are_idempotent_checked_against_the_options_and_only_for_their_holder() {
+    for app in apps().await {
+        let (ws, req, w) = app.team("idem", 2).await;
+        let job = app.job(ws, &req, json!({"k": 2, "n": 3})).await;
+        app.import_csv(job, &req, "name\nAda\n").await;
+        let (_, a) = app.next(job, &w[0]).await;
+        let id = a["assignment"]["id"].as_i64().unwrap();
+        let path = format!("/api/v1/assignments/{id}/submit");
+        let (s, v) = app.post(&path, &w[0], json!({"answer": "Maybe"})).await;
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("answer"))
+        );
+        let (s, v) = app.post(&path, &w[1], json!({"answer": "Yes"})).await;
+        assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+        let body = json!({"answer": "Yes", "idempotency_key": "abc"});
+        let (s, v) = app.post(&path, &w[0], body.clone()).await;
+        assert_eq!((s, &v["replayed"]), (StatusCode::OK, &json!(false)));
+        let (s, v) = app.post(&path, &w[0], body).await;
+        assert_eq!((s, &v["replayed"]), (StatusCode::OK, &json!(true)));
+        let (s, v) = app
+            .post(
+                &path,
+                &w[0],
+                json!({"answer": "No", "idempotency_key": "other"}),
+            )
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::CONFLICT, "already_submitted")
+        );
+        assert_eq!(app.progress(job, &req).await["progress"]["answers"], 1);
+        let (s, _) = app
+            .post(&path, &w[0], json!({"answer": "Yes", "extra": 1}))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}
+
+#[tokio::test]
+async fn skip_and_release_give_the_task_back() {
+    for app in apps().await {
+        let (ws, req, w) = app.team("give", 1).await;
+        let job = app.job(ws, &req, json!({"k": 1, "n": 1})).await;
+        app.import_csv(job, &req, "name\nAda\nAlan\n").await;
+        let (_, a) = app.next(job, &w[0]).await;
+        let id = a["assignment"]["id"].as_i64().unwrap();
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/assignments/{id}/skip"),
+                &w[0],
+                json!(null),
+            )
+            .await;
+        assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("skipped")));
+        let (_, b) = app.next(job, &w[0]).await;
+        assert_eq!(b["assignment"]["_id"], 2);
+        let id = b["assignment"]["id"].as_i64().unwrap();
+        let (s, _) = app
+            .post(
+                &format!("/api/v1/assignments/{id}/release"),
+                &w[0],
+                json!(null),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/assignments/{id}/release"),
+                &w[0],
+                json!(null),
+            )
+            .await;
+        assert_eq!((s, error_code(&v)), (StatusCode::CONFLICT, "not_pending"));
+        let (s, v) = app.submit(id, &w[0], "Yes").await;
+        assert_eq!((s, error_code(&v)), (StatusCode::CONFLICT, "not_pending"));
+        let (_, c) = app.next(job, &w[0]).await;
+        assert_eq!(c["assignment"]["_id"], 2, "a released task may come back");
+    }
+}
+
+#[tokio::test]
+async fn the_monitor_reopens_an_overdue_lease_and_a_late_submit_is_judged_by_need() {
+    for app in apps().await {
+        let (ws, req, w) = app.team("late", 2).await;
+        let job = app
+            .job(ws, &req, json!({"k": 1, "n": 1, "time_limit_secs": 5}))
+            .await;
+        app.import_csv(job, &req, "name\nAda\nAlan\n").await;
+        let (_, a) = app.next(job, &w[0]).await;
+        let (_, b) = app.next(job, &w[0]).await;
+        assert_eq!(a["assignment"]["id"], b["assignment"]["id"]);
+        let (_, other) = app.next(job, &w[1]).await;
+        assert_eq!(other["assignment"]["_id"], 2);
+        tokio::time::sleep(std::time::Duration::from_millis(5200)).await;
+        assert_eq!(
+            tutti_server::monitor::sweep(app.store.as_ref())
+                .await
+                .unwrap(),
+            2
+        );
+        let j = app.progress(job, &req).await;
+        assert_eq!(j["progress"]["pending_leases"], 0);
+        // Task 1 was reopened and still needs its answer: the late submit counts.
+        let (s, v) = app
+            .submit(a["assignment"]["id"].as_i64().unwrap(), &w[0], "Yes")
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["assignment"]["late"], true);
+        // Task 2 was reopened and leased to someone else: the late submit is refused.
+        let (_, c) = app.next(job, &w[0]).await;
+        assert_eq!(c["assignment"]["_id"], 2);
+        let (s, v) = app
+            .submit(other["assignment"]["id"].as_i64().unwrap(), &w[1], "Yes")
+            .await;
+        assert_eq!((s, error_code(&v)), (StatusCode::CONFLICT, "lease_expired"));
+        assert!(v["error"]["message"].as_str().unwrap().contains("expired"));
+    }
+}
+
+#[tokio::test]
+async fn workspaces_are_invisible_to_outsiders_and_roles_are_enforced() {
+    for app in apps().await {
+        let (ws_a, req_a, wa) = app.team("alpha", 1).await;
+        let (ws_b, req_b, wb) = app.team("beta", 1).await;
+        let job_a = app.job(ws_a, &req_a, json!({"k": 1, "n": 1})).await;
+        app.import_csv(job_a, &req_a, "name\nAda\n").await;
+        let (_, lease) = app.next(job_a, &wa[0]).await;
+        let assignment = lease["assignment"]["id"].as_i64().unwrap();
+        for token in [&wb[0], &req_b] {
+            for (method, path) in [
+                ("GET", format!("/api/v1/jobs/{job_a}")),
+                ("POST", format!("/api/v1/jobs/{job_a}/next")),
+                ("GET", format!("/api/v1/jobs/{job_a}/results")),
+                ("GET", format!("/api/v1/jobs/{job_a}/export")),
+                ("GET", format!("/api/v1/workspaces/{ws_a}")),
+                ("GET", format!("/api/v1/workspaces/{ws_a}/jobs")),
+                ("GET", format!("/api/v1/workspaces/{ws_a}/members")),
+                ("GET", format!("/api/v1/assignments/{assignment}")),
+            ] {
+                let (s, v) = app.call(method, &path, Some(token), None).await;
+                assert_eq!(s, StatusCode::NOT_FOUND, "{method} {path}: {v}");
+            }
+            let (s, _) = app
+                .post(
+                    &format!("/api/v1/assignments/{assignment}/submit"),
+                    token,
+                    json!({"answer": "Yes"}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::NOT_FOUND);
+            let (_, mine) = app.get("/api/v1/me/jobs", token).await;
+            assert!(
+                mine["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|j| j["job_id"] != job_a)
+            );
+            let (_, list) = app.get("/api/v1/workspaces", token).await;
+            assert!(
+                list["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|w| w["id"] != ws_a)
+            );
+        }
+        // Inside the workspace, a worker works but does not manage.
+        let (s, v) = app.get(&format!("/api/v1/jobs/{job_a}"), &wa[0]).await;
+        assert_eq!((s, error_code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+        let (s, _) = app
+            .raw(
+                &format!("/api/v1/jobs/{job_a}/items"),
+                &wa[0],
+                "text/csv",
+                "name\nX\n",
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let spec =
+            json!({"name": "J", "question": "Q", "answers": ["A"], "policy": {"k": 1, "n": 1}});
+        let (s, _) = app
+            .post(&format!("/api/v1/workspaces/{ws_a}/jobs"), &wa[0], spec)
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (_, mine) = app.get("/api/v1/me/jobs", &wa[0]).await;
+        assert_eq!(mine["items"][0]["job_id"], job_a);
+        // A requester cannot make an admin of their workspace; the admin can.
+        let (uid, _) = app.user("promo", "worker").await;
+        let (s, _) = app
+            .call(
+                "PUT",
+                &format!("/api/v1/workspaces/{ws_b}/members/{uid}"),
+                Some(&req_b),
+                Some(json!({"role": "admin"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "a workspace's creator is its admin");
+        let (s, v) = app
+            .call(
+                "PUT",
+                &format!("/api/v1/workspaces/{ws_b}/members/{uid}"),
+                Some(&req_b),
+                Some(json!({"role": "boss"})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("role"))
+        );
+        let (s, v) = app.get("/api/v1/jobs/999999", &app.admin).await;
+        assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+        let (s, _) = app.get("/api/v1/jobs/not-a-number", &app.admin).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn stewards_decide_apart_from_workers_over_the_api() {
+    for app in apps().await {
+        let (ws, req, w) = app.team("knlm", 1).await;
+        let (sid, steward) = app.user("knlm-steward", "steward").await;
+        app.call(
+            "PUT",
+            &format!("/api/v1/workspaces/{ws}/members/{sid}"),
+            Some(&req),
+            Some(json!({"role": "steward"})),
+        )
+        .await;
+        let job = app
+            .job(ws, &req, json!({"k": 2, "n": 2, "l": 1, "m": 1}))
+            .await;
+        app.import_csv(job, &req, "name\nAda\n").await;
+        let (_, a) = app.next(job, &w[0]).await;
+        let (_, s) = app.next(job, &steward).await;
+        assert_eq!(s["assignment"]["side"], "steward");
+        app.submit(a["assignment"]["id"].as_i64().unwrap(), &w[0], "No")
+            .await;
+        let (_, v) = app
+            .submit(s["assignment"]["id"].as_i64().unwrap(), &steward, "Yes")
+            .await;
+        assert_eq!(v["task_state"], "labeled");
+        let (_, r) = app.get(&format!("/api/v1/jobs/{job}/results"), &req).await;
+        assert_eq!(
+            (
+                r["items"][0]["label"].as_str(),
+                r["items"][0]["decided_by"].as_str()
+            ),
+            (Some("Yes"), Some("steward"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn many_concurrent_workers_over_http_never_over_lease_a_task() {
+    for app in apps().await {
+        let (ws, req, workers) = app.team("crowd", 16).await;
+        let job = app.job(ws, &req, json!({"k": 2, "n": 3})).await;
+        let mut csv = String::from("name\n");
+        for i in 0..60 {
+            csv.push_str(&format!("item {i}\n"));
+        }
+        app.import_csv(job, &req, &csv).await;
+        let app = Arc::new(app);
+        let mut handles = Vec::new();
+        for (w, token) in workers.into_iter().enumerate() {
+            let app = app.clone();
+            handles.push(tokio::spawn(async move {
+                for _ in 0..1000 {
+                    let (s, v) = app.next(job, &token).await;
+                    match s {
+                        StatusCode::OK => {
+                            let seq = v["assignment"]["_id"].as_i64().unwrap();
+                            let answer = if (seq + w as i64) % 4 == 0 {
+                                "No"
+                            } else {
+                                "Yes"
+                            };
+                            let (s, _) = app
+                                .submit(v["assignment"]["id"].as_i64().unwrap(), &token, answer)
+                                .await;
+                            assert_eq!(s, StatusCode::OK);
+                        }
+                        StatusCode::NO_CONTENT => {
+                            tokio::time::sleep(std::time::Duration::from_millis(5)).await
+                        }
+                        StatusCode::GONE => return,
+                        other => panic!("{other}: {v}"),
+                    }
+                }
+                panic!("worker never finished");
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        assert_over_lease_free(&app, job, &req).await;
+    }
+}
+
+async fn assert_over_lease_free(app: &TestApp, job: i64, req: &str) {
+    let (_, r) = app
+        .get(&format!("/api/v1/jobs/{job}/results?limit=1000"), req)
+        .await;
+    for item in r["items"].as_array().unwrap() {
+        assert_ne!(item["state"], "open");
+        let votes: Vec<i64> = item["votes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let total: i64 = votes.iter().sum();
+        assert!(
+            total <= 3 && votes.iter().all(|v| *v <= 2),
+            "task {} over-leased: {}",
+            item["_id"],
+            item["votes"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_servers_on_one_postgres_database_never_over_lease_a_task() {
+    let Some(url) = tutti_store::testing::fresh_postgres_url().await.unwrap() else {
+        eprintln!("skipped: set TUTTI_TEST_POSTGRES_URL to run the two-process test");
+        return;
+    };
+    let app = spawn_on(tutti_store::connect(&url).await.unwrap()).await;
+    // A second server process's view: its own store (own pool) on the same database.
+    let second = spawn_server(tutti_store::connect(&url).await.unwrap()).await;
+    let (ws, req, workers) = app.team("twin", 12).await;
+    let job = app.job(ws, &req, json!({"k": 2, "n": 3})).await;
+    let mut csv = String::from("name\n");
+    for i in 0..40 {
+        csv.push_str(&format!("item {i}\n"));
+    }
+    app.import_csv(job, &req, &csv).await;
+    let mut handles = Vec::new();
+    for (w, token) in workers.into_iter().enumerate() {
+        let base = if w % 2 == 0 {
+            app.base.clone()
+        } else {
+            second.clone()
+        };
+        let client = reqwest::Client::new();
+        handles.push(tokio::spawn(async move {
+            for _ in 0..1000 {
+                let r = client
+                    .post(format!("{base}/api/v1/jobs/{job}/next"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                match r.status() {
+                    StatusCode::OK => {
+                        let v: Value = r.json().await.unwrap();
+                        let answer =
+                            if (v["assignment"]["_id"].as_i64().unwrap() + w as i64) % 4 == 0 {
+                                "No"
+                            } else {
+                                "Yes"
+                            };
+                        let id = v["assignment"]["id"].as_i64().unwrap();
+                        let r = client
+                            .post(format!("{base}/api/v1/assignments/{id}/submit"))
+                            .bearer_auth(&token)
+                            .json(&json!({"answer": answer}))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(r.status(), StatusCode::OK);
+                    }
+                    StatusCode::NO_CONTENT => {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await
+                    }
+                    StatusCode::GONE => return,
+                    other => panic!("{other}"),
+                }
+            }
+            panic!("worker never finished");
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_over_lease_free(&app, job, &req).await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_and_the_docs_page_are_served() {
+    for app in apps().await {
+        let (s, spec) = app.call("GET", "/api/openapi.json", None, None).await;
+        assert_eq!(s, StatusCode::OK);
+        for path in [
+            "/api/v1/jobs/{id}/next",
+            "/api/v1/assignments/{id}/submit",
+            "/api/v1/jobs/{id}/items",
+            "/api/v1/jobs/{id}/export",
+        ] {
+            assert!(
+                spec["paths"].get(path).is_some(),
+                "{path} missing from the spec"
+            );
+        }
+        assert!(spec["components"]["schemas"].get("JobSpec").is_some());
+        let r = app
+            .client
+            .get(format!("{}/docs/", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.text().await.unwrap().contains("swagger"));
+    }
+}
+
+#[tokio::test]
+async fn the_worker_page_signs_in_shows_a_task_escaped_and_takes_an_answer() {
+    for app in apps().await {
+        let (ws, req, w) = app.team("web", 1).await;
+        let job = app.job(ws, &req, json!({"k": 1, "n": 1})).await;
+        app.import_csv(job, &req, "name\n<script>alert(1)</script>\nAda\n")
+            .await;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = client
+            .get(format!("{}/work/{job}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "unsigned visitors go to the sign-in page"
+        );
+        let r = client
+            .post(format!("{}/login", app.base))
+            .form(&[("token", "wrong")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = client
+            .post(format!("{}/login", app.base))
+            .form(&[("token", w[0].as_str())])
+            .send()
+            .await
+            .unwrap();
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        let page = client
+            .get(format!("{}/work/{job}", app.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            page.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("script-src 'self'")
+        );
+        let html = page.text().await.unwrap();
+        assert!(
+            !html.contains("<script>alert(1)</script>"),
+            "row values must be escaped"
+        );
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(
+            html.contains("<b>Be quick</b>"),
+            "instructions are the requester's HTML"
+        );
+        assert!(html.contains("data-key=\"1\""));
+        let action = html
+            .split("action=\"/work/")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let csrf = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let url = format!("{}/work/{action}", app.base);
+        let bad = client
+            .post(&url)
+            .header("cookie", &cookie)
+            .form(&[("csrf", "forged"), ("action", "submit"), ("answer", "No")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), StatusCode::FORBIDDEN);
+        let ok = client
+            .post(&url)
+            .header("cookie", &cookie)
+            .form(&[("csrf", csrf), ("action", "submit"), ("answer", "No")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+        let (_, r) = app.get(&format!("/api/v1/jobs/{job}/results"), &req).await;
+        assert_eq!(r["items"][0]["label"], "No");
+        // The API never takes the cookie as a credential.
+        let r = client
+            .get(format!("{}/api/v1/users/me", app.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+}
