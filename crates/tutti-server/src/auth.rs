@@ -76,13 +76,15 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The user a token belongs to, or 401.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiError> {
-    state
-        .store
-        .authenticate(&token_hash(token))
-        .await?
-        .ok_or_else(|| {
-            ApiError::unauthorized("the token is unknown, revoked, or its user is disabled")
-        })
+    let hash = token_hash(token);
+    if let Some(user) = state.caches.tokens.get(&hash) {
+        return Ok(user);
+    }
+    let user = state.store.authenticate(&hash).await?.ok_or_else(|| {
+        ApiError::unauthorized("the token is unknown, revoked, or its user is disabled")
+    })?;
+    state.caches.tokens.put(hash, user.clone());
+    Ok(user)
 }
 
 impl Caller {
@@ -109,11 +111,16 @@ impl Caller {
                 None => Err(ApiError::not_found("workspace")),
             };
         }
-        state
-            .store
-            .role_in(ws, self.0.id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("workspace"))
+        let key = (ws, self.0.id);
+        let role = match state.caches.roles.get(&key) {
+            Some(role) => role,
+            None => {
+                let role = state.store.role_in(ws, self.0.id).await?;
+                state.caches.roles.put(key, role);
+                role
+            }
+        };
+        role.ok_or_else(|| ApiError::not_found("workspace"))
     }
 
     /// A job the caller belongs to, with their role; 404 for outsiders and
@@ -124,11 +131,18 @@ impl Caller {
         id: JobId,
         manage: bool,
     ) -> Result<(Job, Role), ApiError> {
-        let job = state
-            .store
-            .get_job(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("job"))?;
+        let job = match state.caches.jobs.get(&id) {
+            Some(job) => job,
+            None => {
+                let job = state
+                    .store
+                    .get_job(id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("job"))?;
+                state.caches.jobs.put(id, job.clone());
+                job
+            }
+        };
         let role = self
             .role_in(state, job.workspace_id)
             .await

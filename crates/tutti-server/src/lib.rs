@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod error;
 pub mod import;
 pub mod monitor;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The settings.
     pub settings: Arc<Settings>,
+    /// Short-lived caches of tokens, jobs and roles.
+    pub caches: Arc<cache::Caches>,
 }
 
 /// The whole router: API, docs, web pages, health.
@@ -86,6 +89,7 @@ impl Application {
             state: AppState {
                 store,
                 settings: Arc::new(settings),
+                caches: Arc::default(),
             },
         })
     }

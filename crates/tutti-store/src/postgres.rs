@@ -82,5 +82,6 @@ store_impl!(
     sqlx::postgres::PgRow,
     Backend::Postgres,
     " FOR UPDATE",
+    " FOR UPDATE OF a",
     " FOR UPDATE SKIP LOCKED"
 );

@@ -39,10 +39,11 @@ macro_rules! answer_select {
 }
 
 /// Expands the shared implementation of [`crate::Store`] for `$store`, whose
-/// sqlx database is `$db` (row type `$row`). `$for_update` and
+/// sqlx database is `$db` (row type `$row`). `$for_update`,
+/// `$for_update_of_a` (lock only the assignment of a join) and
 /// `$skip_locked` are appended to the queries that lock rows.
 macro_rules! store_impl {
-    ($store:ty, $db:ty, $row:ty, $backend:expr, $for_update:literal, $skip_locked:literal) => {
+    ($store:ty, $db:ty, $row:ty, $backend:expr, $for_update:literal, $for_update_of_a:literal, $skip_locked:literal) => {
         use $crate::model::*;
         use $crate::{Backend, Result, Store, StoreError};
         use anyhow::Context as _;
@@ -266,38 +267,21 @@ macro_rules! store_impl {
         ) -> Result<Option<Assignment>> {
             // Lock the assignment first and its task second, everywhere, so
             // that concurrent transactions never wait on each other in a circle.
-            let locked = sqlx::query(concat!("SELECT id FROM assignments WHERE id = $1", $for_update))
-                .bind(id.0)
-                .fetch_optional(&mut **tx)
-                .await?;
-            if locked.is_none() {
-                return Ok(None);
-            }
-            let row = sqlx::query(concat!(
+            sqlx::query(concat!(
                 "SELECT ",
                 assignment_cols!(),
-                " FROM assignments a JOIN tasks t ON t.id = a.task_id WHERE a.id = $1"
+                " FROM assignments a JOIN tasks t ON t.id = a.task_id WHERE a.id = $1",
+                $for_update_of_a
             ))
             .bind(id.0)
-            .fetch_one(&mut **tx)
-            .await?;
-            Ok(Some(assignment_from(&row)?))
-        }
-
-        async fn read_assignment(tx: &mut Tx<'_>, id: AssignmentId) -> Result<Assignment> {
-            let row = sqlx::query(concat!(
-                "SELECT ",
-                assignment_cols!(),
-                " FROM assignments a JOIN tasks t ON t.id = a.task_id WHERE a.id = $1"
-            ))
-            .bind(id.0)
-            .fetch_one(&mut **tx)
-            .await?;
-            assignment_from(&row)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| assignment_from(&r))
+            .transpose()
         }
 
         const CANDIDATE_FOR_WORKERS: &str = concat!(
-            "SELECT ",
+            "SELECT t.seq, t.data, ",
             tally_cols!(),
             " FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' AND t.w_slots > 0 \
              AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
@@ -305,7 +289,7 @@ macro_rules! store_impl {
             $skip_locked
         );
         const CANDIDATE_FOR_STEWARDS: &str = concat!(
-            "SELECT ",
+            "SELECT t.seq, t.data, ",
             tally_cols!(),
             " FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' AND t.s_slots > 0 \
              AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
@@ -752,7 +736,9 @@ macro_rules! store_impl {
             }
 
             async fn next_assignment(&self, req: &LeaseRequest) -> Result<LeaseOutcome> {
-                let mut tx = self.writer().begin().await?;
+                // The held lease is looked up outside the write transaction:
+                // at worst two racing requests of one worker both lease, each
+                // a different task.
                 let held = sqlx::query(concat!(
                     "SELECT ",
                     assignment_cols!(),
@@ -763,12 +749,12 @@ macro_rules! store_impl {
                 .bind(req.worker.0)
                 .bind(req.job.0)
                 .bind(req.now.0)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(self.reader())
                 .await?;
                 if let Some(row) = held {
-                    tx.rollback().await?;
                     return Ok(LeaseOutcome::Held(assignment_from(&row)?));
                 }
+                let mut tx = self.writer().begin().await?;
                 let candidate_sql = match req.side {
                     Side::Worker => CANDIDATE_FOR_WORKERS,
                     Side::Steward => CANDIDATE_FOR_STEWARDS,
@@ -800,9 +786,22 @@ macro_rules! store_impl {
                 .await?
                 .try_get(0)?;
                 save_tally(&mut tx, &task, &req.policy, req.now).await?;
-                let assignment = read_assignment(&mut tx, AssignmentId(id)).await?;
                 tx.commit().await?;
-                Ok(LeaseOutcome::Leased(assignment))
+                Ok(LeaseOutcome::Leased(Assignment {
+                    id: AssignmentId(id),
+                    job_id: req.job,
+                    task_id: TaskId(task.id),
+                    seq: row.try_get("seq")?,
+                    worker_id: req.worker,
+                    side: req.side,
+                    status: AssignmentStatus::Pending,
+                    leased_at: req.now,
+                    deadline,
+                    answer: None,
+                    idempotency_key: None,
+                    late: false,
+                    data: object_of(row.try_get("data")?)?,
+                }))
             }
 
             async fn get_assignment(&self, id: AssignmentId) -> Result<Option<Assignment>> {
@@ -924,10 +923,15 @@ macro_rules! store_impl {
                 .execute(&mut *tx)
                 .await?;
                 let task_state = save_tally(&mut tx, &task, &req.policy, req.now).await?;
-                let assignment = read_assignment(&mut tx, assignment.id).await?;
                 tx.commit().await?;
                 Ok(SubmitOutcome::Accepted {
-                    assignment,
+                    assignment: Assignment {
+                        status: AssignmentStatus::Submitted,
+                        answer: Some(req.answer.clone()),
+                        idempotency_key: req.idempotency_key.clone(),
+                        late,
+                        ..assignment
+                    },
                     task_state,
                 })
             }
@@ -958,9 +962,8 @@ macro_rules! store_impl {
                     .execute(&mut *tx)
                     .await?;
                 save_tally(&mut tx, &task, &req.policy, req.now).await?;
-                let assignment = read_assignment(&mut tx, assignment.id).await?;
                 tx.commit().await?;
-                Ok(GiveBackOutcome::Done(assignment))
+                Ok(GiveBackOutcome::Done(Assignment { status, ..assignment }))
             }
 
             async fn expire_leases(&self, now: Timestamp, limit: u32) -> Result<u64> {

@@ -40,6 +40,9 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // A local file cannot go stale; a ping per acquire would double
+            // the round trips to SQLite's worker thread.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(options.clone())
             .await
@@ -50,6 +53,7 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(4)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(60))
                 .connect_with(options.read_only(true))
                 .await
@@ -109,6 +113,7 @@ store_impl!(
     sqlx::Sqlite,
     sqlx::sqlite::SqliteRow,
     Backend::Sqlite,
+    "",
     "",
     ""
 );

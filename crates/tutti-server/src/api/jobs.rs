@@ -103,6 +103,7 @@ pub async fn update_job(
     job.config.apply(patch)?;
     let now = tutti_store::now();
     state.store.update_job(job.id, &job.config, now).await?;
+    state.caches.jobs.remove(&job.id);
     job.updated_at = now;
     Ok(Json(job))
 }

@@ -146,6 +146,7 @@ pub async fn update_user(
     if let Some(r) = body.role {
         state.store.set_user_role(id, r).await?;
     }
+    state.caches.tokens.clear();
     let user = state
         .store
         .get_user(id)

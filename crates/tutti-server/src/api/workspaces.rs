@@ -175,6 +175,7 @@ pub async fn set_member(
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
     state.store.set_member(ws, user, body.role).await?;
+    state.caches.roles.remove(&(ws, user));
     Ok(Json(Member {
         user_id: user,
         name: target.name,
@@ -194,7 +195,9 @@ pub async fn remove_member(
 ) -> Result<StatusCode, ApiError> {
     let (ws, user) = (WorkspaceId(ws), UserId(user));
     may_manage_members(&state, &caller, ws, None, user).await?;
-    if state.store.remove_member(ws, user).await? {
+    let removed = state.store.remove_member(ws, user).await?;
+    state.caches.roles.remove(&(ws, user));
+    if removed {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("member"))
