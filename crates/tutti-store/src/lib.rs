@@ -26,6 +26,7 @@ pub mod postgres;
 mod shared;
 pub mod sqlite;
 pub mod testing;
+mod write;
 
 pub use model::*;
 

@@ -49,6 +49,47 @@ impl PgStore {
     fn reader(&self) -> &PgPool {
         &self.pool
     }
+
+    /// A transaction for one read-then-write unit of work.
+    async fn session(&self) -> Result<Session> {
+        Ok(Session(self.pool.begin().await?))
+    }
+}
+
+/// A unit of work in a transaction; rows are locked as they are read.
+struct Session(sqlx::Transaction<'static, sqlx::Postgres>);
+
+impl Session {
+    fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.0
+    }
+
+    /// Runs `writes` and commits; returns the id of the row a
+    /// `returning_id` write inserted.
+    async fn finish(mut self, writes: Vec<Write>) -> Result<Option<i64>> {
+        let mut id = None;
+        for w in &writes {
+            if w.returns_id {
+                let sql = format!("{} RETURNING id", w.sql);
+                let row = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &w.vals)
+                    .fetch_one(&mut *self.0)
+                    .await?;
+                id = Some(row.try_get(0)?);
+            } else {
+                bind_all(sqlx::query(w.sql), &w.vals)
+                    .execute(&mut *self.0)
+                    .await?;
+            }
+        }
+        self.0.commit().await?;
+        Ok(id)
+    }
+
+    /// Ends the unit of work without writing, releasing its locks.
+    async fn abandon(self) -> Result<()> {
+        self.0.rollback().await?;
+        Ok(())
+    }
 }
 
 async fn insert_rows(
@@ -75,6 +116,7 @@ async fn insert_rows(
 }
 
 use crate::migrate::apply_migrations;
+
 use crate::shared::{answer_select, assignment_cols, store_impl, tally_cols};
 store_impl!(
     PgStore,
@@ -83,5 +125,6 @@ store_impl!(
     Backend::Postgres,
     " FOR UPDATE",
     " FOR UPDATE OF a",
-    " FOR UPDATE SKIP LOCKED"
+    " FOR UPDATE SKIP LOCKED",
+    true
 );

@@ -43,8 +43,9 @@ macro_rules! answer_select {
 /// `$for_update_of_a` (lock only the assignment of a join) and
 /// `$skip_locked` are appended to the queries that lock rows.
 macro_rules! store_impl {
-    ($store:ty, $db:ty, $row:ty, $backend:expr, $for_update:literal, $for_update_of_a:literal, $skip_locked:literal) => {
+    ($store:ty, $db:ty, $row:ty, $backend:expr, $for_update:literal, $for_update_of_a:literal, $skip_locked:literal, $relock_task:expr) => {
         use $crate::model::*;
+        use $crate::write::{Val, Write};
         use $crate::{Backend, Result, Store, StoreError};
         use anyhow::Context as _;
         use serde_json::{Map, Value};
@@ -184,61 +185,72 @@ macro_rules! store_impl {
             })
         }
 
-        /// Writes a task's tally back, re-evaluating it while it is open. A
-        /// decided task keeps its outcome: answers that arrive on leases
-        /// still valid after the decision are recorded but change nothing.
-        async fn save_tally(
-            tx: &mut Tx<'_>,
-            task: &TaskTally,
-            policy: &Policy,
-            now: Timestamp,
-        ) -> Result<String> {
+        /// The write that stores a task's tally, re-evaluating it while it
+        /// is open; and the task's state after it. A decided task keeps its
+        /// outcome: answers that arrive on leases still valid after the
+        /// decision are recorded but change nothing (the `CASE`s keep the
+        /// stored outcome of a task that is no longer open).
+        fn tally_write(task: &TaskTally, policy: &Policy, now: Timestamp) -> (Write, String) {
             let t = &task.tally;
-            if task.state != "open" {
-                sqlx::query(
-                    "UPDATE tasks SET w_votes = $1, s_votes = $2, w_pending = $3, s_pending = $4 \
-                     WHERE id = $5",
-                )
-                .bind(json_text(&t.worker_votes))
-                .bind(json_text(&t.steward_votes))
-                .bind(i64::from(t.worker_pending))
-                .bind(i64::from(t.steward_pending))
-                .bind(task.id)
-                .execute(&mut **tx)
-                .await?;
-                return Ok(task.state.clone());
-            }
+            let open = task.state == "open";
             let eval = policy.evaluate(t);
             let (label, confidence, decided_by) = match &eval.outcome {
                 Outcome::Labeled {
                     label,
                     side,
                     confidence,
-                } => (Some(label.clone()), Some(*confidence), Some(side.as_str())),
+                } => (Some(label.clone()), Some(*confidence), Some(side.as_str().to_owned())),
                 _ => (None, None, None),
             };
-            let state = eval.outcome.state();
-            let decided_at = (state != "open").then_some(now.0);
-            sqlx::query(
+            let state = if open {
+                eval.outcome.state().to_owned()
+            } else {
+                task.state.clone()
+            };
+            let decided_at = (open && state != "open").then_some(now.0);
+            let write = Write::new(
                 "UPDATE tasks SET w_votes = $1, s_votes = $2, w_pending = $3, s_pending = $4, \
-                 w_slots = $5, s_slots = $6, state = $7, label = $8, confidence = $9, \
-                 decided_by = $10, decided_at = $11 WHERE id = $12",
-            )
-            .bind(json_text(&t.worker_votes))
-            .bind(json_text(&t.steward_votes))
-            .bind(i64::from(t.worker_pending))
-            .bind(i64::from(t.steward_pending))
-            .bind(i64::from(eval.worker_slots))
-            .bind(i64::from(eval.steward_slots))
-            .bind(state)
-            .bind(label)
-            .bind(confidence)
-            .bind(decided_by)
-            .bind(decided_at)
-            .bind(task.id)
-            .execute(&mut **tx)
-            .await?;
-            Ok(state.to_owned())
+                 w_slots = CASE WHEN state = 'open' THEN $5 ELSE 0 END, \
+                 s_slots = CASE WHEN state = 'open' THEN $6 ELSE 0 END, \
+                 label = CASE WHEN state = 'open' THEN $8 ELSE label END, \
+                 confidence = CASE WHEN state = 'open' THEN $9 ELSE confidence END, \
+                 decided_by = CASE WHEN state = 'open' THEN $10 ELSE decided_by END, \
+                 decided_at = CASE WHEN state = 'open' THEN $11 ELSE decided_at END, \
+                 state = CASE WHEN state = 'open' THEN $7 ELSE state END \
+                 WHERE id = $12",
+                vec![
+                    Val::Text(json_text(&t.worker_votes)),
+                    Val::Text(json_text(&t.steward_votes)),
+                    Val::I64(i64::from(t.worker_pending)),
+                    Val::I64(i64::from(t.steward_pending)),
+                    Val::I64(i64::from(eval.worker_slots)),
+                    Val::I64(i64::from(eval.steward_slots)),
+                    Val::Text(state.clone()),
+                    Val::OptText(label),
+                    Val::OptF64(confidence),
+                    Val::OptText(decided_by),
+                    Val::OptI64(decided_at),
+                    Val::I64(task.id),
+                ],
+            );
+            (write, state)
+        }
+
+        /// Binds a write's values to a query.
+        fn bind_all<'q>(
+            mut q: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+            vals: &'q [Val],
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+            for v in vals {
+                q = match v {
+                    Val::I64(x) => q.bind(*x),
+                    Val::OptI64(x) => q.bind(*x),
+                    Val::Text(x) => q.bind(x.as_str()),
+                    Val::OptText(x) => q.bind(x.as_deref()),
+                    Val::OptF64(x) => q.bind(*x),
+                };
+            }
+            q
         }
 
         fn pending_mut(tally: &mut Tally, side: Side) -> &mut u32 {
@@ -248,7 +260,9 @@ macro_rules! store_impl {
             }
         }
 
-        async fn lock_task(tx: &mut Tx<'_>, task: TaskId) -> Result<TaskTally> {
+        type Conn = <$db as sqlx::Database>::Connection;
+
+        async fn lock_task(conn: &mut Conn, task: TaskId) -> Result<TaskTally> {
             let row = sqlx::query(concat!(
                 "SELECT ",
                 tally_cols!(),
@@ -256,28 +270,39 @@ macro_rules! store_impl {
                 $for_update
             ))
             .bind(task.0)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *conn)
             .await?;
             tally_from(&row)
         }
 
+        /// An assignment and its task's tally, locked for a change. The
+        /// assignment is locked first and its task second, everywhere, so
+        /// concurrent transactions never wait on each other in a circle.
         async fn lock_assignment(
-            tx: &mut Tx<'_>,
+            conn: &mut Conn,
             id: AssignmentId,
-        ) -> Result<Option<Assignment>> {
-            // Lock the assignment first and its task second, everywhere, so
-            // that concurrent transactions never wait on each other in a circle.
-            sqlx::query(concat!(
+        ) -> Result<Option<(Assignment, TaskTally)>> {
+            let Some(row) = sqlx::query(concat!(
                 "SELECT ",
                 assignment_cols!(),
+                ", ",
+                tally_cols!(),
                 " FROM assignments a JOIN tasks t ON t.id = a.task_id WHERE a.id = $1",
                 $for_update_of_a
             ))
             .bind(id.0)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *conn)
             .await?
-            .map(|r| assignment_from(&r))
-            .transpose()
+            else {
+                return Ok(None);
+            };
+            let assignment = assignment_from(&row)?;
+            let task = if $relock_task {
+                lock_task(conn, assignment.task_id).await?
+            } else {
+                tally_from(&row)?
+            };
+            Ok(Some((assignment, task)))
         }
 
         const CANDIDATE_FOR_WORKERS: &str = concat!(
@@ -736,9 +761,9 @@ macro_rules! store_impl {
             }
 
             async fn next_assignment(&self, req: &LeaseRequest) -> Result<LeaseOutcome> {
-                // The held lease is looked up outside the write transaction:
-                // at worst two racing requests of one worker both lease, each
-                // a different task.
+                // The held lease is looked up outside the write session: at
+                // worst two racing requests of one worker both lease, each a
+                // different task.
                 let held = sqlx::query(concat!(
                     "SELECT ",
                     assignment_cols!(),
@@ -754,7 +779,7 @@ macro_rules! store_impl {
                 if let Some(row) = held {
                     return Ok(LeaseOutcome::Held(assignment_from(&row)?));
                 }
-                let mut tx = self.writer().begin().await?;
+                let mut session = self.session().await?;
                 let candidate_sql = match req.side {
                     Side::Worker => CANDIDATE_FOR_WORKERS,
                     Side::Steward => CANDIDATE_FOR_STEWARDS,
@@ -762,31 +787,33 @@ macro_rules! store_impl {
                 let candidate = sqlx::query(candidate_sql)
                     .bind(req.job.0)
                     .bind(req.worker.0)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(session.conn())
                     .await?;
                 let Some(row) = candidate else {
-                    let outcome = self.why_nothing(&mut tx, req).await?;
-                    tx.rollback().await?;
+                    let outcome = why_nothing(session.conn(), req).await?;
+                    session.abandon().await?;
                     return Ok(outcome);
                 };
                 let mut task = tally_from(&row)?;
                 *pending_mut(&mut task.tally, req.side) += 1;
                 let deadline = req.now.plus_secs(req.policy.time_limit_secs);
-                let id: i64 = sqlx::query(
+                let insert = Write::returning_id(
                     "INSERT INTO assignments (job_id, task_id, worker_id, side, status, leased_at, deadline) \
-                     VALUES ($1, $2, $3, $4, 'pending', $5, $6) RETURNING id",
-                )
-                .bind(req.job.0)
-                .bind(task.id)
-                .bind(req.worker.0)
-                .bind(req.side.as_str())
-                .bind(req.now.0)
-                .bind(deadline.0)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-                save_tally(&mut tx, &task, &req.policy, req.now).await?;
-                tx.commit().await?;
+                     VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
+                    vec![
+                        Val::I64(req.job.0),
+                        Val::I64(task.id),
+                        Val::I64(req.worker.0),
+                        Val::Text(req.side.as_str().to_owned()),
+                        Val::I64(req.now.0),
+                        Val::I64(deadline.0),
+                    ],
+                );
+                let (update, _) = tally_write(&task, &req.policy, req.now);
+                let id = session
+                    .finish(vec![insert, update])
+                    .await?
+                    .context("the new assignment's id")?;
                 Ok(LeaseOutcome::Leased(Assignment {
                     id: AssignmentId(id),
                     job_id: req.job,
@@ -818,22 +845,24 @@ macro_rules! store_impl {
             }
 
             async fn submit(&self, req: &SubmitRequest) -> Result<SubmitOutcome> {
-                let mut tx = self.writer().begin().await?;
-                let Some(assignment) = lock_assignment(&mut tx, req.assignment).await? else {
+                let mut session = self.session().await?;
+                let Some((assignment, mut task)) = lock_assignment(session.conn(), req.assignment).await?
+                else {
+                    session.abandon().await?;
                     return Ok(SubmitOutcome::NotFound);
                 };
                 if assignment.worker_id != req.worker {
+                    session.abandon().await?;
                     return Ok(SubmitOutcome::NotFound);
                 }
-                let mut task = lock_task(&mut tx, assignment.task_id).await?;
                 let side = assignment.side;
                 let was_pending = match assignment.status {
                     AssignmentStatus::Submitted => {
+                        session.abandon().await?;
                         let same = match &req.idempotency_key {
                             Some(key) => assignment.idempotency_key.as_deref() == Some(key.as_str()),
                             None => assignment.answer.as_deref() == Some(req.answer.as_str()),
                         };
-                        tx.rollback().await?;
                         if same {
                             return Ok(SubmitOutcome::Replayed {
                                 assignment,
@@ -849,7 +878,7 @@ macro_rules! store_impl {
                         });
                     }
                     AssignmentStatus::Released | AssignmentStatus::Skipped => {
-                        tx.rollback().await?;
+                        session.abandon().await?;
                         return Ok(SubmitOutcome::Refused {
                             code: "not_pending",
                             message: format!(
@@ -881,7 +910,7 @@ macro_rules! store_impl {
                             )
                             .bind(task.id)
                             .bind(req.worker.0)
-                            .fetch_optional(&mut *tx)
+                            .fetch_optional(session.conn())
                             .await?;
                             match newer {
                                 Some(r) => Some(format!(
@@ -893,7 +922,7 @@ macro_rules! store_impl {
                             }
                         };
                         if let Some(message) = refusal {
-                            tx.rollback().await?;
+                            session.abandon().await?;
                             return Ok(SubmitOutcome::Refused {
                                 code: "lease_expired",
                                 message,
@@ -911,19 +940,19 @@ macro_rules! store_impl {
                     let p = pending_mut(&mut task.tally, side);
                     *p = p.saturating_sub(1);
                 }
-                sqlx::query(
+                let answered = Write::new(
                     "UPDATE assignments SET status = 'submitted', answer = $1, idempotency_key = $2, \
                      finished_at = $3, late = $4 WHERE id = $5",
-                )
-                .bind(&req.answer)
-                .bind(&req.idempotency_key)
-                .bind(req.now.0)
-                .bind(i64::from(late))
-                .bind(assignment.id.0)
-                .execute(&mut *tx)
-                .await?;
-                let task_state = save_tally(&mut tx, &task, &req.policy, req.now).await?;
-                tx.commit().await?;
+                    vec![
+                        Val::Text(req.answer.clone()),
+                        Val::OptText(req.idempotency_key.clone()),
+                        Val::I64(req.now.0),
+                        Val::I64(i64::from(late)),
+                        Val::I64(assignment.id.0),
+                    ],
+                );
+                let (tally, task_state) = tally_write(&task, &req.policy, req.now);
+                session.finish(vec![answered, tally]).await?;
                 Ok(SubmitOutcome::Accepted {
                     assignment: Assignment {
                         status: AssignmentStatus::Submitted,
@@ -937,37 +966,37 @@ macro_rules! store_impl {
             }
 
             async fn give_back(&self, req: &GiveBackRequest) -> Result<GiveBackOutcome> {
-                let mut tx = self.writer().begin().await?;
-                let Some(assignment) = lock_assignment(&mut tx, req.assignment).await? else {
+                let mut session = self.session().await?;
+                let found = lock_assignment(session.conn(), req.assignment).await?;
+                let Some((assignment, mut task)) = found.filter(|(a, _)| a.worker_id == req.worker) else {
+                    session.abandon().await?;
                     return Ok(GiveBackOutcome::NotFound);
                 };
-                if assignment.worker_id != req.worker {
-                    return Ok(GiveBackOutcome::NotFound);
-                }
                 if assignment.status != AssignmentStatus::Pending {
-                    tx.rollback().await?;
+                    session.abandon().await?;
                     return Ok(GiveBackOutcome::NotPending(assignment.status));
                 }
-                let mut task = lock_task(&mut tx, assignment.task_id).await?;
                 let p = pending_mut(&mut task.tally, assignment.side);
                 *p = p.saturating_sub(1);
                 let status = match req.how {
                     GiveBack::Skip => AssignmentStatus::Skipped,
                     GiveBack::Release => AssignmentStatus::Released,
                 };
-                sqlx::query("UPDATE assignments SET status = $1, finished_at = $2 WHERE id = $3")
-                    .bind(status.as_str())
-                    .bind(req.now.0)
-                    .bind(assignment.id.0)
-                    .execute(&mut *tx)
-                    .await?;
-                save_tally(&mut tx, &task, &req.policy, req.now).await?;
-                tx.commit().await?;
+                let given = Write::new(
+                    "UPDATE assignments SET status = $1, finished_at = $2 WHERE id = $3",
+                    vec![
+                        Val::Text(status.as_str().to_owned()),
+                        Val::I64(req.now.0),
+                        Val::I64(assignment.id.0),
+                    ],
+                );
+                let (tally, _) = tally_write(&task, &req.policy, req.now);
+                session.finish(vec![given, tally]).await?;
                 Ok(GiveBackOutcome::Done(Assignment { status, ..assignment }))
             }
 
             async fn expire_leases(&self, now: Timestamp, limit: u32) -> Result<u64> {
-                let mut tx = self.writer().begin().await?;
+                let mut session = self.session().await?;
                 let overdue = sqlx::query(concat!(
                     "SELECT id, task_id, job_id, side FROM assignments \
                      WHERE status = 'pending' AND deadline <= $1 ORDER BY deadline, id LIMIT $2",
@@ -975,21 +1004,20 @@ macro_rules! store_impl {
                 ))
                 .bind(now.0)
                 .bind(i64::from(limit))
-                .fetch_all(&mut *tx)
+                .fetch_all(session.conn())
                 .await?;
                 if overdue.is_empty() {
-                    tx.rollback().await?;
+                    session.abandon().await?;
                     return Ok(0);
                 }
+                let mut writes = Vec::with_capacity(overdue.len() * 2);
                 // task -> (job, abandoned worker leases, abandoned steward leases)
                 let mut per_task: BTreeMap<i64, (i64, u32, u32)> = BTreeMap::new();
                 for row in &overdue {
-                    let id: i64 = row.try_get("id")?;
-                    sqlx::query("UPDATE assignments SET status = 'abandoned', finished_at = $1 WHERE id = $2")
-                        .bind(now.0)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
+                    writes.push(Write::new(
+                        "UPDATE assignments SET status = 'abandoned', finished_at = $1 WHERE id = $2",
+                        vec![Val::I64(now.0), Val::I64(row.try_get("id")?)],
+                    ));
                     let entry = per_task
                         .entry(row.try_get("task_id")?)
                         .or_insert((row.try_get("job_id")?, 0, 0));
@@ -1005,19 +1033,19 @@ macro_rules! store_impl {
                         None => {
                             let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
                                 .bind(job_id)
-                                .fetch_one(&mut *tx)
+                                .fetch_one(session.conn())
                                 .await?;
                             let p = job_from(&row)?.config.policy;
                             policies.insert(job_id, p);
                             p
                         }
                     };
-                    let mut task = lock_task(&mut tx, TaskId(task_id)).await?;
+                    let mut task = lock_task(session.conn(), TaskId(task_id)).await?;
                     task.tally.worker_pending = task.tally.worker_pending.saturating_sub(workers);
                     task.tally.steward_pending = task.tally.steward_pending.saturating_sub(stewards);
-                    save_tally(&mut tx, &task, &policy, now).await?;
+                    writes.push(tally_write(&task, &policy, now).0);
                 }
-                tx.commit().await?;
+                session.finish(writes).await?;
                 Ok(overdue.len() as u64)
             }
 
@@ -1097,38 +1125,36 @@ macro_rules! store_impl {
             }
         }
 
-        impl $store {
-            /// Tells apart the ways a lease request can find nothing.
-            async fn why_nothing(&self, tx: &mut Tx<'_>, req: &LeaseRequest) -> Result<LeaseOutcome> {
-                let open_for_me = sqlx::query(
-                    "SELECT 1 FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' \
-                     AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
-                     AND a.status IN ('submitted', 'skipped')) LIMIT 1",
-                )
-                .bind(req.job.0)
-                .bind(req.worker.0)
-                .fetch_optional(&mut **tx)
-                .await?;
-                if open_for_me.is_some() {
-                    return Ok(LeaseOutcome::NothingNow);
-                }
-                let any_open = sqlx::query("SELECT 1 FROM tasks WHERE job_id = $1 AND state = 'open' LIMIT 1")
-                    .bind(req.job.0)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                if any_open.is_some() {
-                    return Ok(LeaseOutcome::DoneForWorker);
-                }
-                let any = sqlx::query("SELECT 1 FROM tasks WHERE job_id = $1 LIMIT 1")
-                    .bind(req.job.0)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                Ok(if any.is_some() {
-                    LeaseOutcome::Finished
-                } else {
-                    LeaseOutcome::Empty
-                })
+        /// Tells apart the ways a lease request can find nothing.
+        async fn why_nothing(conn: &mut Conn, req: &LeaseRequest) -> Result<LeaseOutcome> {
+            let open_for_me = sqlx::query(
+                "SELECT 1 FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' \
+                 AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
+                 AND a.status IN ('submitted', 'skipped')) LIMIT 1",
+            )
+            .bind(req.job.0)
+            .bind(req.worker.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if open_for_me.is_some() {
+                return Ok(LeaseOutcome::NothingNow);
             }
+            let any_open = sqlx::query("SELECT 1 FROM tasks WHERE job_id = $1 AND state = 'open' LIMIT 1")
+                .bind(req.job.0)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if any_open.is_some() {
+                return Ok(LeaseOutcome::DoneForWorker);
+            }
+            let any = sqlx::query("SELECT 1 FROM tasks WHERE job_id = $1 LIMIT 1")
+                .bind(req.job.0)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(if any.is_some() {
+                LeaseOutcome::Finished
+            } else {
+                LeaseOutcome::Empty
+            })
         }
     };
 }

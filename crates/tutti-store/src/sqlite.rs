@@ -69,6 +69,62 @@ impl SqliteStore {
     fn reader(&self) -> &SqlitePool {
         &self.reader
     }
+
+    /// The writer connection, held for one read-then-write unit of work.
+    /// Holding the only writer makes the reads and the batch that follows
+    /// atomic with respect to every other write.
+    async fn session(&self) -> Result<Session> {
+        Ok(Session(self.writer.acquire().await?))
+    }
+}
+
+/// A unit of work on the writer connection.
+struct Session(sqlx::pool::PoolConnection<sqlx::Sqlite>);
+
+impl Session {
+    fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        &mut self.0
+    }
+
+    /// Commits `writes` as one transaction in one round trip; returns the
+    /// id of the row a `returning_id` write inserted.
+    async fn finish(mut self, writes: Vec<Write>) -> Result<Option<i64>> {
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        let mut sql = String::from("BEGIN;\n");
+        let mut vals = Vec::new();
+        let mut returns_id = false;
+        for w in writes {
+            sql.push_str(&renumber(w.sql, vals.len()));
+            sql.push_str(";\n");
+            if w.returns_id {
+                sql.push_str("SELECT last_insert_rowid();\n");
+                returns_id = true;
+            }
+            vals.extend(w.vals);
+        }
+        sql.push_str("COMMIT;");
+        let done = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &vals)
+            .fetch_all(&mut *self.0)
+            .await;
+        match done {
+            Ok(rows) => match rows.first() {
+                Some(row) if returns_id => Ok(Some(row.try_get(0)?)),
+                _ => Ok(None),
+            },
+            Err(e) => {
+                // The batch stopped part-way: end its transaction.
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *self.0).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Ends the unit of work without writing.
+    async fn abandon(self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Rows per multi-row insert (6 bound values each, well under SQLite's
@@ -107,6 +163,7 @@ async fn insert_rows(
 }
 
 use crate::migrate::apply_migrations;
+use crate::write::renumber;
 use crate::shared::{answer_select, assignment_cols, store_impl, tally_cols};
 store_impl!(
     SqliteStore,
@@ -115,5 +172,6 @@ store_impl!(
     Backend::Sqlite,
     "",
     "",
-    ""
+    "",
+    false
 );

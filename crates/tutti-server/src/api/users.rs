@@ -266,6 +266,7 @@ pub async fn revoke_token(
         .store
         .revoke_token(token.id, tutti_store::now())
         .await?;
+    state.caches.tokens.clear();
     Ok(StatusCode::NO_CONTENT)
 }
 

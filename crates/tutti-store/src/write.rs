@@ -1,0 +1,84 @@
+//! Writes described as data, so each backend can send them its own way:
+//! PostgreSQL runs them one by one inside its transaction; SQLite sends a
+//! whole transaction (`BEGIN; …; COMMIT`) to its writer thread in one
+//! round trip, which is most of what a write costs there.
+
+/// A bound value.
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    I64(i64),
+    OptI64(Option<i64>),
+    Text(String),
+    OptText(Option<String>),
+    OptF64(Option<f64>),
+}
+
+/// One statement with `$1…$n` parameters and their values.
+#[derive(Debug)]
+pub(crate) struct Write {
+    pub sql: &'static str,
+    pub vals: Vec<Val>,
+    /// An `INSERT` whose new row id the caller needs.
+    pub returns_id: bool,
+}
+
+impl Write {
+    pub fn new(sql: &'static str, vals: Vec<Val>) -> Self {
+        Self {
+            sql,
+            vals,
+            returns_id: false,
+        }
+    }
+
+    pub fn returning_id(sql: &'static str, vals: Vec<Val>) -> Self {
+        Self {
+            sql,
+            vals,
+            returns_id: true,
+        }
+    }
+}
+
+/// `sql` with every `$N` parameter shifted to `$(N + offset)`, so that
+/// statements can be joined into one text with one list of values.
+pub(crate) fn renumber(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let mut n = String::new();
+        while let Some(&(_, d)) = chars.peek() {
+            if !d.is_ascii_digit() {
+                break;
+            }
+            n.push(d);
+            chars.next();
+        }
+        match n.parse::<usize>() {
+            Ok(v) => {
+                out.push('$');
+                out.push_str(&(v + offset).to_string());
+            }
+            Err(_) => {
+                out.push('$');
+                out.push_str(&n);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_shifted_by_the_offset() {
+        assert_eq!(renumber("a = $1 AND b = $12 OR c = $1", 3), "a = $4 AND b = $15 OR c = $4");
+        assert_eq!(renumber("no params", 5), "no params");
+    }
+}
