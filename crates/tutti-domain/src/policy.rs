@@ -62,13 +62,13 @@ impl Agreement {
     }
 
     fn assess(self, votes: &Votes) -> SideState {
-        if let Some((label, count)) = votes.leader() {
-            if count >= self.k {
-                return SideState::Won {
-                    label: label.to_owned(),
-                    count,
-                };
-            }
+        if let Some((label, count)) = votes.leader()
+            && count >= self.k
+        {
+            return SideState::Won {
+                label: label.to_owned(),
+                count,
+            };
         }
         let answered = votes.total();
         let remaining = self.n.saturating_sub(answered);

@@ -100,7 +100,8 @@ mod tests {
     #[test]
     fn entries_expire_after_the_ttl() {
         let m: TtlMap<u32, &str> = TtlMap::default();
-        m.lock().insert(1, (Instant::now() - TTL - Duration::from_millis(1), "old"));
+        m.lock()
+            .insert(1, (Instant::now() - TTL - Duration::from_millis(1), "old"));
         assert_eq!(m.get(&1), None);
     }
 }

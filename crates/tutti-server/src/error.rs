@@ -124,6 +124,7 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "conflict", f.message).with_field(f.field)
             }
             StoreError::Internal(e) => Self::internal(format!("{e:#}")),
+            StoreError::Contended => Self::internal("unit of work contended past its retries"),
         }
     }
 }

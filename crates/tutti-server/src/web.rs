@@ -185,10 +185,10 @@ struct CsrfForm {
 }
 
 async fn logout(visitor: Result<Visitor, SignIn>, Form(form): Form<CsrfForm>) -> Response {
-    if let Ok(v) = visitor {
-        if form.csrf != csrf_for(&v.token) {
-            return error_page(ApiError::forbidden("the form is stale; reload the page"));
-        }
+    if let Ok(v) = visitor
+        && form.csrf != csrf_for(&v.token)
+    {
+        return error_page(ApiError::forbidden("the form is stale; reload the page"));
     }
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut().insert(

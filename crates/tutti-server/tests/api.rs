@@ -576,7 +576,7 @@ async fn two_workers_label_a_job_to_the_end_and_results_and_exports_agree() {
                 "Yes"
             }
         };
-        let mut finished = vec![false; 3];
+        let mut finished = [false; 3];
         let mut rounds = 0;
         while finished.iter().any(|f| !f) {
             rounds += 1;

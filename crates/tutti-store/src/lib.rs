@@ -45,6 +45,10 @@ pub enum StoreError {
     /// The change collides with what is stored (a taken name, say).
     #[error("{0}")]
     Conflict(FieldError),
+    /// A unit of work met a concurrent change and must be run again; the
+    /// store retries these itself and never returns one.
+    #[error("a concurrent change interfered; retry")]
+    Contended,
     /// Anything else: the database is down, a query failed.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

@@ -16,7 +16,7 @@ pub struct PgStore {
 
 /// Key of the advisory lock that keeps two starting processes from
 /// migrating at once.
-const MIGRATION_LOCK: i64 = 0x7475_7474_69;
+const MIGRATION_LOCK: i64 = 0x0074_7574_7469;
 
 impl PgStore {
     /// Connects to `url` and applies migrations.
@@ -65,20 +65,28 @@ impl Session {
     }
 
     /// Runs `writes` and commits; returns the id of the row a
-    /// `returning_id` write inserted.
+    /// `returning_id` write inserted. The rows were locked when read, so a
+    /// write that changes no row means the store's own invariants broke:
+    /// everything is rolled back.
     async fn finish(mut self, writes: Vec<Write>) -> Result<Option<i64>> {
         let mut id = None;
         for w in &writes {
-            if w.returns_id {
+            let changed = if w.returns_id {
                 let sql = format!("{} RETURNING id", w.sql);
                 let row = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &w.vals)
-                    .fetch_one(&mut *self.0)
+                    .fetch_optional(&mut *self.0)
                     .await?;
-                id = Some(row.try_get(0)?);
+                id = row.map(|r| r.try_get(0)).transpose()?;
+                u64::from(id.is_some())
             } else {
                 bind_all(sqlx::query(w.sql), &w.vals)
                     .execute(&mut *self.0)
-                    .await?;
+                    .await?
+                    .rows_affected()
+            };
+            if changed != 1 {
+                self.0.rollback().await?;
+                return Err(StoreError::Contended);
             }
         }
         self.0.commit().await?;
@@ -90,6 +98,79 @@ impl Session {
         self.0.rollback().await?;
         Ok(())
     }
+}
+
+/// The first open task with a free slot for workers (or stewards) that the
+/// worker has not touched, skipping tasks other transactions hold.
+const CANDIDATE_FOR_WORKERS: &str = concat!(
+    "SELECT t.seq, t.data, ",
+    tally_cols!(),
+    " FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' AND t.w_slots > 0 \
+     AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
+     AND a.status IN ('pending', 'submitted', 'skipped')) ORDER BY t.seq LIMIT 1",
+    " FOR UPDATE SKIP LOCKED"
+);
+const CANDIDATE_FOR_STEWARDS: &str = concat!(
+    "SELECT t.seq, t.data, ",
+    tally_cols!(),
+    " FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' AND t.s_slots > 0 \
+     AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
+     AND a.status IN ('pending', 'submitted', 'skipped')) ORDER BY t.seq LIMIT 1",
+    " FOR UPDATE SKIP LOCKED"
+);
+
+/// Leases the first open task with a free slot the worker has not
+/// touched; tasks other transactions are leasing are skipped, not waited for.
+async fn lease(store: &PgStore, req: &LeaseRequest) -> Result<Option<Assignment>> {
+    let mut session = store.session().await?;
+    let candidate_sql = match req.side {
+        Side::Worker => CANDIDATE_FOR_WORKERS,
+        Side::Steward => CANDIDATE_FOR_STEWARDS,
+    };
+    let Some(row) = sqlx::query(candidate_sql)
+        .bind(req.job.0)
+        .bind(req.worker.0)
+        .fetch_optional(session.conn())
+        .await?
+    else {
+        session.abandon().await?;
+        return Ok(None);
+    };
+    let mut task = tally_from(&row)?;
+    *pending_mut(&mut task.tally, req.side) += 1;
+    let deadline = req.now.plus_secs(req.policy.time_limit_secs);
+    let insert = Write::returning_id(
+        "INSERT INTO assignments (job_id, task_id, worker_id, side, status, leased_at, deadline) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
+        vec![
+            Val::I64(req.job.0),
+            Val::I64(task.id),
+            Val::I64(req.worker.0),
+            Val::Text(req.side.as_str().to_owned()),
+            Val::I64(req.now.0),
+            Val::I64(deadline.0),
+        ],
+    );
+    let (update, _) = tally_write(&task, &req.policy, req.now);
+    let id = session
+        .finish(vec![insert, update])
+        .await?
+        .context("the new assignment's id")?;
+    Ok(Some(Assignment {
+        id: AssignmentId(id),
+        job_id: req.job,
+        task_id: TaskId(task.id),
+        seq: row.try_get("seq")?,
+        worker_id: req.worker,
+        side: req.side,
+        status: AssignmentStatus::Pending,
+        leased_at: req.now,
+        deadline,
+        answer: None,
+        idempotency_key: None,
+        late: false,
+        data: object_of(row.try_get("data")?)?,
+    }))
 }
 
 async fn insert_rows(

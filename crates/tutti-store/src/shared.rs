@@ -165,6 +165,9 @@ macro_rules! store_impl {
             tally: Tally,
             w_slots: i64,
             s_slots: i64,
+            /// The stored values the tally was read from: a write of this
+            /// task applies only if they are unchanged.
+            read_as: [Val; 5],
         }
 
         fn tally_from(row: &$row) -> Result<TaskTally> {
@@ -182,6 +185,13 @@ macro_rules! store_impl {
                 },
                 w_slots: row.try_get("w_slots")?,
                 s_slots: row.try_get("s_slots")?,
+                read_as: [
+                    Val::Text(row.try_get("w_votes")?),
+                    Val::Text(row.try_get("s_votes")?),
+                    Val::I64(row.try_get("w_pending")?),
+                    Val::I64(row.try_get("s_pending")?),
+                    Val::Text(row.try_get("t_state")?),
+                ],
             })
         }
 
@@ -217,7 +227,8 @@ macro_rules! store_impl {
                  decided_by = CASE WHEN state = 'open' THEN $10 ELSE decided_by END, \
                  decided_at = CASE WHEN state = 'open' THEN $11 ELSE decided_at END, \
                  state = CASE WHEN state = 'open' THEN $7 ELSE state END \
-                 WHERE id = $12",
+                 WHERE id = $12 AND w_votes = $13 AND s_votes = $14 AND w_pending = $15 \
+                 AND s_pending = $16 AND state = $17",
                 vec![
                     Val::Text(json_text(&t.worker_votes)),
                     Val::Text(json_text(&t.steward_votes)),
@@ -231,6 +242,11 @@ macro_rules! store_impl {
                     Val::OptText(decided_by),
                     Val::OptI64(decided_at),
                     Val::I64(task.id),
+                    task.read_as[0].clone(),
+                    task.read_as[1].clone(),
+                    task.read_as[2].clone(),
+                    task.read_as[3].clone(),
+                    task.read_as[4].clone(),
                 ],
             );
             (write, state)
@@ -304,23 +320,6 @@ macro_rules! store_impl {
             };
             Ok(Some((assignment, task)))
         }
-
-        const CANDIDATE_FOR_WORKERS: &str = concat!(
-            "SELECT t.seq, t.data, ",
-            tally_cols!(),
-            " FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' AND t.w_slots > 0 \
-             AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
-             AND a.status IN ('pending', 'submitted', 'skipped')) ORDER BY t.seq LIMIT 1",
-            $skip_locked
-        );
-        const CANDIDATE_FOR_STEWARDS: &str = concat!(
-            "SELECT t.seq, t.data, ",
-            tally_cols!(),
-            " FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' AND t.s_slots > 0 \
-             AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
-             AND a.status IN ('pending', 'submitted', 'skipped')) ORDER BY t.seq LIMIT 1",
-            $skip_locked
-        );
 
         #[async_trait::async_trait]
         impl Store for $store {
@@ -779,56 +778,10 @@ macro_rules! store_impl {
                 if let Some(row) = held {
                     return Ok(LeaseOutcome::Held(assignment_from(&row)?));
                 }
-                let mut session = self.session().await?;
-                let candidate_sql = match req.side {
-                    Side::Worker => CANDIDATE_FOR_WORKERS,
-                    Side::Steward => CANDIDATE_FOR_STEWARDS,
-                };
-                let candidate = sqlx::query(candidate_sql)
-                    .bind(req.job.0)
-                    .bind(req.worker.0)
-                    .fetch_optional(session.conn())
-                    .await?;
-                let Some(row) = candidate else {
-                    let outcome = why_nothing(session.conn(), req).await?;
-                    session.abandon().await?;
-                    return Ok(outcome);
-                };
-                let mut task = tally_from(&row)?;
-                *pending_mut(&mut task.tally, req.side) += 1;
-                let deadline = req.now.plus_secs(req.policy.time_limit_secs);
-                let insert = Write::returning_id(
-                    "INSERT INTO assignments (job_id, task_id, worker_id, side, status, leased_at, deadline) \
-                     VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
-                    vec![
-                        Val::I64(req.job.0),
-                        Val::I64(task.id),
-                        Val::I64(req.worker.0),
-                        Val::Text(req.side.as_str().to_owned()),
-                        Val::I64(req.now.0),
-                        Val::I64(deadline.0),
-                    ],
-                );
-                let (update, _) = tally_write(&task, &req.policy, req.now);
-                let id = session
-                    .finish(vec![insert, update])
-                    .await?
-                    .context("the new assignment's id")?;
-                Ok(LeaseOutcome::Leased(Assignment {
-                    id: AssignmentId(id),
-                    job_id: req.job,
-                    task_id: TaskId(task.id),
-                    seq: row.try_get("seq")?,
-                    worker_id: req.worker,
-                    side: req.side,
-                    status: AssignmentStatus::Pending,
-                    leased_at: req.now,
-                    deadline,
-                    answer: None,
-                    idempotency_key: None,
-                    late: false,
-                    data: object_of(row.try_get("data")?)?,
-                }))
+                match lease(self, req).await? {
+                    Some(a) => Ok(LeaseOutcome::Leased(a)),
+                    None => why_nothing(self.reader(), req).await,
+                }
             }
 
             async fn get_assignment(&self, id: AssignmentId) -> Result<Option<Assignment>> {
@@ -845,208 +798,15 @@ macro_rules! store_impl {
             }
 
             async fn submit(&self, req: &SubmitRequest) -> Result<SubmitOutcome> {
-                let mut session = self.session().await?;
-                let Some((assignment, mut task)) = lock_assignment(session.conn(), req.assignment).await?
-                else {
-                    session.abandon().await?;
-                    return Ok(SubmitOutcome::NotFound);
-                };
-                if assignment.worker_id != req.worker {
-                    session.abandon().await?;
-                    return Ok(SubmitOutcome::NotFound);
-                }
-                let side = assignment.side;
-                let was_pending = match assignment.status {
-                    AssignmentStatus::Submitted => {
-                        session.abandon().await?;
-                        let same = match &req.idempotency_key {
-                            Some(key) => assignment.idempotency_key.as_deref() == Some(key.as_str()),
-                            None => assignment.answer.as_deref() == Some(req.answer.as_str()),
-                        };
-                        if same {
-                            return Ok(SubmitOutcome::Replayed {
-                                assignment,
-                                task_state: task.state,
-                            });
-                        }
-                        return Ok(SubmitOutcome::Refused {
-                            code: "already_submitted",
-                            message: format!(
-                                "this assignment was already answered ({:?}); an assignment takes one answer",
-                                assignment.answer.unwrap_or_default()
-                            ),
-                        });
-                    }
-                    AssignmentStatus::Released | AssignmentStatus::Skipped => {
-                        session.abandon().await?;
-                        return Ok(SubmitOutcome::Refused {
-                            code: "not_pending",
-                            message: format!(
-                                "this assignment was {}; ask for the next task instead",
-                                assignment.status.as_str()
-                            ),
-                        });
-                    }
-                    AssignmentStatus::Pending => true,
-                    AssignmentStatus::Abandoned => {
-                        let slots = match side {
-                            Side::Worker => task.w_slots,
-                            Side::Steward => task.s_slots,
-                        };
-                        let refusal = if task.state != "open" {
-                            Some(format!(
-                                "your lease expired at {} and the task is {} now",
-                                assignment.deadline, task.state
-                            ))
-                        } else if slots <= 0 {
-                            Some(format!(
-                                "your lease expired at {} and the task was leased to someone else",
-                                assignment.deadline
-                            ))
-                        } else {
-                            let newer = sqlx::query(
-                                "SELECT id FROM assignments WHERE task_id = $1 AND worker_id = $2 \
-                                 AND status IN ('pending', 'submitted', 'skipped')",
-                            )
-                            .bind(task.id)
-                            .bind(req.worker.0)
-                            .fetch_optional(session.conn())
-                            .await?;
-                            match newer {
-                                Some(r) => Some(format!(
-                                    "your lease expired at {}; you hold a newer assignment {} of this task",
-                                    assignment.deadline,
-                                    r.try_get::<i64, _>(0)?
-                                )),
-                                None => None,
-                            }
-                        };
-                        if let Some(message) = refusal {
-                            session.abandon().await?;
-                            return Ok(SubmitOutcome::Refused {
-                                code: "lease_expired",
-                                message,
-                            });
-                        }
-                        false
-                    }
-                };
-                let late = !was_pending || req.now >= assignment.deadline;
-                match side {
-                    Side::Worker => task.tally.worker_votes.add(&req.answer),
-                    Side::Steward => task.tally.steward_votes.add(&req.answer),
-                }
-                if was_pending {
-                    let p = pending_mut(&mut task.tally, side);
-                    *p = p.saturating_sub(1);
-                }
-                let answered = Write::new(
-                    "UPDATE assignments SET status = 'submitted', answer = $1, idempotency_key = $2, \
-                     finished_at = $3, late = $4 WHERE id = $5",
-                    vec![
-                        Val::Text(req.answer.clone()),
-                        Val::OptText(req.idempotency_key.clone()),
-                        Val::I64(req.now.0),
-                        Val::I64(i64::from(late)),
-                        Val::I64(assignment.id.0),
-                    ],
-                );
-                let (tally, task_state) = tally_write(&task, &req.policy, req.now);
-                session.finish(vec![answered, tally]).await?;
-                Ok(SubmitOutcome::Accepted {
-                    assignment: Assignment {
-                        status: AssignmentStatus::Submitted,
-                        answer: Some(req.answer.clone()),
-                        idempotency_key: req.idempotency_key.clone(),
-                        late,
-                        ..assignment
-                    },
-                    task_state,
-                })
+                retry(|| try_submit(self, req)).await
             }
 
             async fn give_back(&self, req: &GiveBackRequest) -> Result<GiveBackOutcome> {
-                let mut session = self.session().await?;
-                let found = lock_assignment(session.conn(), req.assignment).await?;
-                let Some((assignment, mut task)) = found.filter(|(a, _)| a.worker_id == req.worker) else {
-                    session.abandon().await?;
-                    return Ok(GiveBackOutcome::NotFound);
-                };
-                if assignment.status != AssignmentStatus::Pending {
-                    session.abandon().await?;
-                    return Ok(GiveBackOutcome::NotPending(assignment.status));
-                }
-                let p = pending_mut(&mut task.tally, assignment.side);
-                *p = p.saturating_sub(1);
-                let status = match req.how {
-                    GiveBack::Skip => AssignmentStatus::Skipped,
-                    GiveBack::Release => AssignmentStatus::Released,
-                };
-                let given = Write::new(
-                    "UPDATE assignments SET status = $1, finished_at = $2 WHERE id = $3",
-                    vec![
-                        Val::Text(status.as_str().to_owned()),
-                        Val::I64(req.now.0),
-                        Val::I64(assignment.id.0),
-                    ],
-                );
-                let (tally, _) = tally_write(&task, &req.policy, req.now);
-                session.finish(vec![given, tally]).await?;
-                Ok(GiveBackOutcome::Done(Assignment { status, ..assignment }))
+                retry(|| try_give_back(self, req)).await
             }
 
             async fn expire_leases(&self, now: Timestamp, limit: u32) -> Result<u64> {
-                let mut session = self.session().await?;
-                let overdue = sqlx::query(concat!(
-                    "SELECT id, task_id, job_id, side FROM assignments \
-                     WHERE status = 'pending' AND deadline <= $1 ORDER BY deadline, id LIMIT $2",
-                    $skip_locked
-                ))
-                .bind(now.0)
-                .bind(i64::from(limit))
-                .fetch_all(session.conn())
-                .await?;
-                if overdue.is_empty() {
-                    session.abandon().await?;
-                    return Ok(0);
-                }
-                let mut writes = Vec::with_capacity(overdue.len() * 2);
-                // task -> (job, abandoned worker leases, abandoned steward leases)
-                let mut per_task: BTreeMap<i64, (i64, u32, u32)> = BTreeMap::new();
-                for row in &overdue {
-                    writes.push(Write::new(
-                        "UPDATE assignments SET status = 'abandoned', finished_at = $1 WHERE id = $2",
-                        vec![Val::I64(now.0), Val::I64(row.try_get("id")?)],
-                    ));
-                    let entry = per_task
-                        .entry(row.try_get("task_id")?)
-                        .or_insert((row.try_get("job_id")?, 0, 0));
-                    match side_of(row.try_get("side")?)? {
-                        Side::Worker => entry.1 += 1,
-                        Side::Steward => entry.2 += 1,
-                    }
-                }
-                let mut policies: BTreeMap<i64, Policy> = BTreeMap::new();
-                for (task_id, (job_id, workers, stewards)) in per_task {
-                    let policy = match policies.get(&job_id) {
-                        Some(p) => *p,
-                        None => {
-                            let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
-                                .bind(job_id)
-                                .fetch_one(session.conn())
-                                .await?;
-                            let p = job_from(&row)?.config.policy;
-                            policies.insert(job_id, p);
-                            p
-                        }
-                    };
-                    let mut task = lock_task(session.conn(), TaskId(task_id)).await?;
-                    task.tally.worker_pending = task.tally.worker_pending.saturating_sub(workers);
-                    task.tally.steward_pending = task.tally.steward_pending.saturating_sub(stewards);
-                    writes.push(tally_write(&task, &policy, now).0);
-                }
-                session.finish(writes).await?;
-                Ok(overdue.len() as u64)
+                retry(|| try_expire_leases(self, now, limit)).await
             }
 
             async fn results_page(
@@ -1125,8 +885,235 @@ macro_rules! store_impl {
             }
         }
 
+        /// Runs a unit of work again while it meets a concurrent change
+        /// (possible only where the backend writes optimistically).
+        async fn retry<T, F, Fut>(mut attempt: F) -> Result<T>
+        where
+            F: FnMut() -> Fut,
+            Fut: std::future::Future<Output = Result<T>>,
+        {
+            for _ in 0..$crate::write::MAX_ATTEMPTS {
+                match attempt().await {
+                    Err(StoreError::Contended) => tokio::task::yield_now().await,
+                    other => return other,
+                }
+            }
+            Err(StoreError::Internal(anyhow::anyhow!(
+                "gave up after {} attempts that each met a concurrent change",
+                $crate::write::MAX_ATTEMPTS
+            )))
+        }
+
+        async fn try_submit(store: &$store, req: &SubmitRequest) -> Result<SubmitOutcome> {
+            let mut session = store.session().await?;
+            let Some((assignment, mut task)) = lock_assignment(session.conn(), req.assignment).await?
+            else {
+                session.abandon().await?;
+                return Ok(SubmitOutcome::NotFound);
+            };
+            if assignment.worker_id != req.worker {
+                session.abandon().await?;
+                return Ok(SubmitOutcome::NotFound);
+            }
+            let side = assignment.side;
+            let was_pending = match assignment.status {
+                AssignmentStatus::Submitted => {
+                    session.abandon().await?;
+                    let same = match &req.idempotency_key {
+                        Some(key) => assignment.idempotency_key.as_deref() == Some(key.as_str()),
+                        None => assignment.answer.as_deref() == Some(req.answer.as_str()),
+                    };
+                    if same {
+                        return Ok(SubmitOutcome::Replayed {
+                            assignment,
+                            task_state: task.state,
+                        });
+                    }
+                    return Ok(SubmitOutcome::Refused {
+                        code: "already_submitted",
+                        message: format!(
+                            "this assignment was already answered ({:?}); an assignment takes one answer",
+                            assignment.answer.unwrap_or_default()
+                        ),
+                    });
+                }
+                AssignmentStatus::Released | AssignmentStatus::Skipped => {
+                    session.abandon().await?;
+                    return Ok(SubmitOutcome::Refused {
+                        code: "not_pending",
+                        message: format!(
+                            "this assignment was {}; ask for the next task instead",
+                            assignment.status.as_str()
+                        ),
+                    });
+                }
+                AssignmentStatus::Pending => true,
+                AssignmentStatus::Abandoned => {
+                    let slots = match side {
+                        Side::Worker => task.w_slots,
+                        Side::Steward => task.s_slots,
+                    };
+                    let refusal = if task.state != "open" {
+                        Some(format!(
+                            "your lease expired at {} and the task is {} now",
+                            assignment.deadline, task.state
+                        ))
+                    } else if slots <= 0 {
+                        Some(format!(
+                            "your lease expired at {} and the task was leased to someone else",
+                            assignment.deadline
+                        ))
+                    } else {
+                        let newer = sqlx::query(
+                            "SELECT id FROM assignments WHERE task_id = $1 AND worker_id = $2 \
+                             AND status IN ('pending', 'submitted', 'skipped')",
+                        )
+                        .bind(task.id)
+                        .bind(req.worker.0)
+                        .fetch_optional(session.conn())
+                        .await?;
+                        match newer {
+                            Some(r) => Some(format!(
+                                "your lease expired at {}; you hold a newer assignment {} of this task",
+                                assignment.deadline,
+                                r.try_get::<i64, _>(0)?
+                            )),
+                            None => None,
+                        }
+                    };
+                    if let Some(message) = refusal {
+                        session.abandon().await?;
+                        return Ok(SubmitOutcome::Refused {
+                            code: "lease_expired",
+                            message,
+                        });
+                    }
+                    false
+                }
+            };
+            let late = !was_pending || req.now >= assignment.deadline;
+            match side {
+                Side::Worker => task.tally.worker_votes.add(&req.answer),
+                Side::Steward => task.tally.steward_votes.add(&req.answer),
+            }
+            if was_pending {
+                let p = pending_mut(&mut task.tally, side);
+                *p = p.saturating_sub(1);
+            }
+            let answered = Write::new(
+                "UPDATE assignments SET status = 'submitted', answer = $1, idempotency_key = $2, \
+                 finished_at = $3, late = $4 WHERE id = $5 AND status = $6",
+                vec![
+                    Val::Text(req.answer.clone()),
+                    Val::OptText(req.idempotency_key.clone()),
+                    Val::I64(req.now.0),
+                    Val::I64(i64::from(late)),
+                    Val::I64(assignment.id.0),
+                    Val::Text(assignment.status.as_str().to_owned()),
+                ],
+            );
+            let (tally, task_state) = tally_write(&task, &req.policy, req.now);
+            session.finish(vec![answered, tally]).await?;
+            Ok(SubmitOutcome::Accepted {
+                assignment: Assignment {
+                    status: AssignmentStatus::Submitted,
+                    answer: Some(req.answer.clone()),
+                    idempotency_key: req.idempotency_key.clone(),
+                    late,
+                    ..assignment
+                },
+                task_state,
+            })
+        }
+
+        async fn try_give_back(store: &$store, req: &GiveBackRequest) -> Result<GiveBackOutcome> {
+            let mut session = store.session().await?;
+            let found = lock_assignment(session.conn(), req.assignment).await?;
+            let Some((assignment, mut task)) = found.filter(|(a, _)| a.worker_id == req.worker) else {
+                session.abandon().await?;
+                return Ok(GiveBackOutcome::NotFound);
+            };
+            if assignment.status != AssignmentStatus::Pending {
+                session.abandon().await?;
+                return Ok(GiveBackOutcome::NotPending(assignment.status));
+            }
+            let p = pending_mut(&mut task.tally, assignment.side);
+            *p = p.saturating_sub(1);
+            let status = match req.how {
+                GiveBack::Skip => AssignmentStatus::Skipped,
+                GiveBack::Release => AssignmentStatus::Released,
+            };
+            let given = Write::new(
+                "UPDATE assignments SET status = $1, finished_at = $2 \
+                 WHERE id = $3 AND status = 'pending'",
+                vec![
+                    Val::Text(status.as_str().to_owned()),
+                    Val::I64(req.now.0),
+                    Val::I64(assignment.id.0),
+                ],
+            );
+            let (tally, _) = tally_write(&task, &req.policy, req.now);
+            session.finish(vec![given, tally]).await?;
+            Ok(GiveBackOutcome::Done(Assignment { status, ..assignment }))
+        }
+
+        async fn try_expire_leases(store: &$store, now: Timestamp, limit: u32) -> Result<u64> {
+            let mut session = store.session().await?;
+            let overdue = sqlx::query(concat!(
+                "SELECT id, task_id, job_id, side FROM assignments \
+                 WHERE status = 'pending' AND deadline <= $1 ORDER BY deadline, id LIMIT $2",
+                $skip_locked
+            ))
+            .bind(now.0)
+            .bind(i64::from(limit))
+            .fetch_all(session.conn())
+            .await?;
+            if overdue.is_empty() {
+                session.abandon().await?;
+                return Ok(0);
+            }
+            let mut writes = Vec::with_capacity(overdue.len() * 2);
+            // task -> (job, abandoned worker leases, abandoned steward leases)
+            let mut per_task: BTreeMap<i64, (i64, u32, u32)> = BTreeMap::new();
+            for row in &overdue {
+                writes.push(Write::new(
+                    "UPDATE assignments SET status = 'abandoned', finished_at = $1 \
+                     WHERE id = $2 AND status = 'pending'",
+                    vec![Val::I64(now.0), Val::I64(row.try_get("id")?)],
+                ));
+                let entry = per_task
+                    .entry(row.try_get("task_id")?)
+                    .or_insert((row.try_get("job_id")?, 0, 0));
+                match side_of(row.try_get("side")?)? {
+                    Side::Worker => entry.1 += 1,
+                    Side::Steward => entry.2 += 1,
+                }
+            }
+            let mut policies: BTreeMap<i64, Policy> = BTreeMap::new();
+            for (task_id, (job_id, workers, stewards)) in per_task {
+                let policy = match policies.get(&job_id) {
+                    Some(p) => *p,
+                    None => {
+                        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+                            .bind(job_id)
+                            .fetch_one(session.conn())
+                            .await?;
+                        let p = job_from(&row)?.config.policy;
+                        policies.insert(job_id, p);
+                        p
+                    }
+                };
+                let mut task = lock_task(session.conn(), TaskId(task_id)).await?;
+                task.tally.worker_pending = task.tally.worker_pending.saturating_sub(workers);
+                task.tally.steward_pending = task.tally.steward_pending.saturating_sub(stewards);
+                writes.push(tally_write(&task, &policy, now).0);
+            }
+            session.finish(writes).await?;
+            Ok(overdue.len() as u64)
+        }
+
         /// Tells apart the ways a lease request can find nothing.
-        async fn why_nothing(conn: &mut Conn, req: &LeaseRequest) -> Result<LeaseOutcome> {
+        async fn why_nothing(pool: &sqlx::Pool<$db>, req: &LeaseRequest) -> Result<LeaseOutcome> {
             let open_for_me = sqlx::query(
                 "SELECT 1 FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' \
                  AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
@@ -1134,21 +1121,21 @@ macro_rules! store_impl {
             )
             .bind(req.job.0)
             .bind(req.worker.0)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(pool)
             .await?;
             if open_for_me.is_some() {
                 return Ok(LeaseOutcome::NothingNow);
             }
             let any_open = sqlx::query("SELECT 1 FROM tasks WHERE job_id = $1 AND state = 'open' LIMIT 1")
                 .bind(req.job.0)
-                .fetch_optional(&mut *conn)
+                .fetch_optional(pool)
                 .await?;
             if any_open.is_some() {
                 return Ok(LeaseOutcome::DoneForWorker);
             }
             let any = sqlx::query("SELECT 1 FROM tasks WHERE job_id = $1 LIMIT 1")
                 .bind(req.job.0)
-                .fetch_optional(&mut *conn)
+                .fetch_optional(pool)
                 .await?;
             Ok(if any.is_some() {
                 LeaseOutcome::Finished

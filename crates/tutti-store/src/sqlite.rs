@@ -44,6 +44,12 @@ impl SqliteStore {
             // the round trips to SQLite's worker thread.
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(60))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql(GUARD_TABLE).execute(conn).await?;
+                    Ok(())
+                })
+            })
             .connect_with(options.clone())
             .await
             .with_context(|| format!("opening SQLite database {url:?}"))?;
@@ -70,16 +76,21 @@ impl SqliteStore {
         &self.reader
     }
 
-    /// The writer connection, held for one read-then-write unit of work.
-    /// Holding the only writer makes the reads and the batch that follows
-    /// atomic with respect to every other write.
+    /// A unit of work on the writer connection: holding the only writer
+    /// makes its reads and the batch that follows atomic with respect to
+    /// every other write, while readers go on.
     async fn session(&self) -> Result<Session> {
         Ok(Session(self.writer.acquire().await?))
     }
 }
 
-/// A unit of work on the writer connection.
+/// A unit of work: reads, then one batch of writes, on the writer.
 struct Session(sqlx::pool::PoolConnection<sqlx::Sqlite>);
+
+/// Connection-local table whose `CHECK` turns "a write changed no row" into
+/// an error that ends the batch.
+const GUARD_TABLE: &str =
+    "CREATE TEMP TABLE IF NOT EXISTS write_guard (changed INTEGER NOT NULL CHECK (changed = 1))";
 
 impl Session {
     fn conn(&mut self) -> &mut sqlx::SqliteConnection {
@@ -87,8 +98,9 @@ impl Session {
     }
 
     /// Commits `writes` as one transaction in one round trip; returns the
-    /// id of the row a `returning_id` write inserted.
-    async fn finish(mut self, writes: Vec<Write>) -> Result<Option<i64>> {
+    /// id of the row a `returning_id` write inserted. A write that changes
+    /// no row fails the guard and rolls the whole batch back.
+    async fn finish(self, writes: Vec<Write>) -> Result<Option<i64>> {
         if writes.is_empty() {
             return Ok(None);
         }
@@ -97,16 +109,17 @@ impl Session {
         let mut returns_id = false;
         for w in writes {
             sql.push_str(&renumber(w.sql, vals.len()));
-            sql.push_str(";\n");
+            sql.push_str(";\nINSERT INTO temp.write_guard (changed) VALUES (changes());\n");
             if w.returns_id {
                 sql.push_str("SELECT last_insert_rowid();\n");
                 returns_id = true;
             }
             vals.extend(w.vals);
         }
-        sql.push_str("COMMIT;");
+        sql.push_str("DELETE FROM temp.write_guard;\nCOMMIT;");
+        let mut writer = self.0;
         let done = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &vals)
-            .fetch_all(&mut *self.0)
+            .fetch_all(&mut *writer)
             .await;
         match done {
             Ok(rows) => match rows.first() {
@@ -114,9 +127,16 @@ impl Session {
                 _ => Ok(None),
             },
             Err(e) => {
-                // The batch stopped part-way: end its transaction.
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *self.0).await;
-                Err(e.into())
+                // The batch stopped part-way: undo it.
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *writer).await;
+                match e {
+                    sqlx::Error::Database(d)
+                        if d.is_check_violation() || d.is_unique_violation() =>
+                    {
+                        Err(StoreError::Contended)
+                    }
+                    e => Err(e.into()),
+                }
             }
         }
     }
@@ -124,6 +144,55 @@ impl Session {
     /// Ends the unit of work without writing.
     async fn abandon(self) -> Result<()> {
         Ok(())
+    }
+}
+
+/// The lease statements for one side: take the first open task with a free
+/// slot the worker has not touched, count the lease on it, and read it
+/// back, all in one batch on the writer. A lease takes exactly one slot (a
+/// task with a free slot is open and one more pending answer lowers its
+/// remaining need by one; see `Policy::evaluate`), so no re-evaluation is
+/// needed here.
+macro_rules! lease_batch {
+    ($slots:literal, $pending:literal) => {
+        concat!(
+            "BEGIN;
+             INSERT INTO assignments (job_id, task_id, worker_id, side, status, leased_at, deadline)
+               SELECT $1, t.id, $2, $3, 'pending', $4, $5 FROM tasks t
+               WHERE t.job_id = $1 AND t.state = 'open' AND t.", $slots, " > 0
+                 AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2
+                                 AND a.status IN ('pending', 'submitted', 'skipped'))
+               ORDER BY t.seq LIMIT 1;
+             UPDATE tasks SET ", $pending, " = ", $pending, " + 1, ", $slots, " = ", $slots, " - 1
+               WHERE changes() = 1 AND id = (SELECT task_id FROM assignments WHERE id = last_insert_rowid());
+             SELECT ", assignment_cols!(), " FROM assignments a JOIN tasks t ON t.id = a.task_id
+               WHERE changes() = 1 AND a.id = last_insert_rowid();
+             COMMIT;"
+        )
+    };
+}
+
+async fn lease(store: &SqliteStore, req: &LeaseRequest) -> Result<Option<Assignment>> {
+    let sql = match req.side {
+        Side::Worker => lease_batch!("w_slots", "w_pending"),
+        Side::Steward => lease_batch!("s_slots", "s_pending"),
+    };
+    let deadline = req.now.plus_secs(req.policy.time_limit_secs);
+    let mut writer = store.writer.acquire().await?;
+    let done = sqlx::query(sql)
+        .bind(req.job.0)
+        .bind(req.worker.0)
+        .bind(req.side.as_str())
+        .bind(req.now.0)
+        .bind(deadline.0)
+        .fetch_all(&mut *writer)
+        .await;
+    match done {
+        Ok(rows) => rows.first().map(assignment_from).transpose(),
+        Err(e) => {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *writer).await;
+            Err(e.into())
+        }
     }
 }
 
@@ -163,8 +232,8 @@ async fn insert_rows(
 }
 
 use crate::migrate::apply_migrations;
-use crate::write::renumber;
 use crate::shared::{answer_select, assignment_cols, store_impl, tally_cols};
+use crate::write::renumber;
 store_impl!(
     SqliteStore,
     sqlx::Sqlite,

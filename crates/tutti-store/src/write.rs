@@ -2,6 +2,16 @@
 //! PostgreSQL runs them one by one inside its transaction; SQLite sends a
 //! whole transaction (`BEGIN; …; COMMIT`) to its writer thread in one
 //! round trip, which is most of what a write costs there.
+//!
+//! Each write names the row and the values it was computed from in its
+//! `WHERE`, and must change exactly one row; otherwise the unit of work is
+//! rolled back as contended and run again. Both backends read under
+//! exclusive access (SQLite's single writer, PostgreSQL's row locks), so
+//! this never fires in normal operation: it turns a broken assumption into
+//! a retry instead of a silently lost answer.
+
+/// How often a unit of work is tried before the store gives up.
+pub(crate) const MAX_ATTEMPTS: usize = 100;
 
 /// A bound value.
 #[derive(Debug, Clone)]
@@ -13,7 +23,9 @@ pub(crate) enum Val {
     OptF64(Option<f64>),
 }
 
-/// One statement with `$1…$n` parameters and their values.
+/// One statement with `$1…$n` parameters and their values. Every write
+/// must change exactly one row (its `WHERE` names the row and the values it
+/// was read with), or the whole unit of work is abandoned as contended.
 #[derive(Debug)]
 pub(crate) struct Write {
     pub sql: &'static str,
@@ -78,7 +90,10 @@ mod tests {
 
     #[test]
     fn parameters_are_shifted_by_the_offset() {
-        assert_eq!(renumber("a = $1 AND b = $12 OR c = $1", 3), "a = $4 AND b = $15 OR c = $4");
+        assert_eq!(
+            renumber("a = $1 AND b = $12 OR c = $1", 3),
+            "a = $4 AND b = $15 OR c = $4"
+        );
         assert_eq!(renumber("no params", 5), "no params");
     }
 }

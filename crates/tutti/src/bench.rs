@@ -115,10 +115,10 @@ impl Server {
         let client = reqwest::Client::new();
         let started = Instant::now();
         loop {
-            if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-                if r.status().is_success() {
-                    break;
-                }
+            if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+                && r.status().is_success()
+            {
+                break;
             }
             anyhow::ensure!(
                 started.elapsed() < Duration::from_secs(30),

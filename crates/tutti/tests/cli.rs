@@ -14,7 +14,11 @@ fn tutti(db: &str) -> Command {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Serving {
@@ -32,10 +36,10 @@ impl Drop for Serving {
 async fn wait_ready(base: &str) {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
-        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
+            && r.status().is_success()
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -55,14 +59,19 @@ async fn serve(db: &str, port: u16) -> Serving {
 
 async fn call(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
     let client = reqwest::Client::new();
-    let mut req = client.request(method.parse().unwrap(), url).bearer_auth(token);
+    let mut req = client
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
     }
     let r = req.send().await.unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn databases() -> Vec<String> {
@@ -70,8 +79,15 @@ async fn databases() -> Vec<String> {
 }
 
 fn create_user(db: &str, name: &str, role: &str) -> String {
-    let out = tutti(db).args(["user", "create", name, "--role", role]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tutti(db)
+        .args(["user", "create", name, "--role", role])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     stdout
         .lines()
@@ -88,11 +104,23 @@ async fn an_answer_the_api_accepted_survives_kill_dash_nine() {
         let port = free_port();
         let mut server = serve(&db, port).await;
         let base = server.base.clone();
-        let (_, ws) = call("POST", &format!("{base}/api/v1/workspaces"), &requester, Some(json!({"name": "W"}))).await;
+        let (_, ws) = call(
+            "POST",
+            &format!("{base}/api/v1/workspaces"),
+            &requester,
+            Some(json!({"name": "W"})),
+        )
+        .await;
         let ws = ws["id"].as_i64().unwrap();
         let (_, me) = call("GET", &format!("{base}/api/v1/users/me"), &worker, None).await;
         let wid = me["id"].as_i64().unwrap();
-        call("PUT", &format!("{base}/api/v1/workspaces/{ws}/members/{wid}"), &requester, Some(json!({"role": "worker"}))).await;
+        call(
+            "PUT",
+            &format!("{base}/api/v1/workspaces/{ws}/members/{wid}"),
+            &requester,
+            Some(json!({"role": "worker"})),
+        )
+        .await;
         let (_, job) = call(
             "POST",
             &format!("{base}/api/v1/workspaces/{ws}/jobs"),
@@ -101,7 +129,10 @@ async fn an_answer_the_api_accepted_survives_kill_dash_nine() {
         )
         .await;
         let job = job["id"].as_i64().unwrap();
-        let csv: String = std::iter::once("n".to_owned()).chain((0..50).map(|i| i.to_string())).collect::<Vec<_>>().join("\n");
+        let csv: String = std::iter::once("n".to_owned())
+            .chain((0..50).map(|i| i.to_string()))
+            .collect::<Vec<_>>()
+            .join("\n");
         let r = reqwest::Client::new()
             .post(format!("{base}/api/v1/jobs/{job}/items"))
             .bearer_auth(&requester)
@@ -113,10 +144,22 @@ async fn an_answer_the_api_accepted_survives_kill_dash_nine() {
         assert_eq!(r.status().as_u16(), 201);
         let mut accepted = 0;
         for _ in 0..20 {
-            let (s, a) = call("POST", &format!("{base}/api/v1/jobs/{job}/next"), &worker, None).await;
+            let (s, a) = call(
+                "POST",
+                &format!("{base}/api/v1/jobs/{job}/next"),
+                &worker,
+                None,
+            )
+            .await;
             assert_eq!(s, 200);
             let id = a["assignment"]["id"].as_i64().unwrap();
-            let (s, _) = call("POST", &format!("{base}/api/v1/assignments/{id}/submit"), &worker, Some(json!({"answer": "A"}))).await;
+            let (s, _) = call(
+                "POST",
+                &format!("{base}/api/v1/assignments/{id}/submit"),
+                &worker,
+                Some(json!({"answer": "A"})),
+            )
+            .await;
             assert_eq!(s, 200);
             accepted += 1;
         }
@@ -124,7 +167,13 @@ async fn an_answer_the_api_accepted_survives_kill_dash_nine() {
         server.child.kill().unwrap();
         server.child.wait().unwrap();
         let server = serve(&db, free_port()).await;
-        let (s, j) = call("GET", &format!("{}/api/v1/jobs/{job}", server.base), &requester, None).await;
+        let (s, j) = call(
+            "GET",
+            &format!("{}/api/v1/jobs/{job}", server.base),
+            &requester,
+            None,
+        )
+        .await;
         assert_eq!(s, 200);
         assert_eq!(j["progress"]["answers"], accepted, "{db}");
         assert_eq!(j["progress"]["labeled"], accepted);
@@ -139,13 +188,23 @@ async fn the_demo_serves_a_ready_job_and_prints_working_tokens() {
     let db = tutti_store::testing::fresh_sqlite_url();
     let port = free_port();
     let mut child = tutti(&db)
-        .args(["demo", "--bind", &format!("127.0.0.1:{port}"), "--items", "250"])
+        .args([
+            "demo",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--items",
+            "250",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let lines: Vec<String> = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout).lines().map_while(Result::ok).take_while(|l| !l.starts_with("Stop with")).collect()
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .take_while(|l| !l.starts_with("Stop with"))
+            .collect()
     })
     .await
     .unwrap();
@@ -156,13 +215,31 @@ async fn the_demo_serves_a_ready_job_and_prints_working_tokens() {
             .unwrap_or_else(|| panic!("no {who} token in {lines:?}"))
     };
     let base = format!("http://127.0.0.1:{port}");
-    let (s, j) = call("GET", &format!("{base}/api/v1/jobs/1"), &token("requester"), None).await;
+    let (s, j) = call(
+        "GET",
+        &format!("{base}/api/v1/jobs/1"),
+        &token("requester"),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(j["progress"]["tasks"], 250);
-    let (s, a) = call("POST", &format!("{base}/api/v1/jobs/1/next"), &token("worker-1"), None).await;
+    let (s, a) = call(
+        "POST",
+        &format!("{base}/api/v1/jobs/1/next"),
+        &token("worker-1"),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     assert!(a["question"].as_str().unwrap().starts_with("Is "));
-    let (s, me) = call("GET", &format!("{base}/api/v1/users/me"), &token("admin"), None).await;
+    let (s, me) = call(
+        "GET",
+        &format!("{base}/api/v1/users/me"),
+        &token("admin"),
+        None,
+    )
+    .await;
     assert_eq!((s, me["role"].as_str()), (200, Some("admin")));
     let _ = child.kill();
     let _ = child.wait();
@@ -170,7 +247,10 @@ async fn the_demo_serves_a_ready_job_and_prints_working_tokens() {
 
 #[test]
 fn a_database_url_of_unknown_kind_is_refused() {
-    let out = tutti("mysql://x@y/z").args(["monitor", "--once"]).output().unwrap();
+    let out = tutti("mysql://x@y/z")
+        .args(["monitor", "--once"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
 }
