@@ -195,6 +195,7 @@ pub async fn import(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
+    let started = std::time::Instant::now();
     let (spool, file) = Spool::new().map_err(ApiError::internal)?;
     let (chunk_tx, chunk_rx) = mpsc::channel::<Bytes>(16);
     let parser = tokio::task::spawn_blocking(move || {
@@ -238,6 +239,7 @@ pub async fn import(
     }
     drop(chunk_tx);
     let parsed = parser.await.map_err(ApiError::internal)?;
+    let parse_time = started.elapsed();
     if let Some(e) = pump_error {
         return Err(e);
     }
@@ -285,7 +287,15 @@ pub async fn import(
     let fed = feeder.await.map_err(ApiError::internal)?;
     drop(spool);
     fed.map_err(|e| ApiError::internal(format!("reading the import spool: {e}")))?;
-    match stored? {
+    let stored = stored?;
+    tracing::info!(
+        job = %job.id,
+        rows = parsed.rows,
+        parse_ms = parse_time.as_millis() as u64,
+        store_ms = (started.elapsed() - parse_time).as_millis() as u64,
+        "imported items"
+    );
+    match stored {
         Some(imported) => Ok(ImportReport {
             imported,
             columns: parsed.columns,
