@@ -151,7 +151,7 @@ async fn lease(store: &PgStore, req: &LeaseRequest) -> Result<Option<Assignment>
             Val::I64(deadline.0),
         ],
     );
-    let (update, _) = tally_write(&task, &req.policy, req.now);
+    let (update, _) = apply_tally(&mut task, &req.policy, req.now);
     let id = session
         .finish(vec![insert, update])
         .await?
@@ -171,6 +171,11 @@ async fn lease(store: &PgStore, req: &LeaseRequest) -> Result<Option<Assignment>
         late: false,
         data: object_of(row.try_get("data")?)?,
     }))
+}
+
+/// A submit, in its own transaction with its rows locked.
+async fn submit(store: &PgStore, req: &SubmitRequest) -> Result<SubmitOutcome> {
+    retry(|| try_submit(store, req)).await
 }
 
 async fn insert_rows(

@@ -200,7 +200,7 @@ macro_rules! store_impl {
         /// outcome: answers that arrive on leases still valid after the
         /// decision are recorded but change nothing (the `CASE`s keep the
         /// stored outcome of a task that is no longer open).
-        fn tally_write(task: &TaskTally, policy: &Policy, now: Timestamp) -> (Write, String) {
+        fn apply_tally(task: &mut TaskTally, policy: &Policy, now: Timestamp) -> (Write, String) {
             let t = &task.tally;
             let open = task.state == "open";
             let eval = policy.evaluate(t);
@@ -249,6 +249,19 @@ macro_rules! store_impl {
                     task.read_as[4].clone(),
                 ],
             );
+            // What the row holds once the write is applied.
+            task.read_as = [
+                Val::Text(json_text(&t.worker_votes)),
+                Val::Text(json_text(&t.steward_votes)),
+                Val::I64(i64::from(t.worker_pending)),
+                Val::I64(i64::from(t.steward_pending)),
+                Val::Text(state.clone()),
+            ];
+            if open {
+                task.w_slots = i64::from(eval.worker_slots);
+                task.s_slots = i64::from(eval.steward_slots);
+            }
+            task.state = state.clone();
             (write, state)
         }
 
@@ -798,7 +811,7 @@ macro_rules! store_impl {
             }
 
             async fn submit(&self, req: &SubmitRequest) -> Result<SubmitOutcome> {
-                retry(|| try_submit(self, req)).await
+                submit(self, req).await
             }
 
             async fn give_back(&self, req: &GiveBackRequest) -> Result<GiveBackOutcome> {
@@ -904,42 +917,55 @@ macro_rules! store_impl {
             )))
         }
 
-        async fn try_submit(store: &$store, req: &SubmitRequest) -> Result<SubmitOutcome> {
-            let mut session = store.session().await?;
-            let Some((assignment, mut task)) = lock_assignment(session.conn(), req.assignment).await?
-            else {
-                session.abandon().await?;
-                return Ok(SubmitOutcome::NotFound);
-            };
+        /// What a submit does, decided from the assignment and its task as
+        /// read.
+        enum SubmitPlan {
+            /// Nothing to write: answer with this.
+            Answer(SubmitOutcome),
+            /// The lease expired and the task still has room: whether the
+            /// worker holds a newer assignment of it must be looked up first.
+            NeedsNewer,
+            /// Write these, then answer with the outcome.
+            Write(Vec<Write>, SubmitOutcome),
+        }
+
+        /// Decides a submit. `newer` is the worker's newer live assignment
+        /// of the task, once looked up. On `Write`, `assignment` and `task`
+        /// are updated to what the writes store, so that several submits can
+        /// be planned one after another against the same rows.
+        fn plan_submit(
+            assignment: &mut Assignment,
+            task: &mut TaskTally,
+            req: &SubmitRequest,
+            newer: Option<Option<i64>>,
+        ) -> SubmitPlan {
             if assignment.worker_id != req.worker {
-                session.abandon().await?;
-                return Ok(SubmitOutcome::NotFound);
+                return SubmitPlan::Answer(SubmitOutcome::NotFound);
             }
             let side = assignment.side;
             let was_pending = match assignment.status {
                 AssignmentStatus::Submitted => {
-                    session.abandon().await?;
                     let same = match &req.idempotency_key {
                         Some(key) => assignment.idempotency_key.as_deref() == Some(key.as_str()),
                         None => assignment.answer.as_deref() == Some(req.answer.as_str()),
                     };
-                    if same {
-                        return Ok(SubmitOutcome::Replayed {
-                            assignment,
-                            task_state: task.state,
-                        });
-                    }
-                    return Ok(SubmitOutcome::Refused {
-                        code: "already_submitted",
-                        message: format!(
-                            "this assignment was already answered ({:?}); an assignment takes one answer",
-                            assignment.answer.unwrap_or_default()
-                        ),
+                    return SubmitPlan::Answer(if same {
+                        SubmitOutcome::Replayed {
+                            assignment: assignment.clone(),
+                            task_state: task.state.clone(),
+                        }
+                    } else {
+                        SubmitOutcome::Refused {
+                            code: "already_submitted",
+                            message: format!(
+                                "this assignment was already answered ({:?}); an assignment takes one answer",
+                                assignment.answer.clone().unwrap_or_default()
+                            ),
+                        }
                     });
                 }
                 AssignmentStatus::Released | AssignmentStatus::Skipped => {
-                    session.abandon().await?;
-                    return Ok(SubmitOutcome::Refused {
+                    return SubmitPlan::Answer(SubmitOutcome::Refused {
                         code: "not_pending",
                         message: format!(
                             "this assignment was {}; ask for the next task instead",
@@ -964,26 +990,17 @@ macro_rules! store_impl {
                             assignment.deadline
                         ))
                     } else {
-                        let newer = sqlx::query(
-                            "SELECT id FROM assignments WHERE task_id = $1 AND worker_id = $2 \
-                             AND status IN ('pending', 'submitted', 'skipped')",
-                        )
-                        .bind(task.id)
-                        .bind(req.worker.0)
-                        .fetch_optional(session.conn())
-                        .await?;
                         match newer {
-                            Some(r) => Some(format!(
-                                "your lease expired at {}; you hold a newer assignment {} of this task",
-                                assignment.deadline,
-                                r.try_get::<i64, _>(0)?
+                            None => return SubmitPlan::NeedsNewer,
+                            Some(Some(id)) => Some(format!(
+                                "your lease expired at {}; you hold a newer assignment {id} of this task",
+                                assignment.deadline
                             )),
-                            None => None,
+                            Some(None) => None,
                         }
                     };
                     if let Some(message) = refusal {
-                        session.abandon().await?;
-                        return Ok(SubmitOutcome::Refused {
+                        return SubmitPlan::Answer(SubmitOutcome::Refused {
                             code: "lease_expired",
                             message,
                         });
@@ -1012,18 +1029,58 @@ macro_rules! store_impl {
                     Val::Text(assignment.status.as_str().to_owned()),
                 ],
             );
-            let (tally, task_state) = tally_write(&task, &req.policy, req.now);
-            session.finish(vec![answered, tally]).await?;
-            Ok(SubmitOutcome::Accepted {
-                assignment: Assignment {
-                    status: AssignmentStatus::Submitted,
-                    answer: Some(req.answer.clone()),
-                    idempotency_key: req.idempotency_key.clone(),
-                    late,
-                    ..assignment
+            let (tally, task_state) = apply_tally(task, &req.policy, req.now);
+            assignment.status = AssignmentStatus::Submitted;
+            assignment.answer = Some(req.answer.clone());
+            assignment.idempotency_key = req.idempotency_key.clone();
+            assignment.late = late;
+            SubmitPlan::Write(
+                vec![answered, tally],
+                SubmitOutcome::Accepted {
+                    assignment: assignment.clone(),
+                    task_state,
                 },
-                task_state,
-            })
+            )
+        }
+
+        /// The worker's live assignment of a task other than an expired one.
+        async fn newer_assignment(conn: &mut Conn, task: i64, worker: UserId) -> Result<Option<i64>> {
+            Ok(sqlx::query(
+                "SELECT id FROM assignments WHERE task_id = $1 AND worker_id = $2 \
+                 AND status IN ('pending', 'submitted', 'skipped')",
+            )
+            .bind(task)
+            .bind(worker.0)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+        }
+
+        /// One submit in its own unit of work.
+        async fn try_submit(store: &$store, req: &SubmitRequest) -> Result<SubmitOutcome> {
+            let mut session = store.session().await?;
+            let Some((mut assignment, mut task)) = lock_assignment(session.conn(), req.assignment).await?
+            else {
+                session.abandon().await?;
+                return Ok(SubmitOutcome::NotFound);
+            };
+            let mut newer = None;
+            loop {
+                match plan_submit(&mut assignment, &mut task, req, newer) {
+                    SubmitPlan::Answer(outcome) => {
+                        session.abandon().await?;
+                        return Ok(outcome);
+                    }
+                    SubmitPlan::NeedsNewer => {
+                        newer = Some(newer_assignment(session.conn(), task.id, req.worker).await?);
+                    }
+                    SubmitPlan::Write(writes, outcome) => {
+                        session.finish(writes).await?;
+                        return Ok(outcome);
+                    }
+                }
+            }
         }
 
         async fn try_give_back(store: &$store, req: &GiveBackRequest) -> Result<GiveBackOutcome> {
@@ -1052,7 +1109,7 @@ macro_rules! store_impl {
                     Val::I64(assignment.id.0),
                 ],
             );
-            let (tally, _) = tally_write(&task, &req.policy, req.now);
+            let (tally, _) = apply_tally(&mut task, &req.policy, req.now);
             session.finish(vec![given, tally]).await?;
             Ok(GiveBackOutcome::Done(Assignment { status, ..assignment }))
         }
@@ -1106,7 +1163,7 @@ macro_rules! store_impl {
                 let mut task = lock_task(session.conn(), TaskId(task_id)).await?;
                 task.tally.worker_pending = task.tally.worker_pending.saturating_sub(workers);
                 task.tally.steward_pending = task.tally.steward_pending.saturating_sub(stewards);
-                writes.push(tally_write(&task, &policy, now).0);
+                writes.push(apply_tally(&mut task, &policy, now).0);
             }
             session.finish(writes).await?;
             Ok(overdue.len() as u64)

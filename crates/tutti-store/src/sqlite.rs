@@ -11,12 +11,16 @@ use sqlx::sqlite::{
 };
 use std::str::FromStr;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 /// A store in one SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The group writer, which commits leases and submits that arrive
+    /// together in one transaction; `None` in the group writer's own copy.
+    group: Option<mpsc::Sender<GroupJob>>,
 }
 
 impl SqliteStore {
@@ -69,7 +73,18 @@ impl SqliteStore {
                 .await
                 .context("opening SQLite readers")?
         };
-        Ok(Self { writer, reader })
+        let (group, jobs) = mpsc::channel(1024);
+        let direct = Self {
+            writer: writer.clone(),
+            reader: reader.clone(),
+            group: None,
+        };
+        tokio::spawn(group_writer(direct, jobs));
+        Ok(Self {
+            writer,
+            reader,
+            group: Some(group),
+        })
     }
 
     fn writer(&self) -> &SqlitePool {
@@ -152,16 +167,14 @@ impl Session {
 }
 
 /// The lease statements for one side: take the first open task with a free
-/// slot the worker has not touched, count the lease on it, and read it
-/// back, all in one batch on the writer. A lease takes exactly one slot (a
-/// task with a free slot is open and one more pending answer lowers its
-/// remaining need by one; see `Policy::evaluate`), so no re-evaluation is
-/// needed here.
-macro_rules! lease_batch {
+/// slot the worker has not touched, count the lease on it, and read it back
+/// tagged with `$6`. A lease takes exactly one slot (a task with a free slot
+/// is open and one more pending answer lowers its remaining need by one;
+/// see `Policy::evaluate`), so no re-evaluation is needed here.
+macro_rules! lease_statements {
     ($slots:literal, $pending:literal) => {
         concat!(
-            "BEGIN;
-             INSERT INTO assignments (job_id, task_id, worker_id, side, status, leased_at, deadline)
+            "INSERT INTO assignments (job_id, task_id, worker_id, side, status, leased_at, deadline)
                SELECT $1, t.id, $2, $3, 'pending', $4, $5 FROM tasks t
                WHERE t.job_id = $1 AND t.state = 'open' AND t.", $slots, " > 0
                  AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2
@@ -169,26 +182,102 @@ macro_rules! lease_batch {
                ORDER BY t.seq LIMIT 1;
              UPDATE tasks SET ", $pending, " = ", $pending, " + 1, ", $slots, " = ", $slots, " - 1
                WHERE changes() = 1 AND id = (SELECT task_id FROM assignments WHERE id = last_insert_rowid());
-             SELECT ", assignment_cols!(), " FROM assignments a JOIN tasks t ON t.id = a.task_id
-               WHERE changes() = 1 AND a.id = last_insert_rowid();
-             COMMIT;"
+             SELECT $6 AS request, ", assignment_cols!(), " FROM assignments a JOIN tasks t ON t.id = a.task_id
+               WHERE changes() = 1 AND a.id = last_insert_rowid();"
         )
     };
 }
 
+/// Work for the group writer, with where to send its result.
+enum GroupJob {
+    Lease(LeaseRequest, oneshot::Sender<Result<Option<Assignment>>>),
+    Submit(SubmitRequest, oneshot::Sender<Result<SubmitOutcome>>),
+}
+
+/// Most jobs committed in one group.
+const MAX_GROUP: usize = 64;
+
+/// Commits the leases and submits that are waiting together, each kind in
+/// one transaction (group commit). SQLite has one writer, and a round trip
+/// to it costs far more than the statements themselves; so with many
+/// workers at once, one transaction per group instead of per request is
+/// what makes the writer keep up.
+async fn group_writer(store: SqliteStore, mut jobs: mpsc::Receiver<GroupJob>) {
+    while let Some(first) = jobs.recv().await {
+        let mut leases = Vec::new();
+        let mut submits = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                GroupJob::Lease(req, reply) => leases.push((req, reply)),
+                GroupJob::Submit(req, reply) => submits.push((req, reply)),
+            }
+            if leases.len() + submits.len() < MAX_GROUP {
+                next = jobs.try_recv().ok();
+            }
+        }
+        if !leases.is_empty() {
+            lease_group(&store, leases).await;
+        }
+        if !submits.is_empty() {
+            submit_group(&store, submits).await;
+        }
+    }
+}
+
 async fn lease(store: &SqliteStore, req: &LeaseRequest) -> Result<Option<Assignment>> {
-    let sql = match req.side {
-        Side::Worker => lease_batch!("w_slots", "w_pending"),
-        Side::Steward => lease_batch!("s_slots", "s_pending"),
+    let Some(group) = &store.group else {
+        return lease_one(store, req).await;
     };
-    let deadline = req.now.plus_secs(req.policy.time_limit_secs);
-    let mut writer = store.writer.acquire().await?;
-    let done = sqlx::query(sql)
-        .bind(req.job.0)
+    let (reply, result) = oneshot::channel();
+    group
+        .send(GroupJob::Lease(req.clone(), reply))
+        .await
+        .map_err(|_| anyhow::anyhow!("the SQLite group writer stopped"))?;
+    result
+        .await
+        .map_err(|_| anyhow::anyhow!("the SQLite group writer dropped a lease"))?
+}
+
+async fn submit(store: &SqliteStore, req: &SubmitRequest) -> Result<SubmitOutcome> {
+    let Some(group) = &store.group else {
+        return retry(|| try_submit(store, req)).await;
+    };
+    let (reply, result) = oneshot::channel();
+    group
+        .send(GroupJob::Submit(req.clone(), reply))
+        .await
+        .map_err(|_| anyhow::anyhow!("the SQLite group writer stopped"))?;
+    result
+        .await
+        .map_err(|_| anyhow::anyhow!("the SQLite group writer dropped a submit"))?
+}
+
+fn lease_sql(side: Side) -> &'static str {
+    match side {
+        Side::Worker => lease_statements!("w_slots", "w_pending"),
+        Side::Steward => lease_statements!("s_slots", "s_pending"),
+    }
+}
+
+fn bind_lease<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    req: &LeaseRequest,
+    tag: i64,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    q.bind(req.job.0)
         .bind(req.worker.0)
         .bind(req.side.as_str())
         .bind(req.now.0)
-        .bind(deadline.0)
+        .bind(req.now.plus_secs(req.policy.time_limit_secs).0)
+        .bind(tag)
+}
+
+/// One lease in its own transaction.
+async fn lease_one(store: &SqliteStore, req: &LeaseRequest) -> Result<Option<Assignment>> {
+    let sql = format!("BEGIN;\n{}\nCOMMIT;", lease_sql(req.side));
+    let mut writer = store.writer.acquire().await?;
+    let done = bind_lease(sqlx::query(sqlx::AssertSqlSafe(sql)), req, 0)
         .fetch_all(&mut *writer)
         .await;
     match done {
@@ -198,6 +287,169 @@ async fn lease(store: &SqliteStore, req: &LeaseRequest) -> Result<Option<Assignm
             Err(e.into())
         }
     }
+}
+
+async fn lease_group(
+    store: &SqliteStore,
+    jobs: Vec<(LeaseRequest, oneshot::Sender<Result<Option<Assignment>>>)>,
+) {
+    let mut sql = String::from("BEGIN;\n");
+    for (i, (req, _)) in jobs.iter().enumerate() {
+        sql.push_str(&renumber(lease_sql(req.side), 6 * i));
+        sql.push('\n');
+    }
+    sql.push_str("COMMIT;");
+    let done = async {
+        let mut writer = store.writer.acquire().await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (i, (req, _)) in jobs.iter().enumerate() {
+            q = bind_lease(q, req, i as i64);
+        }
+        match q.fetch_all(&mut *writer).await {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *writer).await;
+                Err(StoreError::from(e))
+            }
+        }
+    }
+    .await;
+    let mut leased: Vec<Option<Assignment>> = vec![None; jobs.len()];
+    let parsed = done.and_then(|rows| {
+        for row in &rows {
+            let i: i64 = row.try_get("request")?;
+            if let Some(slot) = leased.get_mut(i as usize) {
+                *slot = Some(assignment_from(row)?);
+            }
+        }
+        Ok(())
+    });
+    match parsed {
+        Ok(()) => {
+            for ((_, reply), a) in jobs.into_iter().zip(leased) {
+                let _ = reply.send(Ok(a));
+            }
+        }
+        Err(e) => {
+            // Nothing of the group was committed: lease one by one.
+            tracing::warn!(error = %e, "group lease failed; leasing one by one");
+            for (req, reply) in jobs {
+                let _ = reply.send(lease_one(store, &req).await);
+            }
+        }
+    }
+}
+
+async fn submit_group(
+    store: &SqliteStore,
+    jobs: Vec<(SubmitRequest, oneshot::Sender<Result<SubmitOutcome>>)>,
+) {
+    // The group is read and written on the writer, so nothing else writes
+    // in between.
+    let mut session = match store.session().await {
+        Ok(s) => s,
+        Err(e) => {
+            for (_, reply) in jobs {
+                let _ = reply.send(Err(anyhow::anyhow!("opening the writer: {e}").into()));
+            }
+            return;
+        }
+    };
+    match plan_submit_group(session.conn(), &jobs).await {
+        Ok((writes, outcomes, alone)) => {
+            let committed = session.finish(writes).await;
+            match committed {
+                Ok(_) => {
+                    for ((req, reply), outcome) in jobs.into_iter().zip(outcomes) {
+                        match outcome {
+                            Some(o) => {
+                                let _ = reply.send(Ok(o));
+                            }
+                            None if alone.contains(&req.assignment.0) => {
+                                let _ = reply.send(retry(|| try_submit(store, &req)).await);
+                            }
+                            None => {}
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "group submit failed; submitting one by one");
+                    for (req, reply) in jobs {
+                        let _ = reply.send(retry(|| try_submit(store, &req)).await);
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            drop(session);
+            tracing::warn!(error = %e, "reading a submit group failed; submitting one by one");
+            for (req, reply) in jobs {
+                let _ = reply.send(retry(|| try_submit(store, &req)).await);
+            }
+        }
+    }
+}
+
+/// Plans a group of submits against one read of their rows, in arrival
+/// order, so that submits to one task compose. Returns the writes, the
+/// outcome of each submit (`None` for those to run alone afterwards) and
+/// the assignments to run alone.
+async fn plan_submit_group(
+    conn: &mut sqlx::SqliteConnection,
+    jobs: &[(SubmitRequest, oneshot::Sender<Result<SubmitOutcome>>)],
+) -> Result<(Vec<Write>, Vec<Option<SubmitOutcome>>, Vec<i64>)> {
+    let mut sql = String::from(concat!(
+        "SELECT ",
+        assignment_cols!(),
+        ", ",
+        tally_cols!(),
+        " FROM assignments a JOIN tasks t ON t.id = a.task_id WHERE a.id IN ("
+    ));
+    for i in 0..jobs.len() {
+        sql.push_str(if i == 0 { "?" } else { ", ?" });
+    }
+    sql.push(')');
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (req, _) in jobs {
+        q = q.bind(req.assignment.0);
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
+    let mut assignments = std::collections::HashMap::new();
+    let mut tasks = std::collections::HashMap::new();
+    for row in &rows {
+        let a = assignment_from(row)?;
+        tasks.entry(a.task_id.0).or_insert(tally_from(row)?);
+        assignments.insert(a.id.0, a);
+    }
+    let mut writes = Vec::new();
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut alone = Vec::new();
+    for (req, _) in jobs {
+        let Some(a) = assignments.get_mut(&req.assignment.0) else {
+            outcomes.push(Some(SubmitOutcome::NotFound));
+            continue;
+        };
+        let Some(task) = tasks.get_mut(&a.task_id.0) else {
+            outcomes.push(Some(SubmitOutcome::NotFound));
+            continue;
+        };
+        if alone.contains(&a.id.0) {
+            outcomes.push(None);
+            continue;
+        }
+        match plan_submit(a, task, req, None) {
+            SubmitPlan::Answer(o) => outcomes.push(Some(o)),
+            SubmitPlan::NeedsNewer => {
+                alone.push(a.id.0);
+                outcomes.push(None);
+            }
+            SubmitPlan::Write(w, o) => {
+                writes.extend(w);
+                outcomes.push(Some(o));
+            }
+        }
+    }
+    Ok((writes, outcomes, alone))
 }
 
 /// Rows per multi-row insert (2 bound values each, well under SQLite's

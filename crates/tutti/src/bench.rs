@@ -107,7 +107,10 @@ impl Server {
         let child = std::process::Command::new(std::env::current_exe()?)
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .env("TUTTI_DATABASE_URL", db)
-            .env("TUTTI_LOG", std::env::var("TUTTI_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "TUTTI_LOG",
+                std::env::var("TUTTI_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .spawn()
             .context("starting tutti serve")?;
