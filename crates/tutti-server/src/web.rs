@@ -254,7 +254,7 @@ async fn work_page(
             let body = format!(
                 "<h1>Nothing to do right now</h1><p class=\"card\">{}. This page checks again every few seconds.</p>\
                  <p><a href=\"/\">Back to your jobs</a></p>",
-                escape_html(reason)
+                escape_html(&sentence(reason))
             );
             let mut r = page("Waiting", &body).into_response();
             r.headers_mut()
@@ -264,12 +264,21 @@ async fn work_page(
         Next::Gone(_, reason) => {
             let body = format!(
                 "<h1>All done</h1><p class=\"card\">{}. Thank you!</p><p><a href=\"/\">Back to your jobs</a></p>",
-                escape_html(reason)
+                escape_html(&sentence(reason))
             );
             page("Done", &body).into_response()
         }
     };
     with_security_headers(r)
+}
+
+/// An API reason as the start of a sentence.
+fn sentence(reason: &str) -> String {
+    let mut chars = reason.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 fn task_html(view: &TaskView, csrf: &str) -> String {
@@ -410,6 +419,12 @@ mod tests {
             escape_html("<script>alert('x')</script> & \"q\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
+    }
+
+    #[test]
+    fn reasons_start_sentences_with_a_capital() {
+        assert_eq!(sentence("the job is finished"), "The job is finished");
+        assert_eq!(sentence(""), "");
     }
 
     #[test]

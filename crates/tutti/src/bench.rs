@@ -229,7 +229,7 @@ async fn bench_loop(args: LoopArgs) -> anyhow::Result<()> {
     );
     let db = fresh_db(&args.target);
     let store = tutti_store::connect(&db).await?;
-    let (job, _, tokens) = setup(store.as_ref(), args.workers, args.k, args.n).await?;
+    let (job, requester, tokens) = setup(store.as_ref(), args.workers, args.k, args.n).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let items = args.items;
     tokio::spawn(async move {
@@ -331,8 +331,31 @@ async fn bench_loop(args: LoopArgs) -> anyhow::Result<()> {
         all.errors += s.errors;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    // The export of every task's label, streamed, as a requester would.
+    let export_started = Instant::now();
+    let export = client
+        .get(format!(
+            "{}/api/v1/jobs/{}/export?format=csv&what=labels",
+            server.base, job.id
+        ))
+        .header("authorization", format!("Bearer {requester}"))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let export_secs = export_started.elapsed().as_secs_f64();
     let peak = server.peak_kib();
     drop(server);
+    println!(
+        "  export of {} task labels: {:.2} s ({:.1} MiB CSV)",
+        export
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            .saturating_sub(1),
+        export_secs,
+        export.len() as f64 / 1048576.0
+    );
     println!(
         "  cycles={} in {:.1} s: {:.0} next+submit cycles/s ({} waits, {} errors)",
         all.cycles,

@@ -1,0 +1,140 @@
+// The worker page in a real browser: a worker signs in with a token,
+// answers with the keyboard until the job is done, and row values are
+// shown as text, never run as script. Starts the real `tutti serve` on a
+// free port with a fresh SQLite file. Screenshots go to e2e/screenshots/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import net from "node:net";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bin = process.env.TUTTI_BIN ?? join(here, "..", "target", "debug", "tutti");
+const shots = join(here, "screenshots");
+mkdirSync(shots, { recursive: true });
+const db = `sqlite://${join(mkdtempSync(join(tmpdir(), "tutti-e2e-")), "e2e.db")}`;
+const env = { ...process.env, TUTTI_DATABASE_URL: db, TUTTI_LOG: "warn" };
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function createUser(name, role) {
+  const out = execFileSync(bin, ["user", "create", name, "--role", role], { env }).toString();
+  return out.match(/^token: (\S+)$/m)[1];
+}
+
+let server, base, browser, requester, workers, job;
+
+async function api(method, path, token, body, contentType = "application/json") {
+  const r = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": contentType },
+    body: body === undefined ? undefined : contentType === "application/json" ? JSON.stringify(body) : body,
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+before(async () => {
+  requester = createUser("req", "requester");
+  workers = [createUser("ann", "worker"), createUser("bob", "worker")];
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = spawn(bin, ["serve", "--bind", `127.0.0.1:${port}`], { env, stdio: "inherit" });
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(base + "/healthz")).ok) break;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const ws = (await api("POST", "/api/v1/workspaces", requester, { name: "E2E" })).body.id;
+  for (const token of workers) {
+    const me = (await api("GET", "/api/v1/users/me", token)).body;
+    await api("PUT", `/api/v1/workspaces/${ws}/members/${me.id}`, requester, { role: "worker" });
+  }
+  job = (
+    await api("POST", `/api/v1/workspaces/${ws}/jobs`, requester, {
+      name: "People",
+      question: "Is ${name} a person?",
+      answers: ["Yes", "No"],
+      short_instructions: "<p>Answer <b>Yes</b> for people.</p>",
+      long_instructions: "<p>Places and things are <i>No</i>.</p>",
+      policy: { k: 2, n: 2 },
+    })
+  ).body.id;
+  const csv = 'name,note\nAda Lovelace,mathematician\nParis,city\n"<img src=x onerror=""window.pwned=1"">",<script>window.pwned=2</script>\n';
+  const imported = await api("POST", `/api/v1/jobs/${job}/items`, requester, csv, "text/csv");
+  assert.equal(imported.status, 201);
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill();
+});
+
+async function signIn(token, viewport) {
+  const page = await (await browser.newContext({ viewport })).newPage();
+  await page.goto(base + "/login");
+  await page.fill("#token", token);
+  await page.click("button[type=submit]");
+  await page.waitForURL(base + "/");
+  return page;
+}
+
+test("a worker answers every task with the keyboard and row values stay text", async () => {
+  for (const [i, token] of workers.entries()) {
+    const page = await signIn(token, i === 0 ? { width: 1280, height: 800 } : { width: 390, height: 800 });
+    await page.click(`a[href="/work/${job}"]`);
+    if (i === 0) await page.screenshot({ path: join(shots, "worker-task.png"), fullPage: true });
+    let answered = 0;
+    while (await page.locator("h1.question").count()) {
+      const question = await page.textContent("h1.question");
+      const key = question.includes("Paris") ? "2" : "1";
+      await Promise.all([page.waitForLoadState("load"), page.keyboard.press(key)]);
+      await page.waitForFunction((q) => document.querySelector("h1.question")?.textContent !== q, question);
+      answered++;
+      assert.ok(answered <= 3, "more tasks than the job has");
+    }
+    assert.equal(answered, 3);
+    assert.match(await page.textContent("main"), /All done|answered or skipped every open task/);
+    assert.equal(await page.evaluate(() => window.pwned), undefined, "row content ran as script");
+    if (i === 1) await page.screenshot({ path: join(shots, "worker-done-phone.png"), fullPage: true });
+  }
+  const results = (await api("GET", `/api/v1/jobs/${job}/results`, requester)).body.items;
+  assert.deepEqual(results.map((r) => r.label), ["Yes", "No", "Yes"]);
+});
+
+test("the escaped row is shown as text on the page", async () => {
+  const page = await signIn(workers[0], { width: 1280, height: 800 });
+  await page.goto(base + "/");
+  await page.screenshot({ path: join(shots, "worker-jobs.png"), fullPage: true });
+  // A fresh job holding only the hostile row, to look at it on the task page.
+  const ws = (await api("GET", "/api/v1/workspaces", requester)).body.items[0].id;
+  const j = (
+    await api("POST", `/api/v1/workspaces/${ws}/jobs`, requester, {
+      name: "Hostile", question: "What is ${name}?", answers: ["Text"], policy: { k: 1, n: 1 },
+    })
+  ).body.id;
+  await api("POST", `/api/v1/jobs/${j}/items`, requester, '{"name": "<script>window.pwned=3</script>"}\n', "application/x-ndjson");
+  await page.goto(`${base}/work/${j}`);
+  assert.equal(await page.textContent("h1.question"), "What is <script>window.pwned=3</script>?");
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
+  await page.screenshot({ path: join(shots, "worker-escaped.png"), fullPage: true });
+});
