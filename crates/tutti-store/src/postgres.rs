@@ -100,32 +100,30 @@ impl Session {
     }
 }
 
-/// The first open task with a free slot for workers (or stewards) that the
-/// worker has not touched, skipping tasks other transactions hold.
-const CANDIDATE_FOR_WORKERS: &str = concat!(
-    "SELECT t.seq, t.data, ",
-    tally_cols!(),
-    " FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' AND t.w_slots > 0 \
-     AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
-     AND a.status IN ('pending', 'submitted', 'skipped')) ORDER BY t.seq LIMIT 1",
-    " FOR UPDATE SKIP LOCKED"
-);
-const CANDIDATE_FOR_STEWARDS: &str = concat!(
-    "SELECT t.seq, t.data, ",
-    tally_cols!(),
-    " FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' AND t.s_slots > 0 \
-     AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
-     AND a.status IN ('pending', 'submitted', 'skipped')) ORDER BY t.seq LIMIT 1",
-    " FOR UPDATE SKIP LOCKED"
-);
+/// The first open task with a free slot on one side (`w_slots` for
+/// workers, `s_slots` for stewards) that the worker has not touched,
+/// skipping tasks other transactions hold.
+macro_rules! candidate {
+    ($slots:literal) => {
+        concat!(
+            "SELECT t.seq, t.data, ",
+            tally_cols!(),
+            " FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' AND t.",
+            $slots,
+            " > 0 AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id \
+             AND a.worker_id = $2 AND a.status IN ('pending', 'submitted', 'skipped')) \
+             ORDER BY t.seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+        )
+    };
+}
 
 /// Leases the first open task with a free slot the worker has not
 /// touched; tasks other transactions are leasing are skipped, not waited for.
 async fn lease(store: &PgStore, req: &LeaseRequest) -> Result<Option<Assignment>> {
     let mut session = store.session().await?;
     let candidate_sql = match req.side {
-        Side::Worker => CANDIDATE_FOR_WORKERS,
-        Side::Steward => CANDIDATE_FOR_STEWARDS,
+        Side::Worker => candidate!("w_slots"),
+        Side::Steward => candidate!("s_slots"),
     };
     let Some(row) = sqlx::query(candidate_sql)
         .bind(req.job.0)
