@@ -254,3 +254,125 @@ fn a_database_url_of_unknown_kind_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
 }
+
+#[tokio::test]
+async fn two_serve_processes_on_one_postgres_database_never_over_lease_a_task() {
+    let Some(db) = tutti_store::testing::fresh_postgres_url().await.unwrap() else {
+        eprintln!("skipped: set TUTTI_TEST_POSTGRES_URL to run the two-process test");
+        return;
+    };
+    let requester = create_user(&db, "boss", "requester");
+    let workers: Vec<String> = (0..8)
+        .map(|i| create_user(&db, &format!("w{i}"), "worker"))
+        .collect();
+    let a = serve(&db, free_port()).await;
+    let b = serve(&db, free_port()).await;
+    let (_, ws) = call(
+        "POST",
+        &format!("{}/api/v1/workspaces", a.base),
+        &requester,
+        Some(json!({"name": "W"})),
+    )
+    .await;
+    let ws = ws["id"].as_i64().unwrap();
+    for token in &workers {
+        let (_, me) = call("GET", &format!("{}/api/v1/users/me", a.base), token, None).await;
+        let id = me["id"].as_i64().unwrap();
+        call(
+            "PUT",
+            &format!("{}/api/v1/workspaces/{ws}/members/{id}", a.base),
+            &requester,
+            Some(json!({"role": "worker"})),
+        )
+        .await;
+    }
+    let (_, job) = call(
+        "POST",
+        &format!("{}/api/v1/workspaces/{ws}/jobs", a.base),
+        &requester,
+        Some(json!({"name": "J", "question": "${n}?", "answers": ["A", "B"], "policy": {"k": 2, "n": 3}})),
+    )
+    .await;
+    let job = job["id"].as_i64().unwrap();
+    let csv: String = std::iter::once("n".to_owned())
+        .chain((0..40).map(|i| i.to_string()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/jobs/{job}/items", a.base))
+        .bearer_auth(&requester)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let mut handles = Vec::new();
+    for (w, token) in workers.into_iter().enumerate() {
+        let base = if w % 2 == 0 {
+            a.base.clone()
+        } else {
+            b.base.clone()
+        };
+        handles.push(tokio::spawn(async move {
+            for _ in 0..2000 {
+                let (s, v) = call(
+                    "POST",
+                    &format!("{base}/api/v1/jobs/{job}/next"),
+                    &token,
+                    None,
+                )
+                .await;
+                match s {
+                    200 => {
+                        let id = v["assignment"]["id"].as_i64().unwrap();
+                        let answer =
+                            if (v["assignment"]["_id"].as_i64().unwrap() + w as i64) % 3 == 0 {
+                                "B"
+                            } else {
+                                "A"
+                            };
+                        let (s, _) = call(
+                            "POST",
+                            &format!("{base}/api/v1/assignments/{id}/submit"),
+                            &token,
+                            Some(json!({"answer": answer})),
+                        )
+                        .await;
+                        assert_eq!(s, 200);
+                    }
+                    204 => tokio::time::sleep(Duration::from_millis(5)).await,
+                    410 => return,
+                    other => panic!("{other}: {v}"),
+                }
+            }
+            panic!("worker never finished");
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let (_, r) = call(
+        "GET",
+        &format!("{}/api/v1/jobs/{job}/results?limit=100", b.base),
+        &requester,
+        None,
+    )
+    .await;
+    let items = r["items"].as_array().unwrap();
+    assert_eq!(items.len(), 40);
+    for item in items {
+        let votes: Vec<i64> = item["votes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert!(
+            votes.iter().sum::<i64>() <= 3 && votes.iter().all(|v| *v <= 2),
+            "task {} over-leased: {}",
+            item["_id"],
+            item["votes"]
+        );
+    }
+}
