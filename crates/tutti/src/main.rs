@@ -1,6 +1,7 @@
 //! `tutti`: the one binary. `main` parses flags, wires the store and the
 //! server, and maps errors to an exit code; the work is in the library crates.
 
+mod aggregate;
 mod bench;
 mod demo;
 
@@ -56,6 +57,8 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Aggregate crowd answers from a CSV file into labels (no database needed).
+    Aggregate(aggregate::AggregateArgs),
     /// Load benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -193,6 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(cmd) => bench::run(cmd, &cli.database_url).await,
+        Command::Aggregate(args) => aggregate::run(&args),
     }
 }
 

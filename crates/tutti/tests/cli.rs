@@ -376,3 +376,38 @@ async fn two_serve_processes_on_one_postgres_database_never_over_lease_a_task() 
         );
     }
 }
+
+#[test]
+fn aggregate_writes_one_label_per_question() {
+    let dir = std::env::temp_dir().join(format!("tutti-agg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("answers.csv");
+    std::fs::write(
+        &path,
+        "question,worker,answer\nq1,a,yes\nq1,b,yes\nq1,c,no\nq2,a,no\nq2,b,no\n",
+    )
+    .unwrap();
+    for method in ["mv", "ds", "onecoin"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+            .args(["aggregate", "--method", method])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "question,label,confidence");
+        assert!(lines[1].starts_with("q1,yes,"), "{method}: {text}");
+        assert!(lines[2].starts_with("q2,no,"), "{method}: {text}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["aggregate"])
+        .arg(dir.join("missing.csv"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -1,0 +1,244 @@
+//! Expectation-maximisation methods: Dawid-Skene with a full confusion
+//! matrix per worker, and its one-coin variant with a single accuracy.
+//!
+//! Both start from majority vote's posteriors, alternate an M-step
+//! (class priors and worker parameters from the current posteriors) and an
+//! E-step (posteriors from the parameters), and stop when the
+//! log-likelihood changes by less than [`EmOptions::tolerance`] or after
+//! [`EmOptions::max_iterations`]. No randomness: the same input gives the
+//! same result.
+
+use crate::vote::{agreement, majority_vote};
+use crate::{Aggregation, Answers};
+
+/// Added inside logarithms so that a zero probability does not give -inf.
+const EPS: f64 = 1e-10;
+
+/// Stopping rules of the EM methods.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmOptions {
+    /// Most iterations (default 100).
+    pub max_iterations: usize,
+    /// Stop when the log-likelihood changes by less (default 1e-5).
+    pub tolerance: f64,
+}
+
+impl Default for EmOptions {
+    fn default() -> Self {
+        Self {
+            max_iterations: 100,
+            tolerance: 1e-5,
+        }
+    }
+}
+
+/// Posteriors from log-scores; returns the log-likelihood.
+fn normalise(log_scores: &mut [Vec<f64>]) -> f64 {
+    let mut ll = 0.0;
+    for row in log_scores.iter_mut() {
+        let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = row.iter().map(|v| (v - max).exp()).sum();
+        ll += max + sum.ln();
+        for v in row.iter_mut() {
+            *v = (*v - max).exp() / sum;
+        }
+    }
+    ll
+}
+
+fn priors(posteriors: &[Vec<f64>], k: usize) -> Vec<f64> {
+    let mut p = vec![0.0; k];
+    for row in posteriors {
+        for (c, v) in row.iter().enumerate() {
+            p[c] += v;
+        }
+    }
+    let n = posteriors.len().max(1) as f64;
+    p.iter().map(|v| v / n).collect()
+}
+
+fn argmax(row: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn finish(
+    answers: &Answers,
+    posteriors: Vec<Vec<f64>>,
+    confusions: Option<Vec<Vec<Vec<f64>>>>,
+    skills: Option<Vec<f64>>,
+    iterations: usize,
+) -> Aggregation {
+    let labels: Vec<usize> = posteriors.iter().map(|r| argmax(r)).collect();
+    let ties = posteriors
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| r.iter().filter(|v| **v == r[labels[*i]]).count() > 1)
+        .map(|(i, _)| i)
+        .collect();
+    let skills = skills.unwrap_or_else(|| agreement(answers, &labels));
+    Aggregation {
+        labels,
+        posteriors,
+        skills,
+        confusions,
+        ties,
+        iterations,
+    }
+}
+
+/// Dawid-Skene: each worker has a confusion matrix `pi[true][given]`.
+pub fn dawid_skene(answers: &Answers, options: EmOptions) -> Aggregation {
+    let k = answers.n_labels();
+    let mut posteriors = majority_vote(answers).posteriors;
+    let mut confusions = vec![vec![vec![0.0; k]; k]; answers.workers.len()];
+    let mut previous = f64::NEG_INFINITY;
+    let mut iterations = 0;
+    for _ in 0..options.max_iterations {
+        iterations += 1;
+        // M-step.
+        let p = priors(&posteriors, k);
+        for m in confusions.iter_mut() {
+            for row in m.iter_mut() {
+                row.iter_mut().for_each(|v| *v = 0.0);
+            }
+        }
+        for &(i, w, l) in &answers.triples {
+            for (c, t) in posteriors[i].iter().enumerate() {
+                confusions[w][c][l] += t;
+            }
+        }
+        for m in confusions.iter_mut() {
+            for row in m.iter_mut() {
+                let s: f64 = row.iter().sum();
+                if s > 0.0 {
+                    row.iter_mut().for_each(|v| *v /= s);
+                }
+            }
+        }
+        // E-step.
+        let mut scores: Vec<Vec<f64>> =
+            vec![p.iter().map(|v| (v + EPS).ln()).collect(); answers.items.len()];
+        for &(i, w, l) in &answers.triples {
+            for (c, s) in scores[i].iter_mut().enumerate() {
+                *s += (confusions[w][c][l] + EPS).ln();
+            }
+        }
+        let ll = normalise(&mut scores);
+        posteriors = scores;
+        if (ll - previous).abs() < options.tolerance {
+            break;
+        }
+        previous = ll;
+    }
+    finish(answers, posteriors, Some(confusions), None, iterations)
+}
+
+/// One-coin Dawid-Skene: each worker answers right with one probability,
+/// and wrong answers spread evenly over the other labels.
+pub fn one_coin(answers: &Answers, options: EmOptions) -> Aggregation {
+    let k = answers.n_labels();
+    let mut posteriors = majority_vote(answers).posteriors;
+    let mut skills = vec![0.0; answers.workers.len()];
+    let mut previous = f64::NEG_INFINITY;
+    let mut iterations = 0;
+    for _ in 0..options.max_iterations {
+        iterations += 1;
+        let p = priors(&posteriors, k);
+        let mut hit = vec![0.0; skills.len()];
+        let mut all = vec![0.0; skills.len()];
+        for &(i, w, l) in &answers.triples {
+            hit[w] += posteriors[i][l];
+            all[w] += 1.0;
+        }
+        for (s, (h, a)) in skills.iter_mut().zip(hit.iter().zip(&all)) {
+            *s = h / f64::max(*a, 1.0);
+        }
+        let wrong = (k.max(2) - 1) as f64;
+        let mut scores: Vec<Vec<f64>> =
+            vec![p.iter().map(|v| (v + EPS).ln()).collect(); answers.items.len()];
+        for &(i, w, l) in &answers.triples {
+            for (c, s) in scores[i].iter_mut().enumerate() {
+                let prob = if c == l {
+                    skills[w]
+                } else {
+                    (1.0 - skills[w]) / wrong
+                };
+                *s += (prob + EPS).ln();
+            }
+        }
+        let ll = normalise(&mut scores);
+        posteriors = scores;
+        if (ll - previous).abs() < options.tolerance {
+            break;
+        }
+        previous = ll;
+    }
+    finish(answers, posteriors, None, Some(skills), iterations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two reliable workers and one who always says the opposite.
+    fn adversarial() -> Answers {
+        let mut rows = Vec::new();
+        for q in 0..20 {
+            let truth = if q % 3 == 0 { "b" } else { "a" };
+            let other = if truth == "a" { "b" } else { "a" };
+            rows.push((format!("q{q}"), "good1".to_owned(), truth.to_owned()));
+            rows.push((
+                format!("q{q}"),
+                "good2".to_owned(),
+                if q == 4 { other } else { truth }.to_owned(),
+            ));
+            rows.push((format!("q{q}"), "liar".to_owned(), other.to_owned()));
+        }
+        Answers::from_rows(rows)
+    }
+
+    #[test]
+    fn dawid_skene_learns_that_a_consistent_liar_is_informative() {
+        let a = adversarial();
+        let r = dawid_skene(&a, EmOptions::default());
+        for (i, name) in a.items.iter().enumerate() {
+            let q: usize = name[1..].parse().unwrap();
+            let truth = usize::from(q.is_multiple_of(3));
+            assert_eq!(r.labels[i], truth, "{name}");
+        }
+        let liar = a.workers.iter().position(|w| w == "liar").unwrap();
+        let m = &r.confusions.as_ref().unwrap()[liar];
+        assert!(m[0][1] > 0.9 && m[1][0] > 0.9, "{m:?}");
+        for p in &r.posteriors {
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn em_results_are_deterministic() {
+        let a = adversarial();
+        assert_eq!(
+            dawid_skene(&a, EmOptions::default()),
+            dawid_skene(&a, EmOptions::default())
+        );
+        assert_eq!(
+            one_coin(&a, EmOptions::default()),
+            one_coin(&a, EmOptions::default())
+        );
+    }
+
+    #[test]
+    fn one_coin_ranks_the_liar_below_the_good_workers() {
+        let a = adversarial();
+        let r = one_coin(&a, EmOptions::default());
+        let liar = a.workers.iter().position(|w| w == "liar").unwrap();
+        let good = a.workers.iter().position(|w| w == "good1").unwrap();
+        assert!(r.skills[liar] < r.skills[good]);
+    }
+}

@@ -1,0 +1,47 @@
+//! Turning redundant crowd answers into labels, usable on its own like
+//! Crowd-Kit is for Python: no I/O, no async, plain data in and out.
+//!
+//! - [`Answers`]: who answered what on which item, with labels and workers
+//!   interned to dense indices.
+//! - [`majority_vote`]: the most frequent answer per item, ties broken by
+//!   label order and reported.
+//! - [`dawid_skene`] and [`one_coin`]: expectation-maximisation with a full
+//!   confusion matrix per worker (Dawid and Skene, 1979) or a single
+//!   accuracy per worker (one-coin), started from majority vote.
+//!
+//! Every method returns an [`Aggregation`]: per item the label, its
+//! posterior distribution, and per worker a skill (or a confusion matrix).
+//! Results are deterministic for the same input.
+#![deny(missing_docs)]
+
+mod answers;
+mod em;
+mod vote;
+
+pub use answers::Answers;
+pub use em::{EmOptions, dawid_skene, one_coin};
+pub use vote::majority_vote;
+
+/// The result of an aggregation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregation {
+    /// Per item (in [`Answers::items`] order): the chosen label index.
+    pub labels: Vec<usize>,
+    /// Per item: probability of each label (sums to 1).
+    pub posteriors: Vec<Vec<f64>>,
+    /// Per worker (in [`Answers::workers`] order): estimated accuracy.
+    pub skills: Vec<f64>,
+    /// Per worker: `confusion[w][true][given]`, where the method has one.
+    pub confusions: Option<Vec<Vec<Vec<f64>>>>,
+    /// Items whose label was a tie broken by label order.
+    pub ties: Vec<usize>,
+    /// EM iterations run (0 for non-iterative methods).
+    pub iterations: usize,
+}
+
+impl Aggregation {
+    /// The confidence of each item's label: its posterior probability.
+    pub fn confidence(&self, item: usize) -> f64 {
+        self.posteriors[item][self.labels[item]]
+    }
+}

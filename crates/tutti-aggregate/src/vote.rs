@@ -1,0 +1,69 @@
+//! Majority vote.
+
+use crate::{Aggregation, Answers};
+
+/// The most frequent answer per item; a tie goes to the first label in
+/// order and the item is listed in [`Aggregation::ties`]. The posterior is
+/// the share of votes; a worker's skill is their agreement with the result.
+pub fn majority_vote(answers: &Answers) -> Aggregation {
+    let counts = answers.counts();
+    let mut labels = Vec::with_capacity(counts.len());
+    let mut ties = Vec::new();
+    let mut posteriors = Vec::with_capacity(counts.len());
+    for (item, c) in counts.iter().enumerate() {
+        let best = c.iter().cloned().fold(f64::MIN, f64::max);
+        let winners: Vec<usize> = (0..c.len()).filter(|&l| c[l] == best).collect();
+        if winners.len() > 1 {
+            ties.push(item);
+        }
+        labels.push(winners[0]);
+        let total: f64 = c.iter().sum();
+        posteriors.push(c.iter().map(|v| v / total.max(1.0)).collect());
+    }
+    let skills = agreement(answers, &labels);
+    Aggregation {
+        labels,
+        posteriors,
+        skills,
+        confusions: None,
+        ties,
+        iterations: 0,
+    }
+}
+
+/// Each worker's share of answers equal to the given labels.
+pub(crate) fn agreement(answers: &Answers, labels: &[usize]) -> Vec<f64> {
+    let mut hit = vec![0.0; answers.workers.len()];
+    let mut all = vec![0.0; answers.workers.len()];
+    for &(i, w, l) in &answers.triples {
+        all[w] += 1.0;
+        if labels[i] == l {
+            hit[w] += 1.0;
+        }
+    }
+    hit.iter()
+        .zip(&all)
+        .map(|(h, a)| h / f64::max(*a, 1.0))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_frequent_answer_wins_and_ties_are_reported() {
+        let a = Answers::from_rows([
+            ("q1", "w1", "yes"),
+            ("q1", "w2", "yes"),
+            ("q1", "w3", "no"),
+            ("q2", "w1", "yes"),
+            ("q2", "w2", "no"),
+        ]);
+        let r = majority_vote(&a);
+        assert_eq!(r.labels, [1, 0]); // labels sorted: no, yes
+        assert_eq!(r.ties, [1]);
+        assert!((r.confidence(0) - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(r.skills, [0.5, 1.0, 0.0]);
+    }
+}

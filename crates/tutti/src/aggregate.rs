@@ -1,0 +1,85 @@
+//! `tutti aggregate`: labels from a CSV of answers, like Crowd-Kit's
+//! command line. Reads `question,worker,answer` (a header row first; the
+//! shared truth-inference data sets' format) and writes
+//! `question,label,confidence` to standard output.
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use tutti_aggregate::{Answers, EmOptions, dawid_skene, majority_vote, one_coin};
+
+/// Aggregation methods.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Method {
+    /// Majority vote; ties go to the first label in order.
+    Mv,
+    /// Dawid-Skene with a confusion matrix per worker.
+    Ds,
+    /// One-coin Dawid-Skene: one accuracy per worker.
+    Onecoin,
+}
+
+/// `tutti aggregate`.
+#[derive(Args)]
+pub struct AggregateArgs {
+    /// The method.
+    #[arg(long, value_enum, default_value = "ds")]
+    method: Method,
+    /// Most EM iterations.
+    #[arg(long, default_value_t = 100)]
+    max_iterations: usize,
+    /// EM stops when the log-likelihood changes by less.
+    #[arg(long, default_value_t = 1e-5)]
+    tolerance: f64,
+    /// CSV with a header and columns question,worker,answer.
+    answers: PathBuf,
+}
+
+/// Reads, aggregates, writes.
+pub fn run(args: &AggregateArgs) -> anyhow::Result<()> {
+    let mut reader = csv::Reader::from_path(&args.answers)
+        .with_context(|| format!("opening {}", args.answers.display()))?;
+    let mut rows = Vec::new();
+    for (n, rec) in reader.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: line {}", args.answers.display(), n + 2))?;
+        anyhow::ensure!(
+            rec.len() >= 3,
+            "{}: line {}: expected question,worker,answer",
+            args.answers.display(),
+            n + 2
+        );
+        rows.push((rec[0].to_owned(), rec[1].to_owned(), rec[2].to_owned()));
+    }
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "{} has no answers",
+        args.answers.display()
+    );
+    let answers = Answers::from_rows(rows);
+    let options = EmOptions {
+        max_iterations: args.max_iterations,
+        tolerance: args.tolerance,
+    };
+    let result = match args.method {
+        Method::Mv => majority_vote(&answers),
+        Method::Ds => dawid_skene(&answers, options),
+        Method::Onecoin => one_coin(&answers, options),
+    };
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_record(["question", "label", "confidence"])?;
+    for (i, item) in answers.items.iter().enumerate() {
+        out.write_record([
+            item.as_str(),
+            answers.labels[result.labels[i]].as_str(),
+            &format!("{:.6}", result.confidence(i)),
+        ])?;
+    }
+    out.flush()?;
+    if !result.ties.is_empty() {
+        eprintln!(
+            "{} items were ties, broken by label order",
+            result.ties.len()
+        );
+    }
+    Ok(())
+}
