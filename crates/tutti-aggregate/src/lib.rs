@@ -5,6 +5,8 @@
 //!   interned to dense indices.
 //! - [`majority_vote`]: the most frequent answer per item, ties broken by
 //!   label order and reported.
+//! - [`weighted_majority_vote`], [`wawa`] and [`zero_based_skill`]: votes
+//!   weighted by worker skill, given or estimated.
 //! - [`dawid_skene`] and [`one_coin`]: expectation-maximisation with a full
 //!   confusion matrix per worker (Dawid and Skene, 1979) or a single
 //!   accuracy per worker (one-coin), started from majority vote.
@@ -17,10 +19,12 @@
 mod answers;
 mod em;
 mod vote;
+mod weighted;
 
 pub use answers::Answers;
 pub use em::{EmOptions, dawid_skene, one_coin};
 pub use vote::majority_vote;
+pub use weighted::{ZbsOptions, wawa, weighted_majority_vote, zero_based_skill};
 
 /// The result of an aggregation.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use tutti_aggregate::{Aggregation, Answers, EmOptions, dawid_skene, majority_vote};
+use tutti_aggregate::{
+    Aggregation, Answers, EmOptions, ZbsOptions, dawid_skene, majority_vote, one_coin, wawa,
+    zero_based_skill,
+};
 
 fn dataset(name: &str) -> Option<(Answers, HashMap<String, String>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -66,4 +69,28 @@ fn majority_vote_and_dawid_skene_reach_crowd_kit_on_s4_dog() {
     eprintln!("s4_Dog: majority vote {mv:.4}, Dawid-Skene {ds:.4}");
     assert!(mv >= 0.8116 - 0.005, "majority vote {mv}");
     assert!(ds >= 0.8426 - 0.005, "Dawid-Skene {ds}");
+}
+
+#[test]
+fn one_coin_matches_crowd_kit_and_weighted_votes_do_no_worse_than_majority() {
+    // Crowd-Kit 1.4.2's OneCoinDawidSkene: 0.5833 on d_Duck, 0.8302 on s4_Dog.
+    for (name, crowd_kit_one_coin) in [("d_Duck", 0.5833), ("s4_Dog", 0.8302)] {
+        let Some((a, truth)) = dataset(name) else {
+            return;
+        };
+        let mv = accuracy(&a, &majority_vote(&a), &truth);
+        let oc = accuracy(&a, &one_coin(&a, EmOptions::default()), &truth);
+        let wawa = accuracy(&a, &wawa(&a), &truth);
+        let zbs = accuracy(&a, &zero_based_skill(&a, ZbsOptions::default()), &truth);
+        eprintln!("{name}: one-coin {oc:.4}, wawa {wawa:.4}, zbs {zbs:.4} (majority vote {mv:.4})");
+        assert!(oc >= crowd_kit_one_coin - 0.005, "{name} one-coin {oc}");
+        assert!(
+            wawa >= mv - 0.005,
+            "{name} wawa {wawa} below majority vote {mv}"
+        );
+        assert!(
+            zbs >= mv - 0.005,
+            "{name} zbs {zbs} below majority vote {mv}"
+        );
+    }
 }

@@ -6,7 +6,9 @@
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-use tutti_aggregate::{Answers, EmOptions, dawid_skene, majority_vote, one_coin};
+use tutti_aggregate::{
+    Answers, EmOptions, ZbsOptions, dawid_skene, majority_vote, one_coin, wawa, zero_based_skill,
+};
 
 /// Aggregation methods.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -17,6 +19,10 @@ pub enum Method {
     Ds,
     /// One-coin Dawid-Skene: one accuracy per worker.
     Onecoin,
+    /// Majority vote weighted by each worker's agreement with majority vote.
+    Wawa,
+    /// Zero-Based Skill: weighted vote with skills refined until they settle.
+    Zbs,
 }
 
 /// `tutti aggregate`.
@@ -64,6 +70,15 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<()> {
         Method::Mv => majority_vote(&answers),
         Method::Ds => dawid_skene(&answers, options),
         Method::Onecoin => one_coin(&answers, options),
+        Method::Wawa => wawa(&answers),
+        Method::Zbs => zero_based_skill(
+            &answers,
+            ZbsOptions {
+                max_iterations: args.max_iterations,
+                tolerance: args.tolerance,
+                ..ZbsOptions::default()
+            },
+        ),
     };
     let mut out = csv::Writer::from_writer(std::io::stdout().lock());
     out.write_record(["question", "label", "confidence"])?;
