@@ -33,7 +33,7 @@ impl Default for EmOptions {
 }
 
 /// Posteriors from log-scores; returns the log-likelihood.
-fn normalise(log_scores: &mut [Vec<f64>]) -> f64 {
+pub(crate) fn normalise(log_scores: &mut [Vec<f64>]) -> f64 {
     let mut ll = 0.0;
     for row in log_scores.iter_mut() {
         let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -67,7 +67,7 @@ fn argmax(row: &[f64]) -> usize {
     best
 }
 
-fn finish(
+pub(crate) fn finish_em(
     answers: &Answers,
     posteriors: Vec<Vec<f64>>,
     confusions: Option<Vec<Vec<Vec<f64>>>>,
@@ -136,7 +136,7 @@ pub fn dawid_skene(answers: &Answers, options: EmOptions) -> Aggregation {
         }
         previous = ll;
     }
-    finish(answers, posteriors, Some(confusions), None, iterations)
+    finish_em(answers, posteriors, Some(confusions), None, iterations)
 }
 
 /// One-coin Dawid-Skene: each worker answers right with one probability,
@@ -179,7 +179,7 @@ pub fn one_coin(answers: &Answers, options: EmOptions) -> Aggregation {
         }
         previous = ll;
     }
-    finish(answers, posteriors, None, Some(skills), iterations)
+    finish_em(answers, posteriors, None, Some(skills), iterations)
 }
 
 #[cfg(test)]

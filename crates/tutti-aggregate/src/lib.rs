@@ -10,6 +10,8 @@
 //! - [`dawid_skene`] and [`one_coin`]: expectation-maximisation with a full
 //!   confusion matrix per worker (Dawid and Skene, 1979) or a single
 //!   accuracy per worker (one-coin), started from majority vote.
+//! - [`mace`]: each worker either knows the answer or spams (Hovy et al.,
+//!   2013), with a competence per worker.
 //!
 //! Every method returns an [`Aggregation`]: per item the label, its
 //! posterior distribution, and per worker a skill (or a confusion matrix).
@@ -18,11 +20,13 @@
 
 mod answers;
 mod em;
+mod mace;
 mod vote;
 mod weighted;
 
 pub use answers::Answers;
 pub use em::{EmOptions, dawid_skene, one_coin};
+pub use mace::mace;
 pub use vote::majority_vote;
 pub use weighted::{ZbsOptions, wawa, weighted_majority_vote, zero_based_skill};
 

@@ -7,7 +7,8 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use tutti_aggregate::{
-    Answers, EmOptions, ZbsOptions, dawid_skene, majority_vote, one_coin, wawa, zero_based_skill,
+    Answers, EmOptions, ZbsOptions, dawid_skene, mace, majority_vote, one_coin, wawa,
+    zero_based_skill,
 };
 
 /// Aggregation methods.
@@ -23,6 +24,8 @@ pub enum Method {
     Wawa,
     /// Zero-Based Skill: weighted vote with skills refined until they settle.
     Zbs,
+    /// MACE: each worker knows the answer or spams, with a competence.
+    Mace,
 }
 
 /// `tutti aggregate`.
@@ -71,6 +74,7 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<()> {
         Method::Ds => dawid_skene(&answers, options),
         Method::Onecoin => one_coin(&answers, options),
         Method::Wawa => wawa(&answers),
+        Method::Mace => mace(&answers, options),
         Method::Zbs => zero_based_skill(
             &answers,
             ZbsOptions {

@@ -387,7 +387,7 @@ fn aggregate_writes_one_label_per_question() {
         "question,worker,answer\nq1,a,yes\nq1,b,yes\nq1,c,no\nq2,a,no\nq2,b,no\n",
     )
     .unwrap();
-    for method in ["mv", "ds", "onecoin", "wawa", "zbs"] {
+    for method in ["mv", "ds", "onecoin", "wawa", "zbs", "mace"] {
         let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
             .args(["aggregate", "--method", method])
             .arg(&path)
