@@ -13,7 +13,9 @@
 //! - [`mace`]: each worker either knows the answer or spams (Hovy et al.,
 //!   2013), with a competence per worker.
 //!
-//! Every method returns an [`Aggregation`]: per item the label, its
+//! - [`bradley_terry`]: scores from pairwise comparisons.
+//!
+//! Every categorical method returns an [`Aggregation`]: per item the label, its
 //! posterior distribution, and per worker a skill (or a confusion matrix).
 //! Results are deterministic for the same input.
 #![deny(missing_docs)]
@@ -21,12 +23,14 @@
 mod answers;
 mod em;
 mod mace;
+mod pairwise;
 mod vote;
 mod weighted;
 
 pub use answers::Answers;
 pub use em::{EmOptions, dawid_skene, one_coin};
 pub use mace::mace;
+pub use pairwise::{BtOptions, Comparisons, Winner, bradley_terry};
 pub use vote::majority_vote;
 pub use weighted::{ZbsOptions, wawa, weighted_majority_vote, zero_based_skill};
 

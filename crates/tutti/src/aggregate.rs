@@ -1,14 +1,16 @@
 //! `tutti aggregate`: labels from a CSV of answers, like Crowd-Kit's
 //! command line. Reads `question,worker,answer` (a header row first; the
 //! shared truth-inference data sets' format) and writes
-//! `question,label,confidence` to standard output.
+//! `question,label,confidence` to standard output; with `--pairwise bt`,
+//! reads `left,right,winner` (winner `left`, `right` or `tie`) and writes
+//! `item,score`, best first.
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use tutti_aggregate::{
-    Answers, EmOptions, ZbsOptions, dawid_skene, mace, majority_vote, one_coin, wawa,
-    zero_based_skill,
+    Answers, BtOptions, Comparisons, EmOptions, Winner, ZbsOptions, bradley_terry, dawid_skene,
+    mace, majority_vote, one_coin, wawa, zero_based_skill,
 };
 
 /// Aggregation methods.
@@ -28,9 +30,19 @@ pub enum Method {
     Mace,
 }
 
+/// Pairwise methods.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PairwiseMethod {
+    /// Bradley-Terry (ties count half a win for each side).
+    Bt,
+}
+
 /// `tutti aggregate`.
 #[derive(Args)]
 pub struct AggregateArgs {
+    /// Read pairwise comparisons (left,right,winner) instead of answers.
+    #[arg(long, value_enum)]
+    pairwise: Option<PairwiseMethod>,
     /// The method.
     #[arg(long, value_enum, default_value = "ds")]
     method: Method,
@@ -40,12 +52,15 @@ pub struct AggregateArgs {
     /// EM stops when the log-likelihood changes by less.
     #[arg(long, default_value_t = 1e-5)]
     tolerance: f64,
-    /// CSV with a header and columns question,worker,answer.
+    /// CSV with a header: question,worker,answer (or left,right,winner).
     answers: PathBuf,
 }
 
 /// Reads, aggregates, writes.
 pub fn run(args: &AggregateArgs) -> anyhow::Result<()> {
+    if let Some(PairwiseMethod::Bt) = args.pairwise {
+        return run_pairwise(args);
+    }
     let mut reader = csv::Reader::from_path(&args.answers)
         .with_context(|| format!("opening {}", args.answers.display()))?;
     let mut rows = Vec::new();
@@ -100,5 +115,57 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<()> {
             result.ties.len()
         );
     }
+    Ok(())
+}
+
+fn run_pairwise(args: &AggregateArgs) -> anyhow::Result<()> {
+    let mut reader = csv::Reader::from_path(&args.answers)
+        .with_context(|| format!("opening {}", args.answers.display()))?;
+    let headers = reader.headers()?.clone();
+    let column = |name: &str| {
+        headers.iter().position(|h| h == name).with_context(|| {
+            format!(
+                "{}: no column {name:?} in the header",
+                args.answers.display()
+            )
+        })
+    };
+    let (left, right, winner) = (column("left")?, column("right")?, column("winner")?);
+    let mut rows = Vec::new();
+    for (n, rec) in reader.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: line {}", args.answers.display(), n + 2))?;
+        let w = match &rec[winner] {
+            "left" => Winner::Left,
+            "right" => Winner::Right,
+            "tie" => Winner::Tie,
+            other => anyhow::bail!(
+                "{}: line {}: winner {other:?} is not left, right or tie",
+                args.answers.display(),
+                n + 2
+            ),
+        };
+        rows.push((rec[left].to_owned(), rec[right].to_owned(), w));
+    }
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "{} has no comparisons",
+        args.answers.display()
+    );
+    let comparisons = Comparisons::from_rows(rows);
+    let (scores, _) = bradley_terry(
+        &comparisons,
+        BtOptions {
+            tolerance: args.tolerance.min(1e-10),
+            max_iterations: args.max_iterations.max(10_000),
+        },
+    );
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_record(["item", "score"])?;
+    for i in order {
+        out.write_record([comparisons.items[i].as_str(), &format!("{:.12}", scores[i])])?;
+    }
+    out.flush()?;
     Ok(())
 }

@@ -411,3 +411,40 @@ fn aggregate_writes_one_label_per_question() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn aggregate_pairwise_writes_scores_best_first() {
+    let dir = std::env::temp_dir().join(format!("tutti-bt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pairs.csv");
+    std::fs::write(
+        &path,
+        "left,right,winner\na,b,left\na,b,left\nb,c,left\nc,a,tie\nb,a,left\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["aggregate", "--pairwise", "bt"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let items: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(items, ["a", "b", "c"]);
+    std::fs::write(&path, "left,right,winner\na,b,maybe\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["aggregate", "--pairwise", "bt"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+}
