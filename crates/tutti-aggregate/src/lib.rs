@@ -13,6 +13,7 @@
 //! - [`mace`]: each worker either knows the answer or spams (Hovy et al.,
 //!   2013), with a competence per worker.
 //!
+//! - [`mean`], [`median`] and [`catd`]: numeric answers.
 //! - [`bradley_terry`]: scores from pairwise comparisons.
 //!
 //! Every categorical method returns an [`Aggregation`]: per item the label, its
@@ -23,6 +24,7 @@
 mod answers;
 mod em;
 mod mace;
+mod numeric;
 mod pairwise;
 mod vote;
 mod weighted;
@@ -30,6 +32,7 @@ mod weighted;
 pub use answers::Answers;
 pub use em::{EmOptions, dawid_skene, one_coin};
 pub use mace::mace;
+pub use numeric::{CatdOptions, NumericAnswers, catd, mean, median};
 pub use pairwise::{BtOptions, Comparisons, Winner, bradley_terry};
 pub use vote::majority_vote;
 pub use weighted::{ZbsOptions, wawa, weighted_majority_vote, zero_based_skill};

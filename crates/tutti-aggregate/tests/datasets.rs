@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use tutti_aggregate::{
-    Aggregation, Answers, EmOptions, ZbsOptions, dawid_skene, mace, majority_vote, one_coin, wawa,
-    zero_based_skill,
+    Aggregation, Answers, CatdOptions, EmOptions, NumericAnswers, ZbsOptions, catd, dawid_skene,
+    mace, majority_vote, mean, median, one_coin, wawa, zero_based_skill,
 };
 
 fn dataset(name: &str) -> Option<(Answers, HashMap<String, String>)> {
@@ -106,4 +106,42 @@ fn mace_reaches_crowd_kit_on_both_categorical_data_sets() {
         eprintln!("{name}: MACE {acc:.4}");
         assert!(acc >= crowd_kit - 0.005, "{name} MACE {acc}");
     }
+}
+
+#[test]
+fn catd_on_f201_emotion_has_an_error_no_worse_than_the_median() {
+    let Some((a, truth)) = dataset("f201_Emotion") else {
+        return;
+    };
+    let rows: Vec<(String, String, f64)> = a
+        .triples
+        .iter()
+        .map(|&(i, w, l)| {
+            (
+                a.items[i].clone(),
+                a.workers[w].clone(),
+                a.labels[l].parse().unwrap(),
+            )
+        })
+        .collect();
+    let n = NumericAnswers::from_rows(rows);
+    let mae = |est: &[f64]| {
+        let mut sum = 0.0;
+        let mut count = 0.0;
+        for (i, item) in n.items.iter().enumerate() {
+            if let Some(t) = truth.get(item) {
+                sum += (est[i] - t.parse::<f64>().unwrap()).abs();
+                count += 1.0;
+            }
+        }
+        sum / count
+    };
+    let (m, med, (c, _)) = (
+        mae(&mean(&n)),
+        mae(&median(&n)),
+        catd(&n, CatdOptions::default()),
+    );
+    let c = mae(&c);
+    eprintln!("f201_Emotion MAE: mean {m:.3}, median {med:.3}, CATD {c:.3}");
+    assert!(c <= med, "CATD {c} worse than median {med}");
 }

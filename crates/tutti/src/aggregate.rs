@@ -9,8 +9,9 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use tutti_aggregate::{
-    Answers, BtOptions, Comparisons, EmOptions, Winner, ZbsOptions, bradley_terry, dawid_skene,
-    mace, majority_vote, one_coin, wawa, zero_based_skill,
+    Answers, BtOptions, CatdOptions, Comparisons, EmOptions, NumericAnswers, Winner, ZbsOptions,
+    bradley_terry, catd, dawid_skene, mace, majority_vote, mean, median, one_coin, wawa,
+    zero_based_skill,
 };
 
 /// Aggregation methods.
@@ -37,9 +38,24 @@ pub enum PairwiseMethod {
     Bt,
 }
 
+/// Methods for numeric answers.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NumericMethod {
+    /// The mean answer.
+    Mean,
+    /// The median answer.
+    Median,
+    /// CATD: a mean weighted by how close each worker stays to it.
+    Catd,
+}
+
 /// `tutti aggregate`.
 #[derive(Args)]
 pub struct AggregateArgs {
+    /// Read numeric answers and aggregate them with this method; writes
+    /// question,value.
+    #[arg(long, value_enum, conflicts_with = "pairwise")]
+    numeric: Option<NumericMethod>,
     /// Read pairwise comparisons (left,right,winner) instead of answers.
     #[arg(long, value_enum)]
     pairwise: Option<PairwiseMethod>,
@@ -60,6 +76,9 @@ pub struct AggregateArgs {
 pub fn run(args: &AggregateArgs) -> anyhow::Result<()> {
     if let Some(PairwiseMethod::Bt) = args.pairwise {
         return run_pairwise(args);
+    }
+    if let Some(method) = args.numeric {
+        return run_numeric(args, method);
     }
     let mut reader = csv::Reader::from_path(&args.answers)
         .with_context(|| format!("opening {}", args.answers.display()))?;
@@ -165,6 +184,56 @@ fn run_pairwise(args: &AggregateArgs) -> anyhow::Result<()> {
     out.write_record(["item", "score"])?;
     for i in order {
         out.write_record([comparisons.items[i].as_str(), &format!("{:.12}", scores[i])])?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn run_numeric(args: &AggregateArgs, method: NumericMethod) -> anyhow::Result<()> {
+    let mut reader = csv::Reader::from_path(&args.answers)
+        .with_context(|| format!("opening {}", args.answers.display()))?;
+    let mut rows = Vec::new();
+    for (n, rec) in reader.records().enumerate() {
+        let line = n + 2;
+        let rec = rec.with_context(|| format!("{}: line {line}", args.answers.display()))?;
+        anyhow::ensure!(
+            rec.len() >= 3,
+            "{}: line {line}: expected question,worker,answer",
+            args.answers.display()
+        );
+        let value: f64 = rec[2].trim().parse().with_context(|| {
+            format!(
+                "{}: line {line}: {:?} is not a number",
+                args.answers.display(),
+                &rec[2]
+            )
+        })?;
+        rows.push((rec[0].to_owned(), rec[1].to_owned(), value));
+    }
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "{} has no answers",
+        args.answers.display()
+    );
+    let answers = NumericAnswers::from_rows(rows);
+    let values = match method {
+        NumericMethod::Mean => mean(&answers),
+        NumericMethod::Median => median(&answers),
+        NumericMethod::Catd => {
+            catd(
+                &answers,
+                CatdOptions {
+                    max_iterations: args.max_iterations,
+                    ..CatdOptions::default()
+                },
+            )
+            .0
+        }
+    };
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_record(["question", "value"])?;
+    for (item, v) in answers.items.iter().zip(values) {
+        out.write_record([item.as_str(), &format!("{v}")])?;
     }
     out.flush()?;
     Ok(())

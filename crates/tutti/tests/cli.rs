@@ -448,3 +448,33 @@ fn aggregate_pairwise_writes_scores_best_first() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 }
+
+#[test]
+fn aggregate_numeric_answers_by_median() {
+    let dir = std::env::temp_dir().join(format!("tutti-num-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("numbers.csv");
+    std::fs::write(&path, "question,worker,answer\nq1,a,1\nq1,b,2\nq1,c,30\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["aggregate", "--numeric", "median"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "question,value\nq1,2\n"
+    );
+    std::fs::write(&path, "question,worker,answer\nq1,a,lots\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["aggregate", "--numeric", "catd"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a number"));
+}
