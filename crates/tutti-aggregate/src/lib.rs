@@ -15,12 +15,15 @@
 //!
 //! - [`mean`], [`median`] and [`catd`]: numeric answers.
 //! - [`bradley_terry`]: scores from pairwise comparisons.
+//! - [`fleiss_kappa`], [`krippendorff_alpha`] and [`worker_agreement`]:
+//!   agreement beyond chance, and each worker's with a consensus.
 //!
 //! Every categorical method returns an [`Aggregation`]: per item the label, its
 //! posterior distribution, and per worker a skill (or a confusion matrix).
 //! Results are deterministic for the same input.
 #![deny(missing_docs)]
 
+mod agreement;
 mod answers;
 mod em;
 mod mace;
@@ -29,6 +32,10 @@ mod pairwise;
 mod vote;
 mod weighted;
 
+pub use agreement::{
+    fleiss_kappa, fleiss_kappa_from_counts, krippendorff_alpha, krippendorff_alpha_from_counts,
+    worker_agreement,
+};
 pub use answers::Answers;
 pub use em::{EmOptions, dawid_skene, one_coin};
 pub use mace::mace;
