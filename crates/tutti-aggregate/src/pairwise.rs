@@ -5,7 +5,8 @@
 //! (Zermelo 1929; Hunter 2004): each score becomes the item's wins over the
 //! sum, across its comparisons, of (comparisons with j) / (s_i + s_j); the
 //! scores are then scaled to sum to 1. A tie counts as half a win for each
-//! side. Items that never won score 0.
+//! side. Items that never won score 0; an item compared with itself is
+//! ignored.
 
 use std::collections::HashMap;
 
@@ -74,38 +75,50 @@ impl Default for BtOptions {
 }
 
 /// Bradley-Terry scores (summing to 1) per item, and the iterations run.
+/// Works on the list of compared pairs, never an items-by-items matrix, so
+/// memory grows with the comparisons, not with the square of the items.
 pub fn bradley_terry(c: &Comparisons, options: BtOptions) -> (Vec<f64>, usize) {
     let n = c.items.len();
-    // wins[i][j]: how often i beat j (ties as halves); games[i][j] both ways.
-    let mut wins = vec![vec![0.0; n]; n];
+    // Per unordered pair: games played; per item: wins (ties as halves).
+    let mut games: HashMap<(usize, usize), f64> = HashMap::new();
+    let mut wins = vec![0.0; n];
     for &(l, r, w) in &c.pairs {
+        if l == r {
+            continue;
+        }
+        *games.entry((l.min(r), l.max(r))).or_default() += 1.0;
         match w {
-            Winner::Left => wins[l][r] += 1.0,
-            Winner::Right => wins[r][l] += 1.0,
+            Winner::Left => wins[l] += 1.0,
+            Winner::Right => wins[r] += 1.0,
             Winner::Tie => {
-                wins[l][r] += 0.5;
-                wins[r][l] += 0.5;
+                wins[l] += 0.5;
+                wins[r] += 0.5;
             }
         }
     }
-    let total_wins: Vec<f64> = wins.iter().map(|row| row.iter().sum()).collect();
+    let mut edges: Vec<(usize, usize, f64)> =
+        games.into_iter().map(|((i, j), g)| (i, j, g)).collect();
+    edges.sort_by_key(|e| (e.0, e.1));
     let mut scores = vec![1.0; n];
+    let mut denominator = vec![0.0; n];
     let mut iterations = 0;
     while iterations < options.max_iterations {
         iterations += 1;
-        let mut next = vec![0.0; n];
-        for i in 0..n {
-            let mut denominator = 0.0;
-            for j in 0..n {
-                let games = wins[i][j] + wins[j][i];
-                if games > 0.0 {
-                    denominator += games / (scores[i] + scores[j]);
-                }
-            }
-            if denominator > 0.0 {
-                next[i] = total_wins[i] / denominator;
-            }
+        denominator.iter_mut().for_each(|d| *d = 0.0);
+        for &(i, j, g) in &edges {
+            let x = g / (scores[i] + scores[j]);
+            denominator[i] += x;
+            denominator[j] += x;
         }
+        let mut next: Vec<f64> = (0..n)
+            .map(|i| {
+                if denominator[i] > 0.0 {
+                    wins[i] / denominator[i]
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         let sum: f64 = next.iter().sum();
         if sum > 0.0 {
             next.iter_mut().for_each(|v| *v /= sum);
