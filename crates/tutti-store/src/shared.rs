@@ -10,6 +10,12 @@
 //! backend module supplies what really differs:
 //!
 //! - `self.reader()` / `self.writer()`: the pools for reads and writes;
+//! - `self.session()`: a unit of work whose `conn()` reads under exclusive
+//!   access and whose `finish(writes)` commits a list of
+//!   [`crate::write::Write`]s (or `abandon()` ends it);
+//! - `lease(store, req)` and `submit(store, req)`: the two hot paths
+//!   (SQLite runs them through its group writer; PostgreSQL one by one
+//!   with row locks), built from the shared `plan_submit`;
 //! - `insert_rows(tx, job, first_seq, rows, w_slots, s_slots)`: bulk insert
 //!   of imported rows.
 
