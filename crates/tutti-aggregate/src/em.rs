@@ -221,6 +221,26 @@ mod tests {
     }
 
     #[test]
+    fn empty_and_single_answer_inputs_give_defined_results() {
+        let none = Answers::from_rows(Vec::<(String, String, String)>::new());
+        for r in [
+            dawid_skene(&none, EmOptions::default()),
+            one_coin(&none, EmOptions::default()),
+        ] {
+            assert!(r.labels.is_empty() && r.posteriors.is_empty());
+        }
+        let one = Answers::from_rows([("q", "w", "yes")]);
+        for r in [
+            dawid_skene(&one, EmOptions::default()),
+            one_coin(&one, EmOptions::default()),
+        ] {
+            assert_eq!(r.labels, [0]);
+            assert!(r.posteriors[0].iter().all(|p| p.is_finite()));
+            assert!((r.confidence(0) - 1.0).abs() < 1e-9);
+        }
+    }
+
+    #[test]
     fn em_results_are_deterministic() {
         let a = adversarial();
         assert_eq!(

@@ -39,7 +39,7 @@ pub use agreement::{
 pub use answers::Answers;
 pub use em::{EmOptions, dawid_skene, one_coin};
 pub use mace::mace;
-pub use numeric::{CatdOptions, NumericAnswers, catd, mean, median};
+pub use numeric::{CatdOptions, NotFinite, NumericAnswers, catd, mean, median};
 pub use pairwise::{BtOptions, Comparisons, Winner, bradley_terry};
 pub use vote::majority_vote;
 pub use weighted::{ZbsOptions, wawa, weighted_majority_vote, zero_based_skill};

@@ -17,9 +17,33 @@ pub struct NumericAnswers {
     pub triples: Vec<(usize, usize, f64)>,
 }
 
+/// A numeric answer that is not a finite number (NaN or infinite), with
+/// its position among the rows (0-based).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NotFinite {
+    /// Index of the row.
+    pub row: usize,
+    /// The value.
+    pub value: f64,
+}
+
+impl std::fmt::Display for NotFinite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "answer {} is {}, not a finite number",
+            self.row + 1,
+            self.value
+        )
+    }
+}
+
+impl std::error::Error for NotFinite {}
+
 impl NumericAnswers {
-    /// Builds the index from `(item, worker, value)` rows.
-    pub fn from_rows<I, S>(rows: I) -> Self
+    /// Builds the index from `(item, worker, value)` rows; a NaN or
+    /// infinite value is refused, so no estimate can become NaN.
+    pub fn from_rows<I, S>(rows: I) -> Result<Self, NotFinite>
     where
         I: IntoIterator<Item = (S, S, f64)>,
         S: AsRef<str>,
@@ -36,9 +60,15 @@ impl NumericAnswers {
                 out.workers.push(w.as_ref().to_owned());
                 out.workers.len() - 1
             });
+            if !v.is_finite() {
+                return Err(NotFinite {
+                    row: out.triples.len(),
+                    value: v,
+                });
+            }
             out.triples.push((ii, wi, v));
         }
-        out
+        Ok(out)
     }
 
     fn per_item(&self) -> Vec<Vec<f64>> {
@@ -209,9 +239,25 @@ mod tests {
             ("q", "c", 30.0),
             ("r", "a", 4.0),
             ("r", "b", 6.0),
-        ]);
+        ])
+        .unwrap();
         assert_eq!(mean(&a), [11.0, 5.0]);
         assert_eq!(median(&a), [2.0, 5.0]);
+    }
+
+    #[test]
+    fn nan_and_infinite_answers_are_refused_with_their_row() {
+        let err = NumericAnswers::from_rows([("q", "a", 1.0), ("q", "b", f64::NAN)]).unwrap_err();
+        assert_eq!(err.row, 1);
+        assert!(NumericAnswers::from_rows([("q", "a", f64::INFINITY)]).is_err());
+    }
+
+    #[test]
+    fn a_single_answer_is_its_own_estimate() {
+        let a = NumericAnswers::from_rows([("q", "a", 7.5)]).unwrap();
+        assert_eq!(mean(&a), [7.5]);
+        assert_eq!(median(&a), [7.5]);
+        assert_eq!(catd(&a, CatdOptions::default()).0, [7.5]);
     }
 
     #[test]
@@ -234,7 +280,7 @@ mod tests {
                 t + if q % 2 == 0 { 15.0 } else { -15.0 },
             ));
         }
-        let a = NumericAnswers::from_rows(rows);
+        let a = NumericAnswers::from_rows(rows).unwrap();
         let (truth, weights) = catd(&a, CatdOptions::default());
         for (i, v) in truth.iter().enumerate() {
             assert!((v - i as f64).abs() < 0.5, "q{i}: {v}");

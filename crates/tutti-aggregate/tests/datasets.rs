@@ -124,7 +124,7 @@ fn catd_on_f201_emotion_has_an_error_no_worse_than_the_median() {
             )
         })
         .collect();
-    let n = NumericAnswers::from_rows(rows);
+    let n = NumericAnswers::from_rows(rows).unwrap();
     let mae = |est: &[f64]| {
         let mut sum = 0.0;
         let mut count = 0.0;

@@ -215,7 +215,8 @@ fn run_numeric(args: &AggregateArgs, method: NumericMethod) -> anyhow::Result<()
         "{} has no answers",
         args.answers.display()
     );
-    let answers = NumericAnswers::from_rows(rows);
+    let answers = NumericAnswers::from_rows(rows)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.answers.display()))?;
     let values = match method {
         NumericMethod::Mean => mean(&answers),
         NumericMethod::Median => median(&answers),

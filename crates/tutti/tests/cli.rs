@@ -477,4 +477,12 @@ fn aggregate_numeric_answers_by_median() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a number"));
+    std::fs::write(&path, "question,worker,answer\nq1,a,NaN\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["aggregate", "--numeric", "mean"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a finite number"));
 }
