@@ -96,6 +96,59 @@ fn create_user(db: &str, name: &str, role: &str) -> String {
         .to_owned()
 }
 
+/// A workspace of the requester with `workers` as members and a job of
+/// `items` rows under k-of-n; returns the job id.
+async fn job_with_items(
+    base: &str,
+    requester: &str,
+    workers: &[String],
+    (k, n): (u32, u32),
+    items: usize,
+) -> i64 {
+    let (_, ws) = call(
+        "POST",
+        &format!("{base}/api/v1/workspaces"),
+        requester,
+        Some(json!({"name": "W"})),
+    )
+    .await;
+    let ws = ws["id"].as_i64().unwrap();
+    for token in workers {
+        let (_, me) = call("GET", &format!("{base}/api/v1/users/me"), token, None).await;
+        let id = me["id"].as_i64().unwrap();
+        let (s, _) = call(
+            "PUT",
+            &format!("{base}/api/v1/workspaces/{ws}/members/{id}"),
+            requester,
+            Some(json!({"role": "worker"})),
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
+    let (_, job) = call(
+        "POST",
+        &format!("{base}/api/v1/workspaces/{ws}/jobs"),
+        requester,
+        Some(json!({"name": "J", "question": "${n}?", "answers": ["A", "B"], "policy": {"k": k, "n": n}})),
+    )
+    .await;
+    let job = job["id"].as_i64().unwrap();
+    let csv: String = std::iter::once("n".to_owned())
+        .chain((0..items).map(|i| i.to_string()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/jobs/{job}/items"))
+        .bearer_auth(requester)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    job
+}
+
 #[tokio::test]
 async fn an_answer_the_api_accepted_survives_kill_dash_nine() {
     for db in databases().await {
@@ -104,44 +157,8 @@ async fn an_answer_the_api_accepted_survives_kill_dash_nine() {
         let port = free_port();
         let mut server = serve(&db, port).await;
         let base = server.base.clone();
-        let (_, ws) = call(
-            "POST",
-            &format!("{base}/api/v1/workspaces"),
-            &requester,
-            Some(json!({"name": "W"})),
-        )
-        .await;
-        let ws = ws["id"].as_i64().unwrap();
-        let (_, me) = call("GET", &format!("{base}/api/v1/users/me"), &worker, None).await;
-        let wid = me["id"].as_i64().unwrap();
-        call(
-            "PUT",
-            &format!("{base}/api/v1/workspaces/{ws}/members/{wid}"),
-            &requester,
-            Some(json!({"role": "worker"})),
-        )
-        .await;
-        let (_, job) = call(
-            "POST",
-            &format!("{base}/api/v1/workspaces/{ws}/jobs"),
-            &requester,
-            Some(json!({"name": "J", "question": "${n}?", "answers": ["A", "B"], "policy": {"k": 1, "n": 1}})),
-        )
-        .await;
-        let job = job["id"].as_i64().unwrap();
-        let csv: String = std::iter::once("n".to_owned())
-            .chain((0..50).map(|i| i.to_string()))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let r = reqwest::Client::new()
-            .post(format!("{base}/api/v1/jobs/{job}/items"))
-            .bearer_auth(&requester)
-            .header("content-type", "text/csv")
-            .body(csv)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 201);
+        let job =
+            job_with_items(&base, &requester, std::slice::from_ref(&worker), (1, 1), 50).await;
         let mut accepted = 0;
         for _ in 0..20 {
             let (s, a) = call(
@@ -267,46 +284,7 @@ async fn two_serve_processes_on_one_postgres_database_never_over_lease_a_task() 
         .collect();
     let a = serve(&db, free_port()).await;
     let b = serve(&db, free_port()).await;
-    let (_, ws) = call(
-        "POST",
-        &format!("{}/api/v1/workspaces", a.base),
-        &requester,
-        Some(json!({"name": "W"})),
-    )
-    .await;
-    let ws = ws["id"].as_i64().unwrap();
-    for token in &workers {
-        let (_, me) = call("GET", &format!("{}/api/v1/users/me", a.base), token, None).await;
-        let id = me["id"].as_i64().unwrap();
-        call(
-            "PUT",
-            &format!("{}/api/v1/workspaces/{ws}/members/{id}", a.base),
-            &requester,
-            Some(json!({"role": "worker"})),
-        )
-        .await;
-    }
-    let (_, job) = call(
-        "POST",
-        &format!("{}/api/v1/workspaces/{ws}/jobs", a.base),
-        &requester,
-        Some(json!({"name": "J", "question": "${n}?", "answers": ["A", "B"], "policy": {"k": 2, "n": 3}})),
-    )
-    .await;
-    let job = job["id"].as_i64().unwrap();
-    let csv: String = std::iter::once("n".to_owned())
-        .chain((0..40).map(|i| i.to_string()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/jobs/{job}/items", a.base))
-        .bearer_auth(&requester)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    let job = job_with_items(&a.base, &requester, &workers, (2, 3), 40).await;
     let mut handles = Vec::new();
     for (w, token) in workers.into_iter().enumerate() {
         let base = if w % 2 == 0 {
