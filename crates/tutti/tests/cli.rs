@@ -355,112 +355,90 @@ async fn two_serve_processes_on_one_postgres_database_never_over_lease_a_task() 
     }
 }
 
-#[test]
-fn aggregate_writes_one_label_per_question() {
+/// Runs `tutti aggregate ARGS FILE` on `csv` written to a temporary file.
+fn aggregate(name: &str, args: &[&str], csv: &str) -> std::process::Output {
     let dir = std::env::temp_dir().join(format!("tutti-agg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("answers.csv");
-    std::fs::write(
-        &path,
-        "question,worker,answer\nq1,a,yes\nq1,b,yes\nq1,c,no\nq2,a,no\nq2,b,no\n",
-    )
-    .unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, csv).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .arg("aggregate")
+        .args(args)
+        .arg(&path)
+        .output()
+        .unwrap()
+}
+
+/// Standard output of a run that must succeed.
+fn succeeded(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Standard error of a run that must fail.
+fn failed(out: std::process::Output) -> String {
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn aggregate_writes_one_label_per_question() {
+    let answers = "question,worker,answer\nq1,a,yes\nq1,b,yes\nq1,c,no\nq2,a,no\nq2,b,no\n";
     for method in ["mv", "ds", "onecoin", "wawa", "zbs", "mace"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
-            .args(["aggregate", "--method", method])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = succeeded(aggregate("answers.csv", &["--method", method], answers));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "question,label,confidence");
         assert!(lines[1].starts_with("q1,yes,"), "{method}: {text}");
         assert!(lines[2].starts_with("q2,no,"), "{method}: {text}");
     }
     let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
-        .args(["aggregate"])
-        .arg(dir.join("missing.csv"))
+        .arg("aggregate")
+        .arg(std::env::temp_dir().join("tutti-no-such-answers.csv"))
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    failed(out);
 }
 
 #[test]
 fn aggregate_pairwise_writes_scores_best_first() {
-    let dir = std::env::temp_dir().join(format!("tutti-bt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("pairs.csv");
-    std::fs::write(
-        &path,
-        "left,right,winner\na,b,left\na,b,left\nb,c,left\nc,a,tie\nb,a,left\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
-        .args(["aggregate", "--pairwise", "bt"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let pairs = "left,right,winner\na,b,left\na,b,left\nb,c,left\nc,a,tie\nb,a,left\n";
+    let text = succeeded(aggregate("pairs.csv", &["--pairwise", "bt"], pairs));
     let items: Vec<&str> = text
         .lines()
         .skip(1)
         .map(|l| l.split(',').next().unwrap())
         .collect();
     assert_eq!(items, ["a", "b", "c"]);
-    std::fs::write(&path, "left,right,winner\na,b,maybe\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
-        .args(["aggregate", "--pairwise", "bt"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    let err = failed(aggregate(
+        "bad-pairs.csv",
+        &["--pairwise", "bt"],
+        "left,right,winner\na,b,maybe\n",
+    ));
+    assert!(err.contains("line 2"));
 }
 
 #[test]
 fn aggregate_numeric_answers_by_median() {
-    let dir = std::env::temp_dir().join(format!("tutti-num-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("numbers.csv");
-    std::fs::write(&path, "question,worker,answer\nq1,a,1\nq1,b,2\nq1,c,30\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
-        .args(["aggregate", "--numeric", "median"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        "question,value\nq1,2\n"
-    );
-    std::fs::write(&path, "question,worker,answer\nq1,a,lots\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
-        .args(["aggregate", "--numeric", "catd"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a number"));
-    std::fs::write(&path, "question,worker,answer\nq1,a,NaN\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
-        .args(["aggregate", "--numeric", "mean"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a finite number"));
+    let text = succeeded(aggregate(
+        "numbers.csv",
+        &["--numeric", "median"],
+        "question,worker,answer\nq1,a,1\nq1,b,2\nq1,c,30\n",
+    ));
+    assert_eq!(text, "question,value\nq1,2\n");
+    let err = failed(aggregate(
+        "words.csv",
+        &["--numeric", "catd"],
+        "question,worker,answer\nq1,a,lots\n",
+    ));
+    assert!(err.contains("not a number"));
+    let err = failed(aggregate(
+        "nan.csv",
+        &["--numeric", "mean"],
+        "question,worker,answer\nq1,a,NaN\n",
+    ));
+    assert!(err.contains("not a finite number"));
 }
