@@ -17,7 +17,68 @@ pub struct Answers {
     pub triples: Vec<(usize, usize, usize)>,
 }
 
+/// An answer whose label is not one of the declared classes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownLabel {
+    /// Position of the row in the input, from 0.
+    pub row: usize,
+    /// The label given.
+    pub label: String,
+}
+
+impl std::fmt::Display for UnknownLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "row {}: label {:?} is not one of the declared classes",
+            self.row, self.label
+        )
+    }
+}
+
+impl std::error::Error for UnknownLabel {}
+
 impl Answers {
+    /// Builds the index from `(item, worker, label)` rows where labels must
+    /// be among `classes`, which become [`Answers::labels`] in the order
+    /// given (classes nobody chose included, so that posteriors cover them).
+    pub fn with_classes<I, S, C>(rows: I, classes: &[C]) -> Result<Self, UnknownLabel>
+    where
+        I: IntoIterator<Item = (S, S, S)>,
+        S: AsRef<str>,
+        C: AsRef<str>,
+    {
+        let mut labels: Vec<String> = Vec::with_capacity(classes.len());
+        for c in classes {
+            if !labels.iter().any(|l| l == c.as_ref()) {
+                labels.push(c.as_ref().to_owned());
+            }
+        }
+        let label_ix: HashMap<String, usize> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), i))
+            .collect();
+        let mut a = Self {
+            labels,
+            ..Self::default()
+        };
+        let mut item_ix: HashMap<String, usize> = HashMap::new();
+        let mut worker_ix: HashMap<String, usize> = HashMap::new();
+        for (row, (i, w, l)) in rows.into_iter().enumerate() {
+            let Some(&li) = label_ix.get(l.as_ref()) else {
+                return Err(UnknownLabel {
+                    row,
+                    label: l.as_ref().to_owned(),
+                });
+            };
+            let ii = intern(&mut item_ix, &mut a.items, i.as_ref());
+            let wi = intern(&mut worker_ix, &mut a.workers, w.as_ref());
+            a.triples.push((ii, wi, li));
+        }
+        Ok(a)
+    }
+
     /// Builds the index from `(item, worker, label)` rows.
     pub fn from_rows<I, S>(rows: I) -> Self
     where
@@ -60,6 +121,15 @@ impl Answers {
         }
     }
 
+    /// Answers per item.
+    pub fn answers_per_item(&self) -> Vec<usize> {
+        let mut n = vec![0; self.items.len()];
+        for &(i, _, _) in &self.triples {
+            n[i] += 1;
+        }
+        n
+    }
+
     /// Number of labels.
     pub fn n_labels(&self) -> usize {
         self.labels.len()
@@ -75,6 +145,19 @@ impl Answers {
     }
 }
 
+pub(crate) fn intern(
+    index: &mut HashMap<String, usize>,
+    names: &mut Vec<String>,
+    name: &str,
+) -> usize {
+    if let Some(&i) = index.get(name) {
+        return i;
+    }
+    names.push(name.to_owned());
+    index.insert(name.to_owned(), names.len() - 1);
+    names.len() - 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +169,23 @@ mod tests {
         assert_eq!(a.labels, ["a", "b"]);
         assert_eq!(a.triples, [(0, 0, 1), (1, 0, 0), (0, 1, 0)]);
         assert_eq!(a.counts(), vec![vec![1.0, 1.0], vec![1.0, 0.0]]);
+    }
+
+    #[test]
+    fn declared_classes_keep_their_order_and_refuse_other_labels() {
+        let a = Answers::with_classes(
+            [("q1", "w1", "no"), ("q1", "w2", "no")],
+            &["yes", "no", "maybe"],
+        )
+        .unwrap();
+        assert_eq!(a.labels, ["yes", "no", "maybe"]);
+        assert_eq!(a.triples, [(0, 0, 1), (0, 1, 1)]);
+        let err = Answers::with_classes(
+            [("q1", "w1", "no"), ("q1", "w2", "perhaps")],
+            &["yes", "no"],
+        )
+        .unwrap_err();
+        assert_eq!(err.row, 1);
+        assert_eq!(err.label, "perhaps");
     }
 }

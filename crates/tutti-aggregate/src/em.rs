@@ -89,6 +89,7 @@ pub(crate) fn finish_em(
         confusions,
         ties,
         iterations,
+        undecided: Vec::new(),
     }
 }
 

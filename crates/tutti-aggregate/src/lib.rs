@@ -4,7 +4,8 @@
 //! - [`Answers`]: who answered what on which item, with labels and workers
 //!   interned to dense indices.
 //! - [`majority_vote`]: the most frequent answer per item, ties broken by
-//!   label order and reported.
+//!   label order and reported; [`k_of_n`]: decided once `k` answers agree
+//!   (Cymphony's rule), undecided otherwise.
 //! - [`weighted_majority_vote`], [`wawa`] and [`zero_based_skill`]: votes
 //!   weighted by worker skill, given or estimated.
 //! - [`dawid_skene`] and [`one_coin`]: expectation-maximisation with a full
@@ -12,9 +13,13 @@
 //!   accuracy per worker (one-coin), started from majority vote.
 //! - [`mace`]: each worker either knows the answer or spams (Hovy et al.,
 //!   2013), with a competence per worker.
+//! - [`glad`]: worker ability times item easiness (Whitehill et al., 2009).
+//! - [`aggregate`] runs any of them by [`Method`] name (`mv`, `kofn`, `wmv`,
+//!   `ds`, `onecoin`, `glad`, `mace`, `wawa`, `zbs`).
 //!
 //! - [`mean`], [`median`] and [`catd`]: numeric answers.
-//! - [`bradley_terry`]: scores from pairwise comparisons.
+//! - [`bradley_terry`] and [`noisy_bradley_terry`]: scores from pairwise
+//!   comparisons, the latter with a skill and a position bias per worker.
 //! - [`fleiss_kappa`], [`krippendorff_alpha`] and [`worker_agreement`]:
 //!   agreement beyond chance, and each worker's with a consensus.
 //!
@@ -26,7 +31,9 @@
 mod agreement;
 mod answers;
 mod em;
+mod glad;
 mod mace;
+mod method;
 mod numeric;
 mod pairwise;
 mod vote;
@@ -36,12 +43,14 @@ pub use agreement::{
     fleiss_kappa, fleiss_kappa_from_counts, krippendorff_alpha, krippendorff_alpha_from_counts,
     worker_agreement,
 };
-pub use answers::Answers;
+pub use answers::{Answers, UnknownLabel};
 pub use em::{EmOptions, dawid_skene, one_coin};
+pub use glad::{GLAD_M_STEPS, glad};
 pub use mace::mace;
+pub use method::{Method, MethodError, MethodInputs, UnknownMethod, aggregate};
 pub use numeric::{CatdOptions, NotFinite, NumericAnswers, catd, mean, median};
-pub use pairwise::{BtOptions, Comparisons, Winner, bradley_terry};
-pub use vote::majority_vote;
+pub use pairwise::{BtOptions, Comparisons, NoisyBt, Winner, bradley_terry, noisy_bradley_terry};
+pub use vote::{k_of_n, majority_vote};
 pub use weighted::{ZbsOptions, wawa, weighted_majority_vote, zero_based_skill};
 
 /// The result of an aggregation.
@@ -59,6 +68,10 @@ pub struct Aggregation {
     pub ties: Vec<usize>,
     /// EM iterations run (0 for non-iterative methods).
     pub iterations: usize,
+    /// Items with no decided label: under [`k_of_n`], those where no label
+    /// reached `k` votes (their `labels` entry is majority vote's guess).
+    /// Empty for every other method.
+    pub undecided: Vec<usize>,
 }
 
 impl Aggregation {

@@ -8,6 +8,7 @@
 //! side. Items that never won score 0; an item compared with itself is
 //! ignored.
 
+use crate::answers::intern;
 use std::collections::HashMap;
 
 /// The outcome of one comparison.
@@ -21,38 +22,49 @@ pub enum Winner {
     Tie,
 }
 
-/// Comparisons with items interned to dense indices, in order of first
-/// appearance.
+/// Comparisons with items and workers interned to dense indices, in order
+/// of first appearance.
 #[derive(Debug, Clone, Default)]
 pub struct Comparisons {
     /// Item names.
     pub items: Vec<String>,
+    /// Worker names (one unnamed worker when none were given).
+    pub workers: Vec<String>,
     /// `(left, right, winner)`.
     pub pairs: Vec<(usize, usize, Winner)>,
+    /// Per pair, the worker who judged it.
+    pub judged_by: Vec<usize>,
 }
 
 impl Comparisons {
-    /// Builds the index from `(left, right, winner)` rows.
+    /// Builds the index from `(left, right, winner)` rows, all judged by
+    /// one unnamed worker.
     pub fn from_rows<I, S>(rows: I) -> Self
     where
         I: IntoIterator<Item = (S, S, Winner)>,
         S: AsRef<str>,
     {
-        let mut items = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut intern = |name: &str, items: &mut Vec<String>| {
-            *index.entry(name.to_owned()).or_insert_with(|| {
-                items.push(name.to_owned());
-                items.len() - 1
-            })
-        };
-        let mut pairs = Vec::new();
-        for (l, r, w) in rows {
-            let li = intern(l.as_ref(), &mut items);
-            let ri = intern(r.as_ref(), &mut items);
-            pairs.push((li, ri, w));
+        Self::from_worker_rows(rows.into_iter().map(|(l, r, w)| (String::new(), l, r, w)))
+    }
+
+    /// Builds the index from `(worker, left, right, winner)` rows.
+    pub fn from_worker_rows<I, W, S>(rows: I) -> Self
+    where
+        I: IntoIterator<Item = (W, S, S, Winner)>,
+        W: AsRef<str>,
+        S: AsRef<str>,
+    {
+        let mut c = Self::default();
+        let mut items = HashMap::new();
+        let mut workers = HashMap::new();
+        for (who, l, r, w) in rows {
+            let li = intern(&mut items, &mut c.items, l.as_ref());
+            let ri = intern(&mut items, &mut c.items, r.as_ref());
+            c.pairs.push((li, ri, w));
+            c.judged_by
+                .push(intern(&mut workers, &mut c.workers, who.as_ref()));
         }
-        Self { items, pairs }
+        c
     }
 }
 
@@ -136,6 +148,130 @@ pub fn bradley_terry(c: &Comparisons, options: BtOptions) -> (Vec<f64>, usize) {
     (scores, iterations)
 }
 
+/// The result of [`noisy_bradley_terry`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoisyBt {
+    /// Per item: strength, scaled to sum to 1.
+    pub scores: Vec<f64>,
+    /// Per worker: the probability that a judgment follows the items'
+    /// strengths rather than the worker's noise.
+    pub skills: Vec<f64>,
+    /// Per worker: when judging at random, the probability of saying
+    /// "left" (a position bias; 0.5 is none).
+    pub biases: Vec<f64>,
+    /// EM iterations run.
+    pub iterations: usize,
+}
+
+/// Noisy Bradley-Terry: each judgment by worker `w` follows the
+/// Bradley-Terry model with probability `skill_w`, and is otherwise a coin
+/// that says "left" with probability `bias_w`. Fitted by EM: the E-step
+/// gives each judgment its probability of being a considered one; the
+/// M-step sets skills and biases to weighted shares (with one pseudo-count
+/// each way, so that they stay inside (0, 1)) and takes one
+/// minorisation-maximisation step of the strengths on the weighted
+/// judgments. Starts from equal strengths, skill 0.9 and no bias; stops
+/// when the log-likelihood changes by less than `tolerance` or after
+/// `max_iterations`. A tie counts as half a judgment each way.
+pub fn noisy_bradley_terry(c: &Comparisons, options: BtOptions) -> NoisyBt {
+    let n = c.items.len();
+    let nw = c.workers.len();
+    // (winner, loser, worker, weight, winner was on the left)
+    let mut obs: Vec<(usize, usize, usize, f64, bool)> = Vec::with_capacity(c.pairs.len());
+    for (&(l, r, w), &by) in c.pairs.iter().zip(&c.judged_by) {
+        if l == r {
+            continue;
+        }
+        match w {
+            Winner::Left => obs.push((l, r, by, 1.0, true)),
+            Winner::Right => obs.push((r, l, by, 1.0, false)),
+            Winner::Tie => {
+                obs.push((l, r, by, 0.5, true));
+                obs.push((r, l, by, 0.5, false));
+            }
+        }
+    }
+    let mut scores: Vec<f64> = vec![1.0; n];
+    let mut skills: Vec<f64> = vec![0.9; nw];
+    let mut biases: Vec<f64> = vec![0.5; nw];
+    let mut resp = vec![0.0; obs.len()];
+    let mut previous = f64::NEG_INFINITY;
+    let mut iterations = 0;
+    while iterations < options.max_iterations {
+        iterations += 1;
+        // E-step, and the log-likelihood of the current parameters.
+        let mut ll: f64 = 0.0;
+        for (r, &(win, lose, w, weight, left)) in resp.iter_mut().zip(&obs) {
+            let total = scores[win] + scores[lose];
+            let bt = if total > 0.0 {
+                scores[win] / total
+            } else {
+                0.5
+            };
+            let coin = if left { biases[w] } else { 1.0 - biases[w] };
+            let considered = skills[w] * bt;
+            let p = considered + (1.0 - skills[w]) * coin;
+            *r = if p > 0.0 { considered / p } else { 0.0 };
+            ll += weight * p.max(1e-300).ln();
+        }
+        if (ll - previous).abs() < options.tolerance * ll.abs().max(1.0) {
+            break;
+        }
+        previous = ll;
+        // M-step: skills and biases.
+        let mut considered = vec![1.0; nw];
+        let mut all = vec![2.0; nw];
+        let mut said_left = vec![1.0; nw];
+        let mut noise = vec![2.0; nw];
+        for (&r, &(_, _, w, weight, left)) in resp.iter().zip(&obs) {
+            considered[w] += weight * r;
+            all[w] += weight;
+            noise[w] += weight * (1.0 - r);
+            if left {
+                said_left[w] += weight * (1.0 - r);
+            }
+        }
+        for w in 0..nw {
+            skills[w] = considered[w] / all[w];
+            biases[w] = said_left[w] / noise[w];
+        }
+        // One MM step of the strengths on the weighted judgments.
+        let mut wins = vec![0.0; n];
+        let mut denominator = vec![0.0; n];
+        for (&r, &(win, lose, _, weight, _)) in resp.iter().zip(&obs) {
+            let x = weight * r;
+            wins[win] += x;
+            let total = scores[win] + scores[lose];
+            if total > 0.0 {
+                denominator[win] += x / total;
+                denominator[lose] += x / total;
+            }
+        }
+        for i in 0..n {
+            scores[i] = if denominator[i] > 0.0 {
+                wins[i] / denominator[i]
+            } else {
+                0.0
+            };
+        }
+        // Keep the mean strength at 1 so that sums stay well scaled.
+        let sum: f64 = scores.iter().sum();
+        if sum > 0.0 {
+            scores.iter_mut().for_each(|v| *v *= n as f64 / sum);
+        }
+    }
+    let sum: f64 = scores.iter().sum();
+    if sum > 0.0 {
+        scores.iter_mut().for_each(|v| *v /= sum);
+    }
+    NoisyBt {
+        scores,
+        skills,
+        biases,
+        iterations,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +301,45 @@ mod tests {
         ]);
         let (s, _) = bradley_terry(&c, BtOptions::default());
         assert!((s[0] - 0.75).abs() < 1e-9, "{s:?}");
+    }
+
+    #[test]
+    fn noisy_bradley_terry_discounts_a_worker_who_always_says_left() {
+        // Truth: a > b > c > d. Two careful workers; one who says "left"
+        // whatever the pair, and sees the weaker item on the left.
+        let order = ["a", "b", "c", "d"];
+        let mut rows = Vec::new();
+        for round in 0..5 {
+            for i in 0..4 {
+                for j in i + 1..4 {
+                    let (strong, weak) = (order[i], order[j]);
+                    let slip = round == 0 && i == 0 && j == 1;
+                    for careful in ["c1", "c2"] {
+                        let winner = if slip && careful == "c1" {
+                            Winner::Right
+                        } else {
+                            Winner::Left
+                        };
+                        rows.push((careful, strong, weak, winner));
+                    }
+                    rows.push(("lefty", weak, strong, Winner::Left));
+                }
+            }
+        }
+        let c = Comparisons::from_worker_rows(rows);
+        let r = noisy_bradley_terry(&c, BtOptions::default());
+        let ix = |name: &str| c.items.iter().position(|i| i == name).unwrap();
+        assert!(r.scores[ix("a")] > r.scores[ix("b")], "{r:?}");
+        assert!(r.scores[ix("b")] > r.scores[ix("c")], "{r:?}");
+        assert!(r.scores[ix("c")] > r.scores[ix("d")], "{r:?}");
+        assert!((r.scores.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        let lefty = c.workers.iter().position(|w| w == "lefty").unwrap();
+        let careful = c.workers.iter().position(|w| w == "c2").unwrap();
+        assert!(r.skills[lefty] < 0.5 && r.skills[careful] > 0.8, "{r:?}");
+        assert!(r.biases[lefty] > 0.8, "{r:?}");
+        // Plain Bradley-Terry is pulled towards the lefty's answers.
+        let (plain, _) = bradley_terry(&c, BtOptions::default());
+        let gap = |s: &[f64]| s[ix("a")] / s[ix("d")];
+        assert!(gap(&r.scores) > gap(&plain), "{r:?} {plain:?}");
     }
 }

@@ -28,7 +28,25 @@ pub fn majority_vote(answers: &Answers) -> Aggregation {
         confusions: None,
         ties,
         iterations: 0,
+        undecided: Vec::new(),
     }
+}
+
+/// Cymphony's k-of-n rule over the answers given: an item is decided when
+/// at least `k` answers agree, on the label with the most votes; items
+/// where no label has `k` votes are listed in [`Aggregation::undecided`]
+/// (their label is majority vote's guess). `k` of 0 counts as 1.
+pub fn k_of_n(answers: &Answers, k: usize) -> Aggregation {
+    let mut r = majority_vote(answers);
+    let counts = answers.counts();
+    let need = k.max(1) as f64;
+    r.undecided = counts
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| c[r.labels[*i]] < need)
+        .map(|(i, _)| i)
+        .collect();
+    r
 }
 
 /// Each worker's share of answers equal to the given labels.
@@ -65,5 +83,21 @@ mod tests {
         assert_eq!(r.ties, [1]);
         assert!((r.confidence(0) - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(r.skills, [0.5, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn k_of_n_decides_only_items_where_k_answers_agree() {
+        let a = Answers::from_rows([
+            ("q1", "w1", "yes"),
+            ("q1", "w2", "yes"),
+            ("q1", "w3", "no"),
+            ("q2", "w1", "yes"),
+            ("q2", "w2", "no"),
+            ("q3", "w1", "no"),
+        ]);
+        let r = k_of_n(&a, 2);
+        assert_eq!(r.labels[0], 1);
+        assert_eq!(r.undecided, [1, 2]);
+        assert!(k_of_n(&a, 1).undecided.is_empty());
     }
 }

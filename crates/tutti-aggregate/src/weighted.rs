@@ -41,6 +41,7 @@ pub fn weighted_majority_vote(answers: &Answers, weights: &[f64]) -> Aggregation
         confusions: None,
         ties,
         iterations: 0,
+        undecided: Vec::new(),
     }
 }
 
