@@ -20,6 +20,8 @@
 //! - [`mean`], [`median`] and [`catd`]: numeric answers.
 //! - [`bradley_terry`] and [`noisy_bradley_terry`]: scores from pairwise
 //!   comparisons, the latter with a skill and a position bias per worker.
+//! - [`Overlap`] and [`replay`]: adaptive redundancy, asking for another
+//!   answer only while an item's label is uncertain.
 //! - [`fleiss_kappa`], [`krippendorff_alpha`] and [`worker_agreement`]:
 //!   agreement beyond chance, and each worker's with a consensus.
 //!
@@ -28,6 +30,7 @@
 //! Results are deterministic for the same input.
 #![deny(missing_docs)]
 
+mod adaptive;
 mod agreement;
 mod answers;
 mod em;
@@ -39,6 +42,10 @@ mod pairwise;
 mod vote;
 mod weighted;
 
+pub use adaptive::{
+    Overlap, PRIOR_WEIGHT, Replay, WorkerPrior, confusion_posterior, prior_confusion, replay,
+    smoothed_confusion,
+};
 pub use agreement::{
     fleiss_kappa, fleiss_kappa_from_counts, krippendorff_alpha, krippendorff_alpha_from_counts,
     worker_agreement,

@@ -3,39 +3,26 @@
 //! shared truth-inference data sets' format) and writes
 //! `question,label,confidence` to standard output; with `--pairwise bt`,
 //! reads `left,right,winner` (winner `left`, `right` or `tie`) and writes
-//! `item,score`, best first.
+//! `item,score`, best first (with `--pairwise noisy-bt`, an optional
+//! `worker` column gives each worker a skill and a position bias).
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use tutti_aggregate::{
-    Answers, BtOptions, CatdOptions, Comparisons, EmOptions, NumericAnswers, Winner, ZbsOptions,
-    bradley_terry, catd, dawid_skene, mace, majority_vote, mean, median, one_coin, wawa,
-    zero_based_skill,
+    Aggregation, Answers, BtOptions, CatdOptions, Comparisons, EmOptions, Method, MethodInputs,
+    NumericAnswers, Winner, aggregate, bradley_terry, catd, mean, median, noisy_bradley_terry,
 };
-
-/// Aggregation methods.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Method {
-    /// Majority vote; ties go to the first label in order.
-    Mv,
-    /// Dawid-Skene with a confusion matrix per worker.
-    Ds,
-    /// One-coin Dawid-Skene: one accuracy per worker.
-    Onecoin,
-    /// Majority vote weighted by each worker's agreement with majority vote.
-    Wawa,
-    /// Zero-Based Skill: weighted vote with skills refined until they settle.
-    Zbs,
-    /// MACE: each worker knows the answer or spams, with a competence.
-    Mace,
-}
 
 /// Pairwise methods.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum PairwiseMethod {
     /// Bradley-Terry (ties count half a win for each side).
     Bt,
+    /// Noisy Bradley-Terry: a skill and a position bias per worker (reads
+    /// an optional `worker` column).
+    NoisyBt,
 }
 
 /// Methods for numeric answers.
@@ -56,12 +43,24 @@ pub struct AggregateArgs {
     /// question,value.
     #[arg(long, value_enum, conflicts_with = "pairwise")]
     numeric: Option<NumericMethod>,
-    /// Read pairwise comparisons (left,right,winner) instead of answers.
+    /// Read pairwise comparisons (left,right,winner and optionally worker)
+    /// instead of answers; writes item,score, best first.
     #[arg(long, value_enum)]
     pairwise: Option<PairwiseMethod>,
-    /// The method.
-    #[arg(long, value_enum, default_value = "ds")]
+    /// The method: mv, kofn, wmv, ds, onecoin, glad, mace, wawa or zbs.
+    #[arg(long, default_value = "ds")]
     method: Method,
+    /// Agreeing answers that decide an item under kofn; undecided items get
+    /// an empty label.
+    #[arg(long, default_value_t = 2)]
+    k: usize,
+    /// CSV of worker,weight for wmv (workers not listed weigh 1).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// The declared classes, comma-separated: an answer outside them is an
+    /// error, and classes nobody chose still get a posterior.
+    #[arg(long, value_delimiter = ',')]
+    classes: Option<Vec<String>>,
     /// Most EM iterations.
     #[arg(long, default_value_t = 100)]
     max_iterations: usize,
@@ -72,61 +71,139 @@ pub struct AggregateArgs {
     answers: PathBuf,
 }
 
-/// Reads, aggregates, writes.
-pub fn run(args: &AggregateArgs) -> anyhow::Result<()> {
-    if let Some(PairwiseMethod::Bt) = args.pairwise {
-        return run_pairwise(args);
-    }
-    if let Some(method) = args.numeric {
-        return run_numeric(args, method);
-    }
-    let mut reader = csv::Reader::from_path(&args.answers)
-        .with_context(|| format!("opening {}", args.answers.display()))?;
+/// Reads `question,worker,answer` rows (a header row first).
+pub fn read_answers(path: &Path, classes: Option<&[String]>) -> anyhow::Result<Answers> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
     let mut rows = Vec::new();
     for (n, rec) in reader.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: line {}", args.answers.display(), n + 2))?;
+        let rec = rec.with_context(|| format!("{}: line {}", path.display(), n + 2))?;
         anyhow::ensure!(
             rec.len() >= 3,
             "{}: line {}: expected question,worker,answer",
-            args.answers.display(),
+            path.display(),
             n + 2
         );
         rows.push((rec[0].to_owned(), rec[1].to_owned(), rec[2].to_owned()));
     }
-    anyhow::ensure!(
-        !rows.is_empty(),
-        "{} has no answers",
-        args.answers.display()
-    );
-    let answers = Answers::from_rows(rows);
-    let options = EmOptions {
+    anyhow::ensure!(!rows.is_empty(), "{} has no answers", path.display());
+    Ok(match classes {
+        Some(classes) => Answers::with_classes(rows, classes).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: line {}: answer {:?} is not one of the classes {}",
+                path.display(),
+                e.row + 2,
+                e.label,
+                classes.join(", ")
+            )
+        })?,
+        None => Answers::from_rows(rows),
+    })
+}
+
+/// Reads `left,right,winner` rows, with a `worker` column if there is one.
+pub fn read_comparisons(path: &Path) -> anyhow::Result<Comparisons> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let headers = reader.headers()?.clone();
+    let column = |name: &str| headers.iter().position(|h| h == name);
+    let need = |name: &str| {
+        column(name)
+            .with_context(|| format!("{}: no column {name:?} in the header", path.display()))
+    };
+    let (left, right, winner) = (need("left")?, need("right")?, need("winner")?);
+    let worker = column("worker");
+    let mut rows = Vec::new();
+    for (n, rec) in reader.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: line {}", path.display(), n + 2))?;
+        let w = match &rec[winner] {
+            "left" => Winner::Left,
+            "right" => Winner::Right,
+            "tie" => Winner::Tie,
+            other => anyhow::bail!(
+                "{}: line {}: winner {other:?} is not left, right or tie",
+                path.display(),
+                n + 2
+            ),
+        };
+        let who = worker.map_or(String::new(), |c| rec[c].to_owned());
+        rows.push((who, rec[left].to_owned(), rec[right].to_owned(), w));
+    }
+    anyhow::ensure!(!rows.is_empty(), "{} has no comparisons", path.display());
+    Ok(Comparisons::from_worker_rows(rows))
+}
+
+fn read_weights(path: &Path, answers: &Answers) -> anyhow::Result<Vec<f64>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut given = HashMap::new();
+    for (n, rec) in reader.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: line {}", path.display(), n + 2))?;
+        anyhow::ensure!(
+            rec.len() >= 2,
+            "{}: line {}: expected worker,weight",
+            path.display(),
+            n + 2
+        );
+        let w: f64 = rec[1]
+            .trim()
+            .parse()
+            .ok()
+            .filter(|w: &f64| w.is_finite() && *w >= 0.0)
+            .with_context(|| {
+                format!(
+                    "{}: line {}: weight {:?} is not a number of at least 0",
+                    path.display(),
+                    n + 2,
+                    &rec[1]
+                )
+            })?;
+        given.insert(rec[0].to_owned(), w);
+    }
+    Ok(answers
+        .workers
+        .iter()
+        .map(|w| given.get(w).copied().unwrap_or(1.0))
+        .collect())
+}
+
+/// Runs `method` as the command line configures it.
+pub fn run_method(
+    answers: &Answers,
+    method: Method,
+    k: usize,
+    weights: Option<Vec<f64>>,
+    em: EmOptions,
+) -> anyhow::Result<Aggregation> {
+    aggregate(answers, method, &MethodInputs { k, weights, em }).map_err(|e| match e {
+        tutti_aggregate::MethodError::MissingWeights => {
+            anyhow::anyhow!("--method wmv needs --weights FILE (worker,weight)")
+        }
+        other => anyhow::anyhow!("{other}"),
+    })
+}
+
+/// Reads, aggregates, writes.
+pub fn run(args: &AggregateArgs) -> anyhow::Result<()> {
+    if let Some(method) = args.pairwise {
+        return run_pairwise(args, method);
+    }
+    if let Some(method) = args.numeric {
+        return run_numeric(args, method);
+    }
+    let answers = read_answers(&args.answers, args.classes.as_deref())?;
+    let weights = args
+        .weights
+        .as_deref()
+        .map(|p| read_weights(p, &answers))
+        .transpose()?;
+    let em = EmOptions {
         max_iterations: args.max_iterations,
         tolerance: args.tolerance,
     };
-    let result = match args.method {
-        Method::Mv => majority_vote(&answers),
-        Method::Ds => dawid_skene(&answers, options),
-        Method::Onecoin => one_coin(&answers, options),
-        Method::Wawa => wawa(&answers),
-        Method::Mace => mace(&answers, options),
-        Method::Zbs => zero_based_skill(
-            &answers,
-            ZbsOptions {
-                max_iterations: args.max_iterations,
-                tolerance: args.tolerance,
-                ..ZbsOptions::default()
-            },
-        ),
-    };
+    let result = run_method(&answers, args.method, args.k, weights, em)?;
     let mut out = csv::Writer::from_writer(std::io::stdout().lock());
-    out.write_record(["question", "label", "confidence"])?;
-    for (i, item) in answers.items.iter().enumerate() {
-        out.write_record([
-            item.as_str(),
-            answers.labels[result.labels[i]].as_str(),
-            &format!("{:.6}", result.confidence(i)),
-        ])?;
-    }
+    write_labels(&mut out, &answers, &result)?;
     out.flush()?;
     if !result.ties.is_empty() {
         eprintln!(
@@ -134,58 +211,76 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<()> {
             result.ties.len()
         );
     }
+    if !result.undecided.is_empty() {
+        eprintln!(
+            "{} items had fewer than {} agreeing answers and are undecided",
+            result.undecided.len(),
+            args.k
+        );
+    }
     Ok(())
 }
 
-fn run_pairwise(args: &AggregateArgs) -> anyhow::Result<()> {
-    let mut reader = csv::Reader::from_path(&args.answers)
-        .with_context(|| format!("opening {}", args.answers.display()))?;
-    let headers = reader.headers()?.clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| h == name).with_context(|| {
-            format!(
-                "{}: no column {name:?} in the header",
-                args.answers.display()
-            )
-        })
-    };
-    let (left, right, winner) = (column("left")?, column("right")?, column("winner")?);
-    let mut rows = Vec::new();
-    for (n, rec) in reader.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: line {}", args.answers.display(), n + 2))?;
-        let w = match &rec[winner] {
-            "left" => Winner::Left,
-            "right" => Winner::Right,
-            "tie" => Winner::Tie,
-            other => anyhow::bail!(
-                "{}: line {}: winner {other:?} is not left, right or tie",
-                args.answers.display(),
-                n + 2
-            ),
-        };
-        rows.push((rec[left].to_owned(), rec[right].to_owned(), w));
+/// Writes `question,label,confidence`; undecided items get an empty label
+/// and confidence.
+pub fn write_labels<W: std::io::Write>(
+    out: &mut csv::Writer<W>,
+    answers: &Answers,
+    result: &Aggregation,
+) -> anyhow::Result<()> {
+    out.write_record(["question", "label", "confidence"])?;
+    let mut undecided = result.undecided.iter().peekable();
+    for (i, item) in answers.items.iter().enumerate() {
+        if undecided.peek() == Some(&&i) {
+            undecided.next();
+            out.write_record([item.as_str(), "", ""])?;
+            continue;
+        }
+        out.write_record([
+            item.as_str(),
+            answers.labels[result.labels[i]].as_str(),
+            &format!("{:.6}", result.confidence(i)),
+        ])?;
     }
-    anyhow::ensure!(
-        !rows.is_empty(),
-        "{} has no comparisons",
-        args.answers.display()
-    );
-    let comparisons = Comparisons::from_rows(rows);
-    let (scores, _) = bradley_terry(
+    Ok(())
+}
+
+/// Scores per item by `method`.
+pub fn pairwise_scores(c: &Comparisons, method: PairwiseMethod, options: BtOptions) -> Vec<f64> {
+    match method {
+        PairwiseMethod::Bt => bradley_terry(c, options).0,
+        PairwiseMethod::NoisyBt => noisy_bradley_terry(c, options).scores,
+    }
+}
+
+fn run_pairwise(args: &AggregateArgs, method: PairwiseMethod) -> anyhow::Result<()> {
+    let comparisons = read_comparisons(&args.answers)?;
+    let scores = pairwise_scores(
         &comparisons,
+        method,
         BtOptions {
             tolerance: args.tolerance.min(1e-10),
             max_iterations: args.max_iterations.max(10_000),
         },
     );
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    write_scores(&mut out, &comparisons, &scores)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes `item,score`, best first.
+pub fn write_scores<W: std::io::Write>(
+    out: &mut csv::Writer<W>,
+    c: &Comparisons,
+    scores: &[f64],
+) -> anyhow::Result<()> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
-    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
     out.write_record(["item", "score"])?;
     for i in order {
-        out.write_record([comparisons.items[i].as_str(), &format!("{:.12}", scores[i])])?;
+        out.write_record([c.items[i].as_str(), &format!("{:.12}", scores[i])])?;
     }
-    out.flush()?;
     Ok(())
 }
 
@@ -237,5 +332,132 @@ fn run_numeric(args: &AggregateArgs, method: NumericMethod) -> anyhow::Result<()
         out.write_record([item.as_str(), &format!("{v}")])?;
     }
     out.flush()?;
+    Ok(())
+}
+
+/// `tutti replay`.
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// CSV of question,truth: accuracy is measured on the questions listed.
+    #[arg(long)]
+    truth: PathBuf,
+    /// Fewest answers per item.
+    #[arg(long, default_value_t = 2)]
+    min: usize,
+    /// Most answers per item (default: all recorded).
+    #[arg(long)]
+    max: Option<usize>,
+    /// Confidence targets to try, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.8,0.9,0.95,0.99")]
+    confidence: Vec<f64>,
+    /// Accuracy assumed of a worker with no record.
+    #[arg(long, default_value_t = 0.7)]
+    prior_accuracy: f64,
+    /// Pseudo-answers of the prior accuracy in every worker's estimate.
+    #[arg(long, default_value_t = tutti_aggregate::PRIOR_WEIGHT)]
+    prior_weight: f64,
+    /// The method that makes the final labels from the answers used.
+    #[arg(long, default_value = "ds")]
+    method: Method,
+    /// CSV with a header: question,worker,answer, in the order answered.
+    answers: PathBuf,
+}
+
+fn read_truth(path: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut truth = HashMap::new();
+    for (n, rec) in reader.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: line {}", path.display(), n + 2))?;
+        anyhow::ensure!(
+            rec.len() >= 2,
+            "{}: line {}: expected question,truth",
+            path.display(),
+            n + 2
+        );
+        truth.insert(rec[0].to_owned(), rec[1].to_owned());
+    }
+    Ok(truth)
+}
+
+fn accuracy(answers: &Answers, labels: &[usize], truth: &HashMap<String, String>) -> f64 {
+    let (mut hit, mut all) = (0usize, 0usize);
+    for (i, item) in answers.items.iter().enumerate() {
+        if let Some(t) = truth.get(item) {
+            all += 1;
+            hit += usize::from(labels.get(i).is_some_and(|&l| &answers.labels[l] == t));
+        }
+    }
+    hit as f64 / all.max(1) as f64
+}
+
+/// Replays recorded answers through the adaptive-redundancy rule and prints
+/// a Markdown table: answers used and accuracy per confidence target, next
+/// to majority vote and the chosen method over all answers.
+pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.confidence.iter().all(|c| *c > 0.0 && *c < 1.0),
+        "--confidence: each target must be between 0 and 1"
+    );
+    anyhow::ensure!(
+        args.prior_accuracy > 0.0 && args.prior_accuracy < 1.0,
+        "--prior-accuracy must be between 0 and 1"
+    );
+    anyhow::ensure!(
+        args.prior_weight.is_finite() && args.prior_weight >= 0.0,
+        "--prior-weight must be a number of at least 0"
+    );
+    let answers = read_answers(&args.answers, None)?;
+    let truth = read_truth(&args.truth)?;
+    let inputs = MethodInputs::default();
+    let total = answers.triples.len();
+    let most = answers.answers_per_item().into_iter().max().unwrap_or(0);
+    let max = args.max.unwrap_or(most);
+    anyhow::ensure!(
+        args.min >= 1 && args.min <= max,
+        "--min must be at least 1 and at most --max"
+    );
+    println!(
+        "| policy | answers used | share of answers | accuracy ({}) |",
+        args.method
+    );
+    println!("| --- | ---: | ---: | ---: |");
+    let mv = run_method(&answers, Method::MajorityVote, 2, None, inputs.em)?;
+    println!(
+        "| majority vote, all answers | {total} | 100.0% | {:.4} |",
+        accuracy(&answers, &mv.labels, &truth)
+    );
+    let full = run_method(&answers, args.method, 2, None, inputs.em)?;
+    println!(
+        "| {}, all answers | {total} | 100.0% | {:.4} |",
+        args.method,
+        accuracy(&answers, &full.labels, &truth)
+    );
+    for &c in &args.confidence {
+        let overlap = tutti_aggregate::Overlap {
+            min: args.min,
+            max,
+            confidence: c,
+        };
+        let r = tutti_aggregate::replay(
+            &answers,
+            overlap,
+            tutti_aggregate::WorkerPrior {
+                accuracy: args.prior_accuracy,
+                weight: args.prior_weight,
+            },
+            args.method,
+            &inputs,
+        );
+        println!(
+            "| adaptive: min {}, max {max}, confidence {c}, prior {} x {} | {} | {:.1}% | {:.4} |",
+            args.min,
+            args.prior_accuracy,
+            args.prior_weight,
+            r.answers_used,
+            100.0 * r.answers_used as f64 / total.max(1) as f64,
+            accuracy(&answers, &r.labels, &truth)
+        );
+    }
     Ok(())
 }

@@ -59,6 +59,9 @@ enum Command {
     Token(TokenCommand),
     /// Aggregate crowd answers from a CSV file into labels (no database needed).
     Aggregate(aggregate::AggregateArgs),
+    /// Replay recorded answers through adaptive redundancy and report
+    /// accuracy against answers used.
+    Replay(aggregate::ReplayArgs),
     /// Load benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -197,6 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(cmd) => bench::run(cmd, &cli.database_url).await,
         Command::Aggregate(args) => aggregate::run(&args),
+        Command::Replay(args) => aggregate::replay(&args),
     }
 }
 

@@ -388,7 +388,7 @@ fn failed(out: std::process::Output) -> String {
 #[test]
 fn aggregate_writes_one_label_per_question() {
     let answers = "question,worker,answer\nq1,a,yes\nq1,b,yes\nq1,c,no\nq2,a,no\nq2,b,no\n";
-    for method in ["mv", "ds", "onecoin", "wawa", "zbs", "mace"] {
+    for method in ["mv", "kofn", "ds", "onecoin", "glad", "wawa", "zbs", "mace"] {
         let text = succeeded(aggregate("answers.csv", &["--method", method], answers));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "question,label,confidence");
@@ -404,15 +404,41 @@ fn aggregate_writes_one_label_per_question() {
 }
 
 #[test]
+fn aggregate_refuses_unknown_methods_answers_outside_the_classes_and_wmv_without_weights() {
+    let answers = "question,worker,answer\nq1,a,yes\nq1,b,yes\nq2,a,no\nq2,b,maybe\n";
+    let err = failed(aggregate("m.csv", &["--method", "em"], answers));
+    assert!(
+        err.contains("unknown method") && err.contains("glad"),
+        "{err}"
+    );
+    let err = failed(aggregate("c.csv", &["--classes", "yes,no"], answers));
+    assert!(err.contains("line 5") && err.contains("maybe"), "{err}");
+    let err = failed(aggregate("w.csv", &["--method", "wmv"], answers));
+    assert!(err.contains("--weights"), "{err}");
+    // k-of-n leaves a question without k agreeing answers undecided.
+    let text = succeeded(aggregate(
+        "k.csv",
+        &["--method", "kofn", "--k", "2"],
+        answers,
+    ));
+    assert!(
+        text.contains("q1,yes,1.000000") && text.contains("q2,,\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn aggregate_pairwise_writes_scores_best_first() {
     let pairs = "left,right,winner\na,b,left\na,b,left\nb,c,left\nc,a,tie\nb,a,left\n";
-    let text = succeeded(aggregate("pairs.csv", &["--pairwise", "bt"], pairs));
-    let items: Vec<&str> = text
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap())
-        .collect();
-    assert_eq!(items, ["a", "b", "c"]);
+    for method in ["bt", "noisy-bt"] {
+        let text = succeeded(aggregate("pairs.csv", &["--pairwise", method], pairs));
+        let items: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap())
+            .collect();
+        assert_eq!(items, ["a", "b", "c"], "{method}");
+    }
     let err = failed(aggregate(
         "bad-pairs.csv",
         &["--pairwise", "bt"],
@@ -441,4 +467,48 @@ fn aggregate_numeric_answers_by_median() {
         "question,worker,answer\nq1,a,NaN\n",
     ));
     assert!(err.contains("not a finite number"));
+}
+
+#[test]
+fn replay_prints_a_table_of_answers_used_and_accuracy() {
+    let dir = std::env::temp_dir().join(format!("tutti-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut answers = String::from("question,worker,answer\n");
+    let mut truth = String::from("question,truth\n");
+    for q in 0..20 {
+        let t = if q % 2 == 0 { "yes" } else { "no" };
+        truth.push_str(&format!("q{q},{t}\n"));
+        for w in 0..5 {
+            let wrong = (q + w) % 7 == 0;
+            let given = if wrong {
+                if t == "yes" { "no" } else { "yes" }
+            } else {
+                t
+            };
+            answers.push_str(&format!("q{q},w{w},{given}\n"));
+        }
+    }
+    std::fs::write(dir.join("answers.csv"), answers).unwrap();
+    std::fs::write(dir.join("truth.csv"), truth).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["replay", "--confidence", "0.9,0.99", "--truth"])
+        .arg(dir.join("truth.csv"))
+        .arg(dir.join("answers.csv"))
+        .output()
+        .unwrap();
+    let text = succeeded(out);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 6, "{text}");
+    assert!(
+        rows[2].starts_with("| majority vote, all answers | 100 | 100.0% | 1.0000"),
+        "{text}"
+    );
+    assert!(rows[4].contains("confidence 0.9,"), "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["replay", "--confidence", "1.5", "--truth"])
+        .arg(dir.join("truth.csv"))
+        .arg(dir.join("answers.csv"))
+        .output()
+        .unwrap();
+    assert!(failed(out).contains("--confidence"));
 }
