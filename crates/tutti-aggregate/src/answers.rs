@@ -3,15 +3,18 @@
 use std::collections::HashMap;
 
 /// A set of answers. Items, workers and labels are kept in order of first
-/// appearance, except labels, which are sorted so that every choice made
-/// "by label order" is the same whatever the order of the input.
+/// appearance. Labels are sorted by name by default, so that every choice
+/// made "by label order" (ties) is the same whatever the order of the
+/// input; [`LabelOrder::FirstSeen`] keeps them in order of first appearance
+/// instead, which is Crowd-Kit's convention; [`Answers::with_classes`] keeps
+/// the declared order.
 #[derive(Debug, Clone, Default)]
 pub struct Answers {
     /// Item names.
     pub items: Vec<String>,
     /// Worker names.
     pub workers: Vec<String>,
-    /// Label names, sorted.
+    /// Label names, in [`LabelOrder`] or as declared.
     pub labels: Vec<String>,
     /// `(item, worker, label)` indices.
     pub triples: Vec<(usize, usize, usize)>,
@@ -85,40 +88,11 @@ impl Answers {
         I: IntoIterator<Item = (S, S, S)>,
         S: AsRef<str>,
     {
-        let mut items = Vec::new();
-        let mut workers = Vec::new();
-        let mut item_ix: HashMap<String, usize> = HashMap::new();
-        let mut worker_ix: HashMap<String, usize> = HashMap::new();
-        let mut raw = Vec::new();
+        let mut b = AnswersBuilder::new(LabelOrder::Sorted);
         for (i, w, l) in rows {
-            let ii = *item_ix.entry(i.as_ref().to_owned()).or_insert_with(|| {
-                items.push(i.as_ref().to_owned());
-                items.len() - 1
-            });
-            let wi = *worker_ix.entry(w.as_ref().to_owned()).or_insert_with(|| {
-                workers.push(w.as_ref().to_owned());
-                workers.len() - 1
-            });
-            raw.push((ii, wi, l.as_ref().to_owned()));
+            b.push(i.as_ref(), w.as_ref(), l.as_ref());
         }
-        let mut labels: Vec<String> = raw.iter().map(|(_, _, l)| l.clone()).collect();
-        labels.sort();
-        labels.dedup();
-        let label_ix: HashMap<&str, usize> = labels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.as_str(), i))
-            .collect();
-        let triples = raw
-            .iter()
-            .map(|(i, w, l)| (*i, *w, label_ix[l.as_str()]))
-            .collect();
-        Self {
-            items,
-            workers,
-            labels,
-            triples,
-        }
+        b.finish()
     }
 
     /// Answers per item.
@@ -145,6 +119,65 @@ impl Answers {
     }
 }
 
+/// The order of labels, which decides ties.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LabelOrder {
+    /// By name: results do not depend on the order of the input.
+    #[default]
+    Sorted,
+    /// As they first appear in the input, as Crowd-Kit orders them.
+    FirstSeen,
+}
+
+/// Builds [`Answers`] one row at a time, keeping only the interned names
+/// and the index triples (so a large file can be read without holding its
+/// rows as text).
+#[derive(Debug, Default)]
+pub struct AnswersBuilder {
+    answers: Answers,
+    item_ix: HashMap<String, usize>,
+    worker_ix: HashMap<String, usize>,
+    label_ix: HashMap<String, usize>,
+    order: LabelOrder,
+}
+
+impl AnswersBuilder {
+    /// An empty builder that will order labels by `order`.
+    pub fn new(order: LabelOrder) -> Self {
+        Self {
+            order,
+            ..Self::default()
+        }
+    }
+
+    /// Adds one answer.
+    pub fn push(&mut self, item: &str, worker: &str, label: &str) {
+        let a = &mut self.answers;
+        let i = intern(&mut self.item_ix, &mut a.items, item);
+        let w = intern(&mut self.worker_ix, &mut a.workers, worker);
+        let l = intern(&mut self.label_ix, &mut a.labels, label);
+        a.triples.push((i, w, l));
+    }
+
+    /// The answers.
+    pub fn finish(self) -> Answers {
+        let mut a = self.answers;
+        if self.order == LabelOrder::Sorted {
+            let mut order: Vec<usize> = (0..a.labels.len()).collect();
+            order.sort_by(|x, y| a.labels[*x].cmp(&a.labels[*y]));
+            let mut rank = vec![0; order.len()];
+            for (new, &old) in order.iter().enumerate() {
+                rank[old] = new;
+            }
+            a.labels = order.iter().map(|&old| a.labels[old].clone()).collect();
+            for t in &mut a.triples {
+                t.2 = rank[t.2];
+            }
+        }
+        a
+    }
+}
+
 pub(crate) fn intern(
     index: &mut HashMap<String, usize>,
     names: &mut Vec<String>,
@@ -164,11 +197,19 @@ mod tests {
 
     #[test]
     fn labels_are_sorted_and_items_keep_their_order() {
-        let a = Answers::from_rows([("q2", "w1", "b"), ("q1", "w1", "a"), ("q2", "w2", "a")]);
+        let rows = [("q2", "w1", "b"), ("q1", "w1", "a"), ("q2", "w2", "a")];
+        let a = Answers::from_rows(rows);
         assert_eq!(a.items, ["q2", "q1"]);
         assert_eq!(a.labels, ["a", "b"]);
         assert_eq!(a.triples, [(0, 0, 1), (1, 0, 0), (0, 1, 0)]);
         assert_eq!(a.counts(), vec![vec![1.0, 1.0], vec![1.0, 0.0]]);
+        let mut b = AnswersBuilder::new(LabelOrder::FirstSeen);
+        for (i, w, l) in rows {
+            b.push(i, w, l);
+        }
+        let b = b.finish();
+        assert_eq!(b.labels, ["b", "a"]);
+        assert_eq!(b.triples, [(0, 0, 0), (1, 0, 1), (0, 1, 1)]);
     }
 
     #[test]

@@ -94,50 +94,100 @@ pub(crate) fn finish_em(
 }
 
 /// Dawid-Skene: each worker has a confusion matrix `pi[true][given]`.
+///
+/// Works on flat arrays (items x labels, workers x labels x labels) and
+/// takes the logarithms of the confusion matrices once per iteration, so an
+/// iteration costs a few additions per answer and label.
 pub fn dawid_skene(answers: &Answers, options: EmOptions) -> Aggregation {
     let k = answers.n_labels();
-    let mut posteriors = majority_vote(answers).posteriors;
-    let mut confusions = vec![vec![vec![0.0; k]; k]; answers.workers.len()];
+    let n = answers.items.len();
+    let nw = answers.workers.len();
+    if answers.triples.is_empty() {
+        return finish_em(
+            answers,
+            vec![Vec::new(); n],
+            Some(vec![Vec::new(); nw]),
+            None,
+            0,
+        );
+    }
+    let mut post: Vec<f64> = majority_vote(answers)
+        .posteriors
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut conf = vec![0.0; nw * k * k];
+    let mut log_conf = vec![0.0; nw * k * k];
+    let mut scores = vec![0.0; n * k];
+    let mut prior = vec![0.0; k];
     let mut previous = f64::NEG_INFINITY;
     let mut iterations = 0;
     for _ in 0..options.max_iterations {
         iterations += 1;
-        // M-step.
-        let p = priors(&posteriors, k);
-        for m in confusions.iter_mut() {
-            for row in m.iter_mut() {
-                row.iter_mut().for_each(|v| *v = 0.0);
+        // M-step: class priors and confusion matrices.
+        prior.iter_mut().for_each(|p| *p = 0.0);
+        for row in post.chunks_exact(k) {
+            for (p, v) in prior.iter_mut().zip(row) {
+                *p += v;
             }
         }
+        let items = n.max(1) as f64;
+        conf.iter_mut().for_each(|v| *v = 0.0);
         for &(i, w, l) in &answers.triples {
-            for (c, t) in posteriors[i].iter().enumerate() {
-                confusions[w][c][l] += t;
+            let base = w * k * k + l;
+            for (c, t) in post[i * k..i * k + k].iter().enumerate() {
+                conf[base + c * k] += t;
             }
         }
-        for m in confusions.iter_mut() {
-            for row in m.iter_mut() {
-                let s: f64 = row.iter().sum();
-                if s > 0.0 {
-                    row.iter_mut().for_each(|v| *v /= s);
-                }
+        for (row, log_row) in conf.chunks_exact_mut(k).zip(log_conf.chunks_exact_mut(k)) {
+            let s: f64 = row.iter().sum();
+            if s > 0.0 {
+                row.iter_mut().for_each(|v| *v /= s);
+            }
+            for (l, v) in log_row.iter_mut().zip(row.iter()) {
+                *l = (v + EPS).ln();
             }
         }
         // E-step.
-        let mut scores: Vec<Vec<f64>> =
-            vec![p.iter().map(|v| (v + EPS).ln()).collect(); answers.items.len()];
+        let log_prior: Vec<f64> = prior.iter().map(|p| (p / items + EPS).ln()).collect();
+        for row in scores.chunks_exact_mut(k) {
+            row.copy_from_slice(&log_prior);
+        }
         for &(i, w, l) in &answers.triples {
-            for (c, s) in scores[i].iter_mut().enumerate() {
-                *s += (confusions[w][c][l] + EPS).ln();
+            let base = w * k * k + l;
+            for (c, s) in scores[i * k..i * k + k].iter_mut().enumerate() {
+                *s += log_conf[base + c * k];
             }
         }
-        let ll = normalise(&mut scores);
-        posteriors = scores;
+        let ll = normalise_flat(&mut scores, k);
+        std::mem::swap(&mut post, &mut scores);
         if (ll - previous).abs() < options.tolerance {
             break;
         }
         previous = ll;
     }
+    let posteriors: Vec<Vec<f64>> = post.chunks_exact(k.max(1)).map(<[f64]>::to_vec).collect();
+    let confusions = conf
+        .chunks_exact(k * k)
+        .map(|m| m.chunks_exact(k).map(<[f64]>::to_vec).collect())
+        .collect();
     finish_em(answers, posteriors, Some(confusions), None, iterations)
+}
+
+/// [`normalise`] on a flat array of rows of `k`.
+fn normalise_flat(log_scores: &mut [f64], k: usize) -> f64 {
+    let mut ll = 0.0;
+    for row in log_scores.chunks_exact_mut(k.max(1)) {
+        let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let mut sum = 0.0;
+        for v in row.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        ll += max + sum.ln();
+        row.iter_mut().for_each(|v| *v /= sum);
+    }
+    ll
 }
 
 /// One-coin Dawid-Skene: each worker answers right with one probability,
@@ -210,8 +260,8 @@ mod tests {
         let r = dawid_skene(&a, EmOptions::default());
         for (i, name) in a.items.iter().enumerate() {
             let q: usize = name[1..].parse().unwrap();
-            let truth = usize::from(q.is_multiple_of(3));
-            assert_eq!(r.labels[i], truth, "{name}");
+            let truth = if q.is_multiple_of(3) { "b" } else { "a" };
+            assert_eq!(a.labels[r.labels[i]], truth, "{name}");
         }
         let liar = a.workers.iter().position(|w| w == "liar").unwrap();
         let m = &r.confusions.as_ref().unwrap()[liar];

@@ -50,7 +50,7 @@ pub use agreement::{
     fleiss_kappa, fleiss_kappa_from_counts, krippendorff_alpha, krippendorff_alpha_from_counts,
     worker_agreement,
 };
-pub use answers::{Answers, UnknownLabel};
+pub use answers::{Answers, AnswersBuilder, LabelOrder, UnknownLabel};
 pub use em::{EmOptions, dawid_skene, one_coin};
 pub use glad::{GLAD_M_STEPS, glad};
 pub use mace::mace;
@@ -71,7 +71,8 @@ pub struct Aggregation {
     pub skills: Vec<f64>,
     /// Per worker: `confusion[w][true][given]`, where the method has one.
     pub confusions: Option<Vec<Vec<Vec<f64>>>>,
-    /// Items whose label was a tie broken by label order.
+    /// Items whose label was a tie broken by label order (see
+    /// [`LabelOrder`]).
     pub ties: Vec<usize>,
     /// EM iterations run (0 for non-iterative methods).
     pub iterations: usize,

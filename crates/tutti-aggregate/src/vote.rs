@@ -6,19 +6,31 @@ use crate::{Aggregation, Answers};
 /// order and the item is listed in [`Aggregation::ties`]. The posterior is
 /// the share of votes; a worker's skill is their agreement with the result.
 pub fn majority_vote(answers: &Answers) -> Aggregation {
-    let counts = answers.counts();
-    let mut labels = Vec::with_capacity(counts.len());
+    let k = answers.n_labels();
+    let mut counts = vec![0u32; answers.items.len() * k];
+    for &(i, _, l) in &answers.triples {
+        counts[i * k + l] += 1;
+    }
+    let mut labels = Vec::with_capacity(answers.items.len());
     let mut ties = Vec::new();
-    let mut posteriors = Vec::with_capacity(counts.len());
-    for (item, c) in counts.iter().enumerate() {
-        let best = c.iter().cloned().fold(f64::MIN, f64::max);
-        let winners: Vec<usize> = (0..c.len()).filter(|&l| c[l] == best).collect();
-        if winners.len() > 1 {
+    let mut posteriors = Vec::with_capacity(answers.items.len());
+    for (item, c) in counts.chunks_exact(k.max(1)).enumerate() {
+        let mut best = 0;
+        let mut tied = false;
+        for l in 1..c.len() {
+            if c[l] > c[best] {
+                best = l;
+                tied = false;
+            } else if c[l] == c[best] {
+                tied = true;
+            }
+        }
+        if tied {
             ties.push(item);
         }
-        labels.push(winners[0]);
-        let total: f64 = c.iter().sum();
-        posteriors.push(c.iter().map(|v| v / total.max(1.0)).collect());
+        labels.push(best);
+        let total = f64::from(c.iter().sum::<u32>().max(1));
+        posteriors.push(c.iter().map(|&v| f64::from(v) / total).collect());
     }
     let skills = agreement(answers, &labels);
     Aggregation {
@@ -79,7 +91,9 @@ mod tests {
             ("q2", "w2", "no"),
         ]);
         let r = majority_vote(&a);
-        assert_eq!(r.labels, [1, 0]); // labels sorted: no, yes
+        // The tie on q2 goes to "no", first by name.
+        let names: Vec<&str> = r.labels.iter().map(|&l| a.labels[l].as_str()).collect();
+        assert_eq!(names, ["yes", "no"]);
         assert_eq!(r.ties, [1]);
         assert!((r.confidence(0) - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(r.skills, [0.5, 1.0, 0.0]);
@@ -96,7 +110,7 @@ mod tests {
             ("q3", "w1", "no"),
         ]);
         let r = k_of_n(&a, 2);
-        assert_eq!(r.labels[0], 1);
+        assert_eq!(a.labels[r.labels[0]], "yes");
         assert_eq!(r.undecided, [1, 2]);
         assert!(k_of_n(&a, 1).undecided.is_empty());
     }

@@ -27,8 +27,9 @@ fn inputs(a: &Answers) -> MethodInputs {
     }
 }
 
-/// Per item name: label name and the posterior per label name.
-type ByName = HashMap<String, (String, Vec<f64>)>;
+/// Per item name: label name and the posterior per label name (sorted by
+/// name, since label indices follow the order of the input).
+type ByName = HashMap<String, (String, Vec<(String, f64)>)>;
 
 fn by_name(a: &Answers, method: Method) -> ByName {
     let r = aggregate(a, method, &inputs(a)).unwrap();
@@ -36,10 +37,14 @@ fn by_name(a: &Answers, method: Method) -> ByName {
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            (
-                item.clone(),
-                (a.labels[r.labels[i]].clone(), r.posteriors[i].clone()),
-            )
+            let mut p: Vec<(String, f64)> = a
+                .labels
+                .iter()
+                .cloned()
+                .zip(r.posteriors[i].clone())
+                .collect();
+            p.sort_by(|x, y| x.0.cmp(&y.0));
+            (item.clone(), (a.labels[r.labels[i]].clone(), p))
         })
         .collect()
 }
@@ -86,13 +91,13 @@ proptest! {
             for (item, (label, p)) in &ra {
                 let (other, q) = &rb[item];
                 for (x, y) in p.iter().zip(q) {
-                    prop_assert!((x - y).abs() < 1e-6, "{method} {item}: {p:?} vs {q:?}");
+                    prop_assert!(x.0 == y.0 && (x.1 - y.1).abs() < 1e-6, "{method} {item}: {p:?} vs {q:?}");
                 }
                 if label != other {
-                    // Only a numerical tie may be broken differently.
-                    let l = a.labels.iter().position(|n| n == label).unwrap();
-                    let o = a.labels.iter().position(|n| n == other).unwrap();
-                    prop_assert!((p[l] - p[o]).abs() < 1e-6, "{method} {item}: {label} vs {other}");
+                    // Only a tie may be broken differently: ties go to the
+                    // label seen first, which depends on the order.
+                    let prob = |name: &str| p.iter().find(|x| x.0 == name).unwrap().1;
+                    prop_assert!((prob(label) - prob(other)).abs() < 1e-6, "{method} {item}: {label} vs {other}");
                 }
             }
         }

@@ -25,6 +25,25 @@ pub enum PairwiseMethod {
     NoisyBt,
 }
 
+/// How labels are ordered, which decides ties.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum LabelOrderArg {
+    /// By name: results do not depend on the order of the rows.
+    #[default]
+    Sorted,
+    /// As they first appear in the file (Crowd-Kit's convention).
+    FirstSeen,
+}
+
+impl From<LabelOrderArg> for tutti_aggregate::LabelOrder {
+    fn from(o: LabelOrderArg) -> Self {
+        match o {
+            LabelOrderArg::Sorted => Self::Sorted,
+            LabelOrderArg::FirstSeen => Self::FirstSeen,
+        }
+    }
+}
+
 /// Methods for numeric answers.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum NumericMethod {
@@ -61,6 +80,10 @@ pub struct AggregateArgs {
     /// error, and classes nobody chose still get a posterior.
     #[arg(long, value_delimiter = ',')]
     classes: Option<Vec<String>>,
+    /// The order of labels, which breaks ties (ignored with --classes,
+    /// whose order is used).
+    #[arg(long, value_enum, default_value = "sorted")]
+    label_order: LabelOrderArg,
     /// Most EM iterations.
     #[arg(long, default_value_t = 100)]
     max_iterations: usize,
@@ -72,21 +95,37 @@ pub struct AggregateArgs {
 }
 
 /// Reads `question,worker,answer` rows (a header row first).
-pub fn read_answers(path: &Path, classes: Option<&[String]>) -> anyhow::Result<Answers> {
+pub fn read_answers(
+    path: &Path,
+    classes: Option<&[String]>,
+    order: LabelOrderArg,
+) -> anyhow::Result<Answers> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut rec = csv::StringRecord::new();
+    let mut builder = tutti_aggregate::AnswersBuilder::new(order.into());
     let mut rows = Vec::new();
-    for (n, rec) in reader.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: line {}", path.display(), n + 2))?;
+    let mut line = 1;
+    loop {
+        line += 1;
+        let more = reader
+            .read_record(&mut rec)
+            .with_context(|| format!("{}: line {line}", path.display()))?;
+        if !more {
+            break;
+        }
         anyhow::ensure!(
             rec.len() >= 3,
-            "{}: line {}: expected question,worker,answer",
+            "{}: line {line}: expected question,worker,answer",
             path.display(),
-            n + 2
         );
-        rows.push((rec[0].to_owned(), rec[1].to_owned(), rec[2].to_owned()));
+        match classes {
+            // Declared classes are checked row by row below.
+            Some(_) => rows.push((rec[0].to_owned(), rec[1].to_owned(), rec[2].to_owned())),
+            None => builder.push(&rec[0], &rec[1], &rec[2]),
+        }
     }
-    anyhow::ensure!(!rows.is_empty(), "{} has no answers", path.display());
+    anyhow::ensure!(line > 2, "{} has no answers", path.display());
     Ok(match classes {
         Some(classes) => Answers::with_classes(rows, classes).map_err(|e| {
             anyhow::anyhow!(
@@ -97,7 +136,7 @@ pub fn read_answers(path: &Path, classes: Option<&[String]>) -> anyhow::Result<A
                 classes.join(", ")
             )
         })?,
-        None => Answers::from_rows(rows),
+        None => builder.finish(),
     })
 }
 
@@ -113,9 +152,18 @@ pub fn read_comparisons(path: &Path) -> anyhow::Result<Comparisons> {
     };
     let (left, right, winner) = (need("left")?, need("right")?, need("winner")?);
     let worker = column("worker");
-    let mut rows = Vec::new();
-    for (n, rec) in reader.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: line {}", path.display(), n + 2))?;
+    let mut c = Comparisons::default();
+    let mut items = HashMap::new();
+    let mut workers = HashMap::new();
+    let mut rec = csv::StringRecord::new();
+    let mut n = 0;
+    loop {
+        let more = reader
+            .read_record(&mut rec)
+            .with_context(|| format!("{}: line {}", path.display(), n + 2))?;
+        if !more {
+            break;
+        }
         let w = match &rec[winner] {
             "left" => Winner::Left,
             "right" => Winner::Right,
@@ -126,11 +174,12 @@ pub fn read_comparisons(path: &Path) -> anyhow::Result<Comparisons> {
                 n + 2
             ),
         };
-        let who = worker.map_or(String::new(), |c| rec[c].to_owned());
-        rows.push((who, rec[left].to_owned(), rec[right].to_owned(), w));
+        let who = worker.map_or("", |col| &rec[col]);
+        c.push(&mut items, &mut workers, who, &rec[left], &rec[right], w);
+        n += 1;
     }
-    anyhow::ensure!(!rows.is_empty(), "{} has no comparisons", path.display());
-    Ok(Comparisons::from_worker_rows(rows))
+    anyhow::ensure!(n > 0, "{} has no comparisons", path.display());
+    Ok(c)
 }
 
 fn read_weights(path: &Path, answers: &Answers) -> anyhow::Result<Vec<f64>> {
@@ -191,7 +240,7 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<()> {
     if let Some(method) = args.numeric {
         return run_numeric(args, method);
     }
-    let answers = read_answers(&args.answers, args.classes.as_deref())?;
+    let answers = read_answers(&args.answers, args.classes.as_deref(), args.label_order)?;
     let weights = args
         .weights
         .as_deref()
@@ -407,7 +456,7 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         args.prior_weight.is_finite() && args.prior_weight >= 0.0,
         "--prior-weight must be a number of at least 0"
     );
-    let answers = read_answers(&args.answers, None)?;
+    let answers = read_answers(&args.answers, None, LabelOrderArg::Sorted)?;
     let truth = read_truth(&args.truth)?;
     let inputs = MethodInputs::default();
     let total = answers.triples.len();

@@ -11,6 +11,9 @@
 //!   task got more answers than its policy needed.
 //! - `tutti bench import`: one CSV upload of many rows; rows per second and
 //!   the server's peak memory.
+//! - `tutti bench answers|aggregate|comparisons|pairwise`: synthetic crowd
+//!   data and fit timings of the aggregation methods (see
+//!   `bench/aggregate.sh`, which runs Crowd-Kit and evalica beside them).
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -28,6 +31,14 @@ pub enum BenchCommand {
     Loop(LoopArgs),
     /// A CSV import over HTTP.
     Import(ImportArgs),
+    /// Write synthetic crowd answers with a known truth.
+    Answers(crate::bench_aggregate::AnswersArgs),
+    /// Time one aggregation method's fit on a CSV of answers.
+    Aggregate(crate::bench_aggregate::FitArgs),
+    /// Write synthetic pairwise comparisons.
+    Comparisons(crate::bench_aggregate::ComparisonsArgs),
+    /// Time a pairwise method's fit on a CSV of comparisons.
+    Pairwise(crate::bench_aggregate::PairwiseFitArgs),
 }
 
 /// Where the benchmark keeps its data.
@@ -78,6 +89,10 @@ pub struct ImportArgs {
 pub async fn run(cmd: BenchCommand, _default_db: &str) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Loop(args) => bench_loop(args).await,
+        BenchCommand::Answers(args) => crate::bench_aggregate::answers(&args),
+        BenchCommand::Aggregate(args) => crate::bench_aggregate::fit(&args),
+        BenchCommand::Comparisons(args) => crate::bench_aggregate::comparisons(&args),
+        BenchCommand::Pairwise(args) => crate::bench_aggregate::pairwise(&args),
         BenchCommand::Import(args) => bench_import(args).await,
     }
 }

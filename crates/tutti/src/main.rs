@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod bench;
+mod bench_aggregate;
 mod demo;
 
 use anyhow::Context as _;
