@@ -6,7 +6,8 @@
 
 use crate::FieldError;
 use crate::policy::{
-    Agreement, DEFAULT_TIME_LIMIT_SECS, MAX_TIME_LIMIT_SECS, MIN_TIME_LIMIT_SECS, Policy,
+    AggregationMethod, Agreement, DEFAULT_TIME_LIMIT_SECS, MAX_TIME_LIMIT_SECS,
+    MIN_TIME_LIMIT_SECS, Policy,
 };
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,11 @@ pub struct PolicySpec {
     pub m: Option<u32>,
     /// Seconds a worker has to answer a leased task (default 3600).
     pub time_limit_secs: Option<u32>,
+    /// How answers become final labels: `kofn` (the default: the labels
+    /// agreement decided), `mv`, `wmv`, `ds`, `onecoin`, `glad`, `mace`,
+    /// `wawa` or `zbs`.
+    #[serde(default)]
+    pub aggregation: Option<String>,
 }
 
 /// A job as a requester sends it.
@@ -106,6 +112,8 @@ pub struct JobPatch {
     pub layout: Option<String>,
     /// New lease length for leases handed out from now on.
     pub time_limit_secs: Option<u32>,
+    /// A new aggregation method for the job's final labels.
+    pub aggregation: Option<String>,
 }
 
 fn text(field: &str, value: String, required: bool) -> Result<String, FieldError> {
@@ -194,6 +202,13 @@ impl JobConfig {
                 workers,
                 stewards,
                 time_limit_secs: time_limit(spec.policy.time_limit_secs)?,
+                aggregation: spec
+                    .policy
+                    .aggregation
+                    .as_deref()
+                    .map(|m| AggregationMethod::parse(m, "policy.aggregation"))
+                    .transpose()?
+                    .unwrap_or_default(),
             },
         })
     }
@@ -217,6 +232,9 @@ impl JobConfig {
         }
         if let Some(v) = patch.time_limit_secs {
             self.policy.time_limit_secs = time_limit(Some(v))?;
+        }
+        if let Some(v) = patch.aggregation {
+            self.policy.aggregation = AggregationMethod::parse(&v, "aggregation")?;
         }
         Ok(())
     }
@@ -343,6 +361,31 @@ mod tests {
         let job = JobConfig::parse(s).unwrap();
         assert_eq!(job.check_answer("  Ada  ").unwrap(), "Ada");
         assert!(job.check_answer("   ").is_err());
+    }
+
+    #[test]
+    fn the_aggregation_method_defaults_to_k_of_n_and_an_unknown_one_is_refused() {
+        let job = JobConfig::parse(spec()).unwrap();
+        assert_eq!(job.policy.aggregation.as_str(), "kofn");
+        let mut s = spec();
+        s.policy.aggregation = Some("ds".into());
+        assert_eq!(
+            JobConfig::parse(s).unwrap().policy.aggregation.as_str(),
+            "ds"
+        );
+        let mut s = spec();
+        s.policy.aggregation = Some("best".into());
+        let err = JobConfig::parse(s).unwrap_err();
+        assert_eq!(err.field, "policy.aggregation");
+        assert!(err.message.contains("glad"), "{}", err.message);
+        // Configurations stored before the method existed read as k-of-n.
+        let mut stored = serde_json::to_value(&job).unwrap();
+        stored["policy"]
+            .as_object_mut()
+            .unwrap()
+            .remove("aggregation");
+        let old: JobConfig = serde_json::from_value(stored).unwrap();
+        assert_eq!(old.policy.aggregation.as_str(), "kofn");
     }
 
     #[test]

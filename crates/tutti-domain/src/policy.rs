@@ -165,6 +165,52 @@ pub struct Policy {
     pub stewards: Option<Agreement>,
     /// Seconds a lease lasts before the monitor marks it abandoned.
     pub time_limit_secs: u32,
+    /// How the job's answers become its final labels: `kofn` (the default)
+    /// keeps the labels the agreement rule decided as answers came in; any
+    /// other method re-aggregates all answers (see [`AggregationMethod`]).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "ds"))]
+    pub aggregation: AggregationMethod,
+}
+
+/// A job's aggregation method: one of `tutti_aggregate::Method`'s names
+/// (`mv`, `kofn`, `wmv`, `ds`, `onecoin`, `glad`, `mace`, `wawa`, `zbs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AggregationMethod(pub tutti_aggregate::Method);
+
+impl Default for AggregationMethod {
+    fn default() -> Self {
+        Self(tutti_aggregate::Method::KOfN)
+    }
+}
+
+impl AggregationMethod {
+    /// Parses a method name; `field` names the field in the error.
+    pub fn parse(name: &str, field: &str) -> Result<Self, FieldError> {
+        name.parse()
+            .map(Self)
+            .map_err(|e: tutti_aggregate::UnknownMethod| FieldError::new(field, e.to_string()))
+    }
+
+    /// The method's short name.
+    pub fn as_str(self) -> &'static str {
+        self.0.as_str()
+    }
+}
+
+impl Serialize for AggregationMethod {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for AggregationMethod {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse()
+            .map(Self)
+            .map_err(|e: tutti_aggregate::UnknownMethod| serde::de::Error::custom(e))
+    }
 }
 
 /// A task's answers so far and the leases still out, per side.
@@ -295,6 +341,7 @@ mod tests {
             workers: Agreement::parse(k, n, "k", "n").unwrap(),
             stewards: None,
             time_limit_secs: 60,
+            aggregation: AggregationMethod::default(),
         }
     }
 
@@ -387,6 +434,7 @@ mod tests {
             workers: Agreement::parse(2, 3, "k", "n").unwrap(),
             stewards: Some(Agreement::parse(1, 1, "l", "m").unwrap()),
             time_limit_secs: 60,
+            aggregation: AggregationMethod::default(),
         }
     }
 

@@ -19,6 +19,7 @@ pub mod error;
 pub mod import;
 pub mod monitor;
 pub mod openapi;
+pub mod quality;
 pub mod web;
 
 use axum::Router;

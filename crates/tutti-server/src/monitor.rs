@@ -1,5 +1,8 @@
 //! The lease monitor: marks pending assignments past their deadline
-//! abandoned and reopens their tasks, like Cymphony's `monitor_tasks`.
+//! abandoned and reopens their tasks, like Cymphony's `monitor_tasks`; and
+//! re-aggregates jobs whose policy names an aggregation method other than
+//! `kofn` once they have new answers (at most every
+//! [`REAGGREGATE_EVERY_MS`] per job).
 //! It runs inside `tutti serve` and alone as `tutti monitor`; with
 //! PostgreSQL any number may run at once (each claims overdue leases with
 //! `SKIP LOCKED`).
@@ -10,6 +13,9 @@ use tutti_store::Store;
 
 /// Leases reopened per transaction.
 const BATCH: u32 = 1000;
+
+/// Least time between two background re-aggregations of one job.
+pub const REAGGREGATE_EVERY_MS: i64 = 30_000;
 
 /// Expires every overdue lease now; returns how many.
 pub async fn sweep(store: &dyn Store) -> tutti_store::Result<u64> {
@@ -33,6 +39,9 @@ pub async fn run(store: Arc<dyn Store>, every: Duration) {
             Ok(0) => {}
             Ok(n) => tracing::info!(abandoned = n, "reopened tasks of overdue leases"),
             Err(e) => tracing::warn!(error = %e, "lease monitor sweep failed"),
+        }
+        if let Err(e) = crate::quality::refresh(store.as_ref(), REAGGREGATE_EVERY_MS).await {
+            tracing::warn!(error = %e, "background re-aggregation failed");
         }
     }
 }

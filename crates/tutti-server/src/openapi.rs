@@ -12,7 +12,7 @@ use utoipa_swagger_ui::SwaggerUi;
 /// Tutti's API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tutti API", description = "Human-in-the-loop data work: jobs, items, the worker loop, results."),
+    info(title = "Tutti API", description = "Human-in-the-loop data work: jobs, items, the worker loop, results, label quality."),
     paths(
         api::users::create_user, api::users::list_users, api::users::me, api::users::update_user,
         api::users::create_token, api::users::list_tokens, api::users::revoke_token,
@@ -20,6 +20,7 @@ use utoipa_swagger_ui::SwaggerUi;
         api::workspaces::list_members, api::workspaces::set_member, api::workspaces::remove_member,
         api::jobs::create_job, api::jobs::list_jobs, api::jobs::get_job, api::jobs::update_job, api::jobs::import_items,
         api::results::results, api::results::export,
+        api::quality::aggregate, api::quality::aggregation, api::quality::workers,
         api::work::next, api::work::get_assignment, api::work::submit, api::work::skip, api::work::release, api::work::my_jobs,
     ),
     modifiers(&BearerAuth),
@@ -29,6 +30,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "jobs", description = "Human labeling jobs and their items"),
         (name = "work", description = "The worker loop: next, submit, skip, release"),
         (name = "results", description = "Labels and answers"),
+        (name = "quality", description = "Re-aggregation and worker quality"),
     )
 )]
 pub struct ApiDoc;

@@ -630,7 +630,10 @@ async fn two_workers_label_a_job_to_the_end_and_results_and_exports_agree() {
             )
             .await;
         let lines: Vec<&str> = labels.lines().collect();
-        assert_eq!(lines[0], "_id,label,confidence,votes");
+        assert_eq!(
+            lines[0],
+            "_id,label,confidence,votes,aggregated_by,aggregated_label,aggregated_confidence"
+        );
         assert_eq!(lines[1], "1,Yes,1.0000,\"{\"\"Yes\"\":2}\"");
         assert!(lines[2].starts_with("2,No,0.6667,"), "{}", lines[2]);
         assert_eq!(lines.len(), 4);
@@ -1248,5 +1251,192 @@ async fn the_worker_page_signs_in_shows_a_task_escaped_and_takes_an_answer() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+}
+
+/// How a simulated worker answers, given the row's `truth` column.
+type Answerer = fn(&str) -> &str;
+
+/// Every worker answers every task they are offered, by their answerer.
+async fn work_through(app: &TestApp, job: i64, workers: &[(String, Answerer)]) {
+    for (token, answer) in workers {
+        loop {
+            let (s, v) = app.next(job, token).await;
+            if s != StatusCode::OK {
+                break;
+            }
+            let truth = v["assignment"]["data"]["truth"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let id = v["assignment"]["id"].as_i64().unwrap();
+            let (s, r) = app.submit(id, token, answer(&truth)).await;
+            assert_eq!(s, StatusCode::OK, "{r}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_job_is_re_aggregated_by_a_chosen_method_and_reports_its_workers() {
+    for app in apps().await {
+        let (ws, req, w) = app.team("quality", 4).await;
+        // All four must agree: a task where one says otherwise stays
+        // undecided under the agreement rule.
+        let job = app
+            .job(ws, &req, json!({"k": 4, "n": 4, "aggregation": "ds"}))
+            .await;
+        let (s, v) = app
+            .post(&format!("/api/v1/jobs/{job}/aggregate"), &req, json!({}))
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::CONFLICT, "no_answers"),
+            "{v}"
+        );
+        let mut csv = String::from("name,truth\n");
+        for i in 0..8 {
+            csv.push_str(&format!("p{i},{}\n", if i % 2 == 0 { "Yes" } else { "No" }));
+        }
+        let (s, v) = app.import_csv(job, &req, &csv).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let careful: Answerer = |t| if t == "Yes" { "Yes" } else { "No" };
+        let naysayer: Answerer = |_| "No";
+        let workers: Vec<(String, Answerer)> = vec![
+            (w[0].clone(), careful),
+            (w[1].clone(), careful),
+            (w[2].clone(), careful),
+            (w[3].clone(), naysayer),
+        ];
+        work_through(&app, job, &workers).await;
+
+        // The background refresh re-aggregates the job by its own method
+        // once, and not again until new answers come.
+        let refreshed = tutti_server::quality::refresh(app.store.as_ref(), 0)
+            .await
+            .unwrap();
+        assert!(refreshed >= 1);
+        let (s, info) = app
+            .get(&format!("/api/v1/jobs/{job}/aggregate"), &req)
+            .await;
+        assert_eq!(
+            (s, info["answers"].as_i64()),
+            (StatusCode::OK, Some(32)),
+            "{info}"
+        );
+        let jobs = app.store.jobs_with_new_answers().await.unwrap();
+        assert!(!jobs.iter().any(|j| j.0 == job), "{jobs:?}");
+
+        // Bad input first: an unknown method names the field.
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/jobs/{job}/aggregate"),
+                &req,
+                json!({"method": "best"}),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("method")),
+            "{v}"
+        );
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/jobs/{job}/aggregate"),
+                &w[0],
+                json!({"method": "mv"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+
+        // The job's own method (Dawid-Skene) decides the four disputed tasks.
+        let (s, summary) = app
+            .post(&format!("/api/v1/jobs/{job}/aggregate"), &req, json!({}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{summary}");
+        assert_eq!(summary["method"], "ds");
+        assert_eq!(summary["tasks"], 8);
+        assert_eq!(summary["labeled"], 8);
+        assert_eq!(summary["answers"], 32);
+        assert_eq!(summary["changed"], 0, "agreed labels stay: {summary}");
+        let (s, info) = app
+            .get(&format!("/api/v1/jobs/{job}/aggregate"), &req)
+            .await;
+        assert_eq!(
+            (s, info["method"].as_str()),
+            (StatusCode::OK, Some("ds")),
+            "{info}"
+        );
+
+        let (_, page) = app.get(&format!("/api/v1/jobs/{job}/results"), &req).await;
+        for r in page["items"].as_array().unwrap() {
+            let truth = r["data"]["truth"].as_str().unwrap();
+            assert_eq!(r["aggregate"]["label"].as_str(), Some(truth), "{r}");
+            assert_eq!(r["aggregate"]["method"], "ds");
+            let live = if truth == "Yes" {
+                "undecided"
+            } else {
+                "labeled"
+            };
+            assert_eq!(r["state"], live, "{r}");
+        }
+        let (_, csv) = app.text(&format!("/api/v1/jobs/{job}/export"), &req).await;
+        assert!(
+            csv.lines().nth(1).unwrap().ends_with(",ds,Yes,1.0000"),
+            "{csv}"
+        );
+
+        // k-of-n over all answers with k=4 leaves the disputed tasks undecided.
+        let (_, summary) = app
+            .post(
+                &format!("/api/v1/jobs/{job}/aggregate"),
+                &req,
+                json!({"method": "kofn"}),
+            )
+            .await;
+        assert_eq!(
+            (summary["labeled"].as_i64(), summary["undecided"].as_i64()),
+            (Some(4), Some(4)),
+            "{summary}"
+        );
+
+        // The worker report: the naysayer agrees with the labels on the
+        // four tasks agreement labeled, like everyone, but the fit rates
+        // them lower.
+        let (_, summary) = app
+            .post(
+                &format!("/api/v1/jobs/{job}/aggregate"),
+                &req,
+                json!({"method": "onecoin"}),
+            )
+            .await;
+        assert_eq!(summary["method"], "onecoin");
+        let (s, report) = app.get(&format!("/api/v1/jobs/{job}/workers"), &req).await;
+        assert_eq!(s, StatusCode::OK, "{report}");
+        let rows = report.as_array().unwrap();
+        assert_eq!(rows.len(), 4);
+        for r in rows {
+            assert_eq!(r["answers"], 8, "{r}");
+            assert_eq!(r["agreement"], 1.0, "{r}");
+            assert_eq!(r["skill_method"], "onecoin");
+            assert!(r["mean_seconds"].as_f64().unwrap() >= 0.0);
+        }
+        let skill = |i: usize| rows[i]["skill"].as_f64().unwrap();
+        assert!(skill(3) < skill(0) && skill(3) < 0.75, "{report}");
+        let (s, csv) = app
+            .text(&format!("/api/v1/jobs/{job}/workers?format=csv"), &req)
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            csv.starts_with("worker_id,worker_name,answers,skipped,abandoned,agreement"),
+            "{csv}"
+        );
+        assert_eq!(csv.lines().count(), 5);
+        let (s, v) = app
+            .get(&format!("/api/v1/jobs/{job}/workers?format=xml"), &req)
+            .await;
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("format"))
+        );
     }
 }

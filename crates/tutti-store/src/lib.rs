@@ -252,6 +252,20 @@ pub trait Store: Send + Sync + 'static {
         from_seq: i64,
         to_seq: i64,
     ) -> Result<Vec<AnswerRecord>>;
+
+    /// The id of the job's newest submitted answer (0 if none).
+    async fn last_answer_id(&self, job: JobId) -> Result<i64>;
+    /// Stores a re-aggregation of a job in place of its last one, in one
+    /// transaction.
+    async fn save_aggregation(&self, job: JobId, fit: &AggregationFit) -> Result<()>;
+    /// Jobs with submitted answers newer than their last re-aggregation
+    /// (or never re-aggregated), by id.
+    async fn jobs_with_new_answers(&self) -> Result<Vec<JobId>>;
+    /// The job's last re-aggregation, if any.
+    async fn aggregation_info(&self, job: JobId) -> Result<Option<AggregationInfo>>;
+    /// Per worker who touched the job: answers, skips, abandoned leases,
+    /// agreement with the labels, estimated skill and time per answer.
+    async fn worker_quality(&self, job: JobId) -> Result<Vec<WorkerQuality>>;
 }
 
 #[cfg(test)]

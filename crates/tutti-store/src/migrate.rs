@@ -9,18 +9,32 @@ pub(crate) struct Migration {
 }
 
 /// SQLite's migrations, oldest first.
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sql: include_str!("../migrations/sqlite/0001_foundation.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sql: include_str!("../migrations/sqlite/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "aggregation",
+        sql: include_str!("../migrations/sqlite/0002_aggregation.sql"),
+    },
+];
 
 /// PostgreSQL's migrations, oldest first.
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sql: include_str!("../migrations/postgres/0001_foundation.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sql: include_str!("../migrations/postgres/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "aggregation",
+        sql: include_str!("../migrations/postgres/0002_aggregation.sql"),
+    },
+];
 
 /// Applies every migration of `list` newer than the recorded version, each
 /// in its own transaction with its record.

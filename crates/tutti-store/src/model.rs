@@ -370,6 +370,8 @@ pub struct TaskResult {
     pub decided_by: Option<Side>,
     /// All answers per label, workers and stewards together.
     pub votes: Votes,
+    /// The label from the job's last re-aggregation, where there was one.
+    pub aggregate: Option<AggregatedLabel>,
     /// The row.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: Map<String, Value>,
@@ -396,4 +398,91 @@ pub struct AnswerRecord {
     pub submitted_at: Timestamp,
     /// Whether it came after the lease ran out.
     pub late: bool,
+}
+
+/// A task's label from re-aggregating its job's answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AggregatedLabel {
+    /// The method that made it.
+    pub method: String,
+    /// The label; absent where the method left the task undecided.
+    pub label: Option<String>,
+    /// Its posterior probability.
+    pub confidence: Option<f64>,
+}
+
+/// One task's outcome of a re-aggregation, to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateRow {
+    /// The task's `_id`.
+    pub seq: i64,
+    /// The label, `None` if undecided.
+    pub label: Option<String>,
+    /// Its posterior probability.
+    pub confidence: Option<f64>,
+    /// Posterior per label, as JSON text.
+    pub posterior: String,
+}
+
+/// A whole re-aggregation of a job, stored in one transaction in place of
+/// the last one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregationFit {
+    /// The method's name.
+    pub method: String,
+    /// The newest answer (assignment id) it covers.
+    pub through_id: i64,
+    /// Answers it used.
+    pub answers: i64,
+    /// EM iterations run.
+    pub iterations: i64,
+    /// When.
+    pub at: Timestamp,
+    /// Per task.
+    pub rows: Vec<AggregateRow>,
+    /// Per worker: the skill the method estimated.
+    pub skills: Vec<(UserId, f64)>,
+}
+
+/// What the job's last re-aggregation was.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AggregationInfo {
+    /// The method.
+    pub method: String,
+    /// The newest answer (assignment id) it covers.
+    pub through_id: i64,
+    /// Answers it used.
+    pub answers: i64,
+    /// EM iterations run.
+    pub iterations: i64,
+    /// When it ran.
+    pub aggregated_at: Timestamp,
+}
+
+/// One worker's record on a job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkerQuality {
+    /// The worker.
+    pub worker_id: UserId,
+    /// Their login name.
+    pub worker_name: String,
+    /// Answers submitted.
+    pub answers: i64,
+    /// Tasks skipped.
+    pub skipped: i64,
+    /// Leases that ran out unanswered.
+    pub abandoned: i64,
+    /// Of their answers on labeled tasks, the share equal to the label.
+    pub agreement: Option<f64>,
+    /// Answers on labeled tasks (what `agreement` is out of).
+    pub agreement_answers: i64,
+    /// Skill estimated by the job's last re-aggregation.
+    pub skill: Option<f64>,
+    /// The method that estimated `skill`.
+    pub skill_method: Option<String>,
+    /// Mean seconds from lease to answer.
+    pub mean_seconds: Option<f64>,
 }

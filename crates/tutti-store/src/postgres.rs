@@ -199,6 +199,33 @@ async fn insert_rows(
     Ok(())
 }
 
+/// Inserts a re-aggregation's rows in one statement.
+async fn insert_aggregates(
+    tx: &mut Tx<'_>,
+    job: i64,
+    method: &str,
+    rows: &[AggregateRow],
+) -> Result<()> {
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let labels: Vec<Option<String>> = rows.iter().map(|r| r.label.clone()).collect();
+    let confidences: Vec<Option<f64>> = rows.iter().map(|r| r.confidence).collect();
+    let posteriors: Vec<&str> = rows.iter().map(|r| r.posterior.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO aggregates (job_id, seq, method, label, confidence, posterior) \
+         SELECT $1, s, $2, l, c, p FROM UNNEST($3::bigint[], $4::text[], $5::float8[], $6::text[]) \
+         AS u(s, l, c, p)",
+    )
+    .bind(job)
+    .bind(method)
+    .bind(&seqs)
+    .bind(&labels)
+    .bind(&confidences)
+    .bind(&posteriors)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 use crate::migrate::apply_migrations;
 
 use crate::shared::{answer_select, assignment_cols, store_impl, tally_cols};

@@ -835,8 +835,10 @@ macro_rules! store_impl {
                 limit: u32,
             ) -> Result<Vec<TaskResult>> {
                 sqlx::query(
-                    "SELECT seq, state, label, confidence, decided_by, w_votes, s_votes, data FROM tasks \
-                     WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    "SELECT t.seq, t.state, t.label, t.confidence, t.decided_by, t.w_votes, t.s_votes, t.data, \
+                     g.method AS g_method, g.label AS g_label, g.confidence AS g_confidence \
+                     FROM tasks t LEFT JOIN aggregates g ON g.job_id = t.job_id AND g.seq = t.seq \
+                     WHERE t.job_id = $1 AND t.seq > $2 ORDER BY t.seq LIMIT $3",
                 )
                 .bind(job.0)
                 .bind(after_seq)
@@ -857,6 +859,16 @@ macro_rules! store_impl {
                             .map(side_of)
                             .transpose()?,
                         votes: w.merged(&s),
+                        aggregate: r
+                            .try_get::<Option<String>, _>("g_method")?
+                            .map(|method| -> Result<AggregatedLabel> {
+                                Ok(AggregatedLabel {
+                                    method,
+                                    label: r.try_get("g_label")?,
+                                    confidence: r.try_get("g_confidence")?,
+                                })
+                            })
+                            .transpose()?,
                         data: object_of(r.try_get("data")?)?,
                     })
                 })
@@ -902,7 +914,129 @@ macro_rules! store_impl {
                 .map(answer_from)
                 .collect()
             }
-        }
+
+            async fn last_answer_id(&self, job: JobId) -> Result<i64> {
+                Ok(sqlx::query(
+                    "SELECT COALESCE(MAX(id), 0) FROM assignments WHERE job_id = $1 AND status = 'submitted'",
+                )
+                .bind(job.0)
+                .fetch_one(self.reader())
+                .await?
+                .try_get(0)?)
+            }
+
+            async fn save_aggregation(&self, job: JobId, fit: &AggregationFit) -> Result<()> {
+                let mut tx = self.writer().begin().await?;
+                for sql in [
+                    "DELETE FROM aggregates WHERE job_id = $1",
+                    "DELETE FROM job_workers WHERE job_id = $1",
+                    "DELETE FROM job_aggregations WHERE job_id = $1",
+                ] {
+                    sqlx::query(sql).bind(job.0).execute(&mut *tx).await?;
+                }
+                insert_aggregates(&mut tx, job.0, &fit.method, &fit.rows).await?;
+                for (worker, skill) in &fit.skills {
+                    sqlx::query(
+                        "INSERT INTO job_workers (job_id, worker_id, method, skill) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(job.0)
+                    .bind(worker.0)
+                    .bind(fit.method.as_str())
+                    .bind(*skill)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO job_aggregations (job_id, method, through_id, answers, iterations, aggregated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(job.0)
+                .bind(fit.method.as_str())
+                .bind(fit.through_id)
+                .bind(fit.answers)
+                .bind(fit.iterations)
+                .bind(fit.at.0)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn jobs_with_new_answers(&self) -> Result<Vec<JobId>> {
+                sqlx::query(
+                    "SELECT j.id FROM jobs j LEFT JOIN job_aggregations g ON g.job_id = j.id \
+                     WHERE EXISTS (SELECT 1 FROM assignments a WHERE a.job_id = j.id \
+                       AND a.status = 'submitted' AND a.id > COALESCE(g.through_id, 0)) \
+                     ORDER BY j.id",
+                )
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| Ok(JobId(r.try_get(0)?)))
+                .collect()
+            }
+
+            async fn aggregation_info(&self, job: JobId) -> Result<Option<AggregationInfo>> {
+                sqlx::query(
+                    "SELECT method, through_id, answers, iterations, aggregated_at \
+                     FROM job_aggregations WHERE job_id = $1",
+                )
+                .bind(job.0)
+                .fetch_optional(self.reader())
+                .await?
+                .map(|r| {
+                    Ok(AggregationInfo {
+                        method: r.try_get("method")?,
+                        through_id: r.try_get("through_id")?,
+                        answers: r.try_get("answers")?,
+                        iterations: r.try_get("iterations")?,
+                        aggregated_at: Timestamp(r.try_get("aggregated_at")?),
+                    })
+                })
+                .transpose()
+            }
+
+            async fn worker_quality(&self, job: JobId) -> Result<Vec<WorkerQuality>> {
+                sqlx::query(
+                    "SELECT a.worker_id, u.name, \
+                       SUM(CASE WHEN a.status = 'submitted' THEN 1 ELSE 0 END) AS answers, \
+                       SUM(CASE WHEN a.status = 'skipped' THEN 1 ELSE 0 END) AS skipped, \
+                       SUM(CASE WHEN a.status = 'abandoned' THEN 1 ELSE 0 END) AS abandoned, \
+                       SUM(CASE WHEN a.status = 'submitted' AND t.state = 'labeled' THEN 1 ELSE 0 END) AS on_labeled, \
+                       SUM(CASE WHEN a.status = 'submitted' AND t.state = 'labeled' AND a.answer = t.label \
+                           THEN 1 ELSE 0 END) AS agreeing, \
+                       CAST(AVG(CASE WHEN a.status = 'submitted' THEN (a.finished_at - a.leased_at) / 1000.0 END) AS DOUBLE PRECISION) AS mean_seconds, \
+                       MAX(w.skill) AS skill, MAX(w.method) AS skill_method \
+                     FROM assignments a \
+                     JOIN tasks t ON t.id = a.task_id \
+                     JOIN users u ON u.id = a.worker_id \
+                     LEFT JOIN job_workers w ON w.job_id = a.job_id AND w.worker_id = a.worker_id \
+                     WHERE a.job_id = $1 AND a.status IN ('submitted', 'skipped', 'abandoned') \
+                     GROUP BY a.worker_id, u.name ORDER BY a.worker_id",
+                )
+                .bind(job.0)
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| {
+                    let on_labeled: i64 = r.try_get("on_labeled")?;
+                    let agreeing: i64 = r.try_get("agreeing")?;
+                    Ok(WorkerQuality {
+                        worker_id: UserId(r.try_get("worker_id")?),
+                        worker_name: r.try_get("name")?,
+                        answers: r.try_get("answers")?,
+                        skipped: r.try_get("skipped")?,
+                        abandoned: r.try_get("abandoned")?,
+                        agreement: (on_labeled > 0).then(|| agreeing as f64 / on_labeled as f64),
+                        agreement_answers: on_labeled,
+                        skill: r.try_get("skill")?,
+                        skill_method: r.try_get("skill_method")?,
+                        mean_seconds: r.try_get("mean_seconds")?,
+                    })
+                })
+                .collect()
+            }
+}
 
         /// Runs a unit of work again while it meets a concurrent change
         /// (possible only where the backend writes optimistically).

@@ -488,6 +488,39 @@ async fn insert_rows(
     Ok(())
 }
 
+/// Inserts a re-aggregation's rows, many per statement.
+async fn insert_aggregates(
+    tx: &mut Tx<'_>,
+    job: i64,
+    method: &str,
+    rows: &[AggregateRow],
+) -> Result<()> {
+    let row = format!("({job}, ?, ?, ?, ?, ?)");
+    for chunk in rows.chunks(INSERT_BATCH) {
+        let mut sql = String::with_capacity(80 + chunk.len() * (row.len() + 1));
+        sql.push_str(
+            "INSERT INTO aggregates (job_id, seq, method, label, confidence, posterior) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&row);
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(r.seq)
+                .bind(method)
+                .bind(r.label.as_deref())
+                .bind(r.confidence)
+                .bind(r.posterior.as_str());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 use crate::migrate::apply_migrations;
 use crate::shared::{answer_select, assignment_cols, store_impl, tally_cols};
 use crate::write::renumber;

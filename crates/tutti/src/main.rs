@@ -10,6 +10,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::sync::Arc;
 use std::time::Duration;
+use tutti_domain::ids::JobId;
+use tutti_domain::policy::AggregationMethod;
 use tutti_domain::role::Role;
 use tutti_server::{Application, Settings};
 use tutti_store::{NewUser, Store};
@@ -58,6 +60,9 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Re-aggregate a job or print its worker quality report.
+    #[command(subcommand)]
+    Job(JobCommand),
     /// Aggregate crowd answers from a CSV file into labels (no database needed).
     Aggregate(aggregate::AggregateArgs),
     /// Replay recorded answers through adaptive redundancy and report
@@ -103,6 +108,25 @@ enum UserCommand {
         /// Name shown to people.
         #[arg(long)]
         display_name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// Re-aggregate a job's answers with a method and store the labels
+    /// beside the ones agreement decided; prints what changed as JSON.
+    Aggregate {
+        /// The job's id.
+        job: i64,
+        /// mv, kofn, wmv, ds, onecoin, glad, mace, wawa or zbs (default:
+        /// the job's own method).
+        #[arg(long)]
+        method: Option<String>,
+    },
+    /// The job's worker quality report, as CSV on standard output.
+    Workers {
+        /// The job's id.
+        job: i64,
     },
 }
 
@@ -200,9 +224,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(cmd) => bench::run(cmd, &cli.database_url).await,
+        Command::Job(cmd) => job_command(cmd, &cli.database_url).await,
         Command::Aggregate(args) => aggregate::run(&args),
         Command::Replay(args) => aggregate::replay(&args),
     }
+}
+
+async fn job_command(cmd: JobCommand, database_url: &str) -> anyhow::Result<()> {
+    let store = open(database_url).await?;
+    let id = match &cmd {
+        JobCommand::Aggregate { job, .. } | JobCommand::Workers { job } => JobId(*job),
+    };
+    let job = store
+        .get_job(id)
+        .await?
+        .with_context(|| format!("no job with id {}", id.0))?;
+    match cmd {
+        JobCommand::Aggregate { method, .. } => {
+            let method = match method {
+                Some(m) => AggregationMethod::parse(&m, "--method")
+                    .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?,
+                None => job.config.policy.aggregation,
+            };
+            let summary = tutti_server::quality::reaggregate(store.as_ref(), &job, method).await?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        JobCommand::Workers { .. } => {
+            let rows = store.worker_quality(job.id).await?;
+            use std::io::Write as _;
+            std::io::stdout().write_all(&tutti_server::quality::workers_csv(&rows)?)?;
+        }
+    }
+    Ok(())
 }
 
 /// Makes a token for `user` and returns its secret.

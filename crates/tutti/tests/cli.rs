@@ -197,6 +197,30 @@ async fn an_answer_the_api_accepted_survives_kill_dash_nine() {
         let out = tutti(&db).args(["monitor", "--once"]).output().unwrap();
         assert!(out.status.success());
         assert!(String::from_utf8_lossy(&out.stdout).contains("reopened"));
+        // The command line re-aggregates the job and reports its worker.
+        let job_arg = job.to_string();
+        let out = tutti(&db)
+            .args(["job", "aggregate", &job_arg, "--method", "mv"])
+            .output()
+            .unwrap();
+        let summary: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(summary["method"], "mv");
+        assert_eq!(summary["labeled"], accepted, "{summary}");
+        assert_eq!(summary["changed"], 0, "{summary}");
+        let out = tutti(&db)
+            .args(["job", "workers", &job_arg])
+            .output()
+            .unwrap();
+        let csv = String::from_utf8(out.stdout).unwrap();
+        let row = csv.lines().nth(1).unwrap_or_default();
+        assert!(row.contains(",hand,20,0,"), "{csv}");
+        let out = tutti(&db)
+            .args(["job", "aggregate", &job_arg, "--method", "best"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("unknown method"));
     }
 }
 

@@ -3,6 +3,7 @@
 //! `{ "items": [...], "next_cursor": ... }`.
 
 pub mod jobs;
+pub mod quality;
 pub mod results;
 pub mod users;
 pub mod work;
@@ -55,6 +56,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/jobs/{id}/items", post(jobs::import_items))
         .route("/api/v1/jobs/{id}/results", get(results::results))
         .route("/api/v1/jobs/{id}/export", get(results::export))
+        .route(
+            "/api/v1/jobs/{id}/aggregate",
+            post(quality::aggregate).get(quality::aggregation),
+        )
+        .route("/api/v1/jobs/{id}/workers", get(quality::workers))
         .route("/api/v1/jobs/{id}/next", post(work::next))
         .route("/api/v1/assignments/{id}", get(work::get_assignment))
         .route("/api/v1/assignments/{id}/submit", post(work::submit))

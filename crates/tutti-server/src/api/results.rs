@@ -45,7 +45,9 @@ pub async fn results(
 pub struct ExportQuery {
     /// `csv` (default), `jsonl` or `label-studio`.
     pub format: Option<String>,
-    /// `labels` (default: `_id, label, confidence, votes`) or `answers`
+    /// `labels` (default: `_id, label, confidence, votes`, then the last
+    /// re-aggregation's `aggregated_by, aggregated_label,
+    /// aggregated_confidence`) or `answers`
     /// (per-worker: `_id, worker_id, annotation, ...`). Label Studio's
     /// export always holds both.
     pub what: Option<String>,
@@ -175,7 +177,9 @@ async fn next_chunk(c: &mut Cursor) -> anyhow::Result<Bytes> {
     c.started = true;
     if first {
         match (c.format, c.what) {
-            (Format::Csv, What::Labels) => out.extend_from_slice(b"_id,label,confidence,votes\n"),
+            (Format::Csv, What::Labels) => out.extend_from_slice(
+                b"_id,label,confidence,votes,aggregated_by,aggregated_label,aggregated_confidence\n",
+            ),
             (Format::Csv, What::Answers) => out.extend_from_slice(
                 b"_id,worker_id,annotation,worker_name,side,submitted_at,late\n",
             ),
@@ -231,11 +235,17 @@ async fn next_chunk(c: &mut Cursor) -> anyhow::Result<Bytes> {
                 let mut w = csv::Writer::from_writer(&mut out);
                 for r in &page {
                     let confidence = r.confidence.map(|v| format!("{v:.4}")).unwrap_or_default();
+                    let g = r.aggregate.as_ref();
                     w.write_record([
                         r.seq.to_string().as_str(),
                         label_text(r),
                         &confidence,
                         &serde_json::to_string(&r.votes)?,
+                        g.map_or("", |g| g.method.as_str()),
+                        g.and_then(|g| g.label.as_deref()).unwrap_or(""),
+                        &g.and_then(|g| g.confidence)
+                            .map(|v| format!("{v:.4}"))
+                            .unwrap_or_default(),
                     ])?;
                 }
                 w.flush()?;
