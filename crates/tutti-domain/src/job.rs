@@ -6,8 +6,8 @@
 
 use crate::FieldError;
 use crate::policy::{
-    AggregationMethod, Agreement, DEFAULT_TIME_LIMIT_SECS, MAX_TIME_LIMIT_SECS,
-    MIN_TIME_LIMIT_SECS, Policy,
+    AggregationMethod, Agreement, DEFAULT_TIME_LIMIT_SECS, GoldPolicy, MAX_TIME_LIMIT_SECS,
+    MIN_TIME_LIMIT_SECS, OnGoldFail, Policy,
 };
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,61 @@ pub struct PolicySpec {
     /// `wawa` or `zbs`.
     #[serde(default)]
     pub aggregation: Option<String>,
+    /// Control questions: rows imported with a `_gold` column are served to
+    /// each worker at this rate, and workers who fail them are stopped.
+    #[serde(default)]
+    pub gold: Option<GoldSpec>,
+}
+
+/// Control questions as a requester sends them.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GoldSpec {
+    /// Share of each worker's tasks that are control questions, in (0, 1].
+    pub rate: f64,
+    /// Control answers before a worker can be stopped (default 3).
+    pub min_answers: Option<u32>,
+    /// Accuracy below which a worker is stopped, in [0, 1] (default 0.7).
+    pub min_accuracy: Option<f64>,
+    /// `exclude` (default: their answers leave every count, and tasks they
+    /// helped decide reopen) or `downweight`.
+    pub on_fail: Option<OnGoldFail>,
+    /// Whether workers see if their control answers were right (default
+    /// true).
+    pub feedback: Option<bool>,
+}
+
+impl GoldSpec {
+    fn parse(self) -> Result<GoldPolicy, FieldError> {
+        if !(self.rate > 0.0 && self.rate <= 1.0) {
+            return Err(FieldError::new(
+                "policy.gold.rate",
+                "must be more than 0 and at most 1",
+            ));
+        }
+        let min_answers = self.min_answers.unwrap_or(3);
+        if !(1..=1000).contains(&min_answers) {
+            return Err(FieldError::new(
+                "policy.gold.min_answers",
+                "must be between 1 and 1000",
+            ));
+        }
+        let min_accuracy = self.min_accuracy.unwrap_or(0.7);
+        if !(0.0..=1.0).contains(&min_accuracy) {
+            return Err(FieldError::new(
+                "policy.gold.min_accuracy",
+                "must be between 0 and 1",
+            ));
+        }
+        Ok(GoldPolicy {
+            rate: self.rate,
+            min_answers,
+            min_accuracy,
+            on_fail: self.on_fail.unwrap_or(OnGoldFail::Exclude),
+            feedback: self.feedback.unwrap_or(true),
+        })
+    }
 }
 
 /// A job as a requester sends it.
@@ -209,6 +264,7 @@ impl JobConfig {
                     .map(|m| AggregationMethod::parse(m, "policy.aggregation"))
                     .transpose()?
                     .unwrap_or_default(),
+                gold: spec.policy.gold.map(GoldSpec::parse).transpose()?,
             },
         })
     }
@@ -386,6 +442,33 @@ mod tests {
             .remove("aggregation");
         let old: JobConfig = serde_json::from_value(stored).unwrap();
         assert_eq!(old.policy.aggregation.as_str(), "kofn");
+    }
+
+    #[test]
+    fn control_question_settings_are_checked_and_defaulted() {
+        let mut s = spec();
+        s.policy.gold = serde_json::from_value(serde_json::json!({"rate": 0.1})).unwrap();
+        let g = JobConfig::parse(s).unwrap().policy.gold.unwrap();
+        assert_eq!(
+            (g.min_answers, g.min_accuracy, g.on_fail, g.feedback),
+            (3, 0.7, OnGoldFail::Exclude, true)
+        );
+        for (gold, field) in [
+            (serde_json::json!({"rate": 0.0}), "policy.gold.rate"),
+            (serde_json::json!({"rate": 1.5}), "policy.gold.rate"),
+            (
+                serde_json::json!({"rate": 0.2, "min_accuracy": 2.0}),
+                "policy.gold.min_accuracy",
+            ),
+            (
+                serde_json::json!({"rate": 0.2, "min_answers": 0}),
+                "policy.gold.min_answers",
+            ),
+        ] {
+            let mut s = spec();
+            s.policy.gold = serde_json::from_value(gold).unwrap();
+            assert_eq!(JobConfig::parse(s).unwrap_err().field, field);
+        }
     }
 
     #[test]

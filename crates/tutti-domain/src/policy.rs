@@ -156,7 +156,7 @@ impl Votes {
 }
 
 /// A job's policy, parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Policy {
     /// Workers' agreement.
@@ -171,6 +171,56 @@ pub struct Policy {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "ds"))]
     pub aggregation: AggregationMethod,
+    /// Control questions mixed into each worker's stream, if any.
+    #[serde(default)]
+    pub gold: Option<GoldPolicy>,
+}
+
+/// Control questions ("gold", "honeypots"): tasks with a known answer,
+/// served to each worker at `rate` of their tasks (the first task
+/// included). A worker whose accuracy on them is below `min_accuracy` after
+/// at least `min_answers` of them is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GoldPolicy {
+    /// Share of a worker's tasks that are control questions, in (0, 1].
+    pub rate: f64,
+    /// Control answers before a worker can be stopped.
+    pub min_answers: u32,
+    /// Accuracy on control questions below which a worker is stopped.
+    pub min_accuracy: f64,
+    /// What happens to a stopped worker's answers.
+    pub on_fail: OnGoldFail,
+    /// Whether workers are told, on submitting a control answer, whether it
+    /// was right and what the answer was.
+    pub feedback: bool,
+}
+
+/// What happens to the answers of a worker stopped by control questions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum OnGoldFail {
+    /// Their answers are taken out of every count, and the tasks they
+    /// helped decide are reopened.
+    Exclude,
+    /// Their answers stay, and weigh by their control accuracy in weighted
+    /// majority vote.
+    Downweight,
+}
+
+impl GoldPolicy {
+    /// Whether a worker who has given `answers` answers in the job, of
+    /// which `gold_seen` on control questions, gets a control question
+    /// next: the control share stays at least `rate`, counting the next.
+    pub fn gold_next(&self, answers: u64, gold_seen: u64) -> bool {
+        (gold_seen as f64) < ((answers + 1) as f64 * self.rate).ceil()
+    }
+
+    /// Whether `correct` of `seen` control answers stop a worker.
+    pub fn fails(&self, seen: u64, correct: u64) -> bool {
+        seen >= u64::from(self.min_answers) && (correct as f64) < self.min_accuracy * seen as f64
+    }
 }
 
 /// A job's aggregation method: one of `tutti_aggregate::Method`'s names
@@ -336,12 +386,37 @@ impl Policy {
 mod tests {
     use super::*;
 
+    #[test]
+    fn control_questions_come_first_and_then_at_their_rate() {
+        let g = GoldPolicy {
+            rate: 0.25,
+            min_answers: 3,
+            min_accuracy: 0.7,
+            on_fail: OnGoldFail::Exclude,
+            feedback: true,
+        };
+        // Answers 0..: gold at the 1st, 5th, 9th task.
+        let mut seen = 0;
+        let mut served = Vec::new();
+        for answers in 0..12 {
+            if g.gold_next(answers, seen) {
+                served.push(answers + 1);
+                seen += 1;
+            }
+        }
+        assert_eq!(served, [1, 5, 9]);
+        assert!(!g.fails(2, 0), "too few control answers to judge");
+        assert!(g.fails(3, 2), "2 of 3 is below 0.7");
+        assert!(!g.fails(10, 7));
+    }
+
     fn kn(k: u32, n: u32) -> Policy {
         Policy {
             workers: Agreement::parse(k, n, "k", "n").unwrap(),
             stewards: None,
             time_limit_secs: 60,
             aggregation: AggregationMethod::default(),
+            gold: None,
         }
     }
 
@@ -435,6 +510,7 @@ mod tests {
             stewards: Some(Agreement::parse(1, 1, "l", "m").unwrap()),
             time_limit_secs: 60,
             aggregation: AggregationMethod::default(),
+            gold: None,
         }
     }
 

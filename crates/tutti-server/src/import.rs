@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use tokio::sync::mpsc;
-use tutti_store::{ImportMsg, Job};
+use tutti_store::{ImportMsg, ImportRow, Job};
 
 /// Rows per batch handed to the store.
 const STORE_BATCH: usize = 2000;
@@ -265,6 +265,31 @@ pub async fn import(
         .with_field("body"));
     }
 
+    let options = job.config.answers.clone();
+    if parsed.columns.iter().any(|c| c == GOLD_COLUMN) {
+        let path = spool.0.clone();
+        let options = options.clone();
+        let checked = tokio::task::spawn_blocking(move || -> io::Result<Result<(), String>> {
+            let lines = BufReader::with_capacity(1 << 16, File::open(path)?).lines();
+            for (i, line) in lines.enumerate() {
+                if let Err(message) = split_gold(line?, &options) {
+                    return Ok(Err(format!("row {}: {message}", i + 1)));
+                }
+            }
+            Ok(Ok(()))
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(format!("reading the import spool: {e}")))?;
+        if let Err(message) = checked {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_record",
+                format!("{message}; nothing was imported"),
+            )
+            .with_field(GOLD_COLUMN));
+        }
+    }
     let (row_tx, row_rx) = mpsc::channel(2);
     let path = spool.0.clone();
     let feeder = tokio::task::spawn_blocking(move || -> io::Result<()> {
@@ -272,7 +297,7 @@ pub async fn import(
         loop {
             let mut batch = Vec::with_capacity(STORE_BATCH);
             for line in lines.by_ref().take(STORE_BATCH) {
-                batch.push(line?);
+                batch.push(split_gold(line?, &options).map_err(io::Error::other)?);
             }
             if batch.is_empty() {
                 let _ = row_tx.blocking_send(ImportMsg::Done);
@@ -302,6 +327,41 @@ pub async fn import(
         }),
         None => Err(ApiError::internal("import rolled back")),
     }
+}
+
+/// The column that makes a row a control question, holding its known
+/// answer. It is taken out of the row's data, so workers never see it.
+pub const GOLD_COLUMN: &str = "_gold";
+
+/// A spooled row, with its `_gold` value (if any and not empty) taken out
+/// and checked against the job's answer options.
+fn split_gold(line: String, options: &[String]) -> Result<ImportRow, String> {
+    if !line.contains("\"_gold\"") {
+        return Ok(ImportRow::plain(line));
+    }
+    let mut row: Map<String, Value> = serde_json::from_str(&line).map_err(|e| e.to_string())?;
+    let gold = match row.remove(GOLD_COLUMN) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
+        Some(other) => Some(other.to_string()),
+    };
+    if let Some(g) = &gold
+        && !options.is_empty()
+        && !options.contains(g)
+    {
+        return Err(format!(
+            "{GOLD_COLUMN} {g:?} is not one of the job's answers: {}",
+            options
+                .iter()
+                .map(|o| format!("{o:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(ImportRow {
+        data: Value::Object(row).to_string(),
+        gold,
+    })
 }
 
 fn write_json_string(out: &mut impl Write, s: &str) -> io::Result<()> {

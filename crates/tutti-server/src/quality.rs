@@ -81,11 +81,22 @@ pub async fn reaggregate(
         return Err(AggregateError::NoAnswers);
     }
     let live: HashMap<i64, String> = live_labels(store, job).await?;
+    // Weights for weighted majority vote: accuracy on control questions
+    // where a worker has answered some (one right and one wrong answer of
+    // prior, so a short record weighs little either way), else agreement
+    // with the labels, else 1.
     let weights_by_worker: HashMap<UserId, f64> = store
         .worker_quality(job.id)
         .await?
         .into_iter()
-        .map(|w| (w.worker_id, w.agreement.unwrap_or(1.0)))
+        .map(|w| {
+            let weight = if w.gold_seen > 0 {
+                (w.gold_correct as f64 + 1.0) / (w.gold_seen as f64 + 2.0)
+            } else {
+                w.agreement.unwrap_or(1.0)
+            };
+            (w.worker_id, weight)
+        })
         .collect();
     let options = job.config.answers.clone();
     let k = job.config.policy.workers.k as usize;

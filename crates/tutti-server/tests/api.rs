@@ -634,7 +634,7 @@ async fn two_workers_label_a_job_to_the_end_and_results_and_exports_agree() {
             lines[0],
             "_id,label,confidence,votes,aggregated_by,aggregated_label,aggregated_confidence"
         );
-        assert_eq!(lines[1], "1,Yes,1.0000,\"{\"\"Yes\"\":2}\"");
+        assert_eq!(lines[1], "1,Yes,1.0000,\"{\"\"Yes\"\":2}\",,,");
         assert!(lines[2].starts_with("2,No,0.6667,"), "{}", lines[2]);
         assert_eq!(lines.len(), 4);
         let (_, answers) = app
@@ -1438,5 +1438,119 @@ async fn a_job_is_re_aggregated_by_a_chosen_method_and_reports_its_workers() {
             (s, v["error"]["field"].as_str()),
             (StatusCode::BAD_REQUEST, Some("format"))
         );
+    }
+}
+
+#[tokio::test]
+async fn control_questions_give_feedback_and_stop_a_failing_worker_whose_answers_are_excluded() {
+    for app in apps().await {
+        let (ws, req, w) = app.team("gold", 2).await;
+        let job = app
+            .job(
+                ws,
+                &req,
+                json!({"k": 2, "n": 3,
+                       "gold": {"rate": 0.5, "min_answers": 2, "min_accuracy": 0.6}}),
+            )
+            .await;
+        // A known answer outside the options is refused, naming the row.
+        let (s, v) = app
+            .import_csv(job, &req, "name,_gold\nAda,\nBob,Maybe\n")
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "bad_record"),
+            "{v}"
+        );
+        assert_eq!(v["error"]["field"], "_gold");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("row 2"),
+            "{v}"
+        );
+        let (s, v) = app
+            .import_csv(
+                job,
+                &req,
+                "name,_gold\nAda,\nBob,\nGold 1,Yes\nGold 2,Yes\n",
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let progress = app.progress(job, &req).await;
+        assert_eq!(progress["progress"]["tasks"], 2, "{progress}");
+        assert_eq!(progress["progress"]["gold_tasks"], 2, "{progress}");
+
+        let (good, bad) = (&w[0], &w[1]);
+        let answer = |v: &Value| v["assignment"]["id"].as_i64().unwrap();
+        // The first task of each worker is a control question; its known
+        // answer is not in the data they see.
+        let (_, t) = app.next(job, bad).await;
+        assert_eq!(t["assignment"]["data"]["name"], "Gold 1", "{t}");
+        assert!(t["assignment"]["data"].get("_gold").is_none(), "{t}");
+        let (s, r) = app.submit(answer(&t), bad, "No").await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        assert_eq!(
+            r["gold"],
+            json!({"correct": false, "expected": "Yes"}),
+            "{r}"
+        );
+        // Then an open task.
+        let (_, t) = app.next(job, bad).await;
+        assert_eq!(t["assignment"]["data"]["name"], "Ada", "{t}");
+        let (_, r) = app.submit(answer(&t), bad, "No").await;
+        assert!(r.get("gold").is_none(), "{r}");
+        // The careful worker agrees on Ada, which labels it.
+        let (_, t) = app.next(job, good).await;
+        let (_, r) = app.submit(answer(&t), good, "Yes").await;
+        assert_eq!(r["gold"]["correct"], true, "{r}");
+        let (_, t) = app.next(job, good).await;
+        assert_eq!(t["assignment"]["data"]["name"], "Ada", "{t}");
+        let (_, r) = app.submit(answer(&t), good, "No").await;
+        assert_eq!(r["task_state"], "labeled", "{r}");
+
+        // A second wrong control answer stops the bad worker; their answer
+        // on Ada leaves the count and Ada opens again.
+        let (_, t) = app.next(job, bad).await;
+        assert_eq!(t["assignment"]["data"]["name"], "Gold 2", "{t}");
+        let (_, r) = app.submit(answer(&t), bad, "No").await;
+        assert_eq!(r["stopped"], true, "{r}");
+        let (s, v) = app.next(job, bad).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::FORBIDDEN, "worker_stopped"),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("0 of 2"),
+            "{v}"
+        );
+        let (_, page) = app.get(&format!("/api/v1/jobs/{job}/results"), &req).await;
+        let ada = &page["items"][0];
+        assert_eq!(
+            (ada["state"].as_str(), ada["votes"].clone()),
+            (Some("open"), json!({"No": 1})),
+            "{ada}"
+        );
+
+        let (_, report) = app.get(&format!("/api/v1/jobs/{job}/workers"), &req).await;
+        let rows = report.as_array().unwrap();
+        let row = |name: &str| {
+            rows.iter()
+                .find(|r| r["worker_name"] == name)
+                .unwrap()
+                .clone()
+        };
+        let (g, b) = (row("gold-w0"), row("gold-w1"));
+        assert_eq!(
+            (g["gold_seen"].as_i64(), g["gold_accuracy"].as_f64()),
+            (Some(1), Some(1.0)),
+            "{g}"
+        );
+        assert!(g["stopped_at"].is_null());
+        assert_eq!(
+            (b["gold_seen"].as_i64(), b["gold_accuracy"].as_f64()),
+            (Some(2), Some(0.0)),
+            "{b}"
+        );
+        assert!(b["stopped_at"].is_string(), "{b}");
     }
 }

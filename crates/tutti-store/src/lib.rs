@@ -261,6 +261,19 @@ pub trait Store: Send + Sync + 'static {
     /// Jobs with submitted answers newer than their last re-aggregation
     /// (or never re-aggregated), by id.
     async fn jobs_with_new_answers(&self) -> Result<Vec<JobId>>;
+    /// A worker's answers and control record in a job.
+    async fn gold_record(&self, job: JobId, worker: UserId) -> Result<GoldRecord>;
+    /// Stops a worker in a job (once); with `exclude`, takes their answers
+    /// to open questions out of every count and re-decides the tasks they
+    /// were part of, reopening those that no longer have a label.
+    async fn stop_worker(
+        &self,
+        job: JobId,
+        worker: UserId,
+        policy: &tutti_domain::policy::Policy,
+        exclude: bool,
+        now: Timestamp,
+    ) -> Result<StopOutcome>;
     /// The job's last re-aggregation, if any.
     async fn aggregation_info(&self, job: JobId) -> Result<Option<AggregationInfo>>;
     /// Per worker who touched the job: answers, skips, abandoned leases,

@@ -20,6 +20,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "aggregation",
         sql: include_str!("../migrations/sqlite/0002_aggregation.sql"),
     },
+    Migration {
+        version: 3,
+        name: "gold",
+        sql: include_str!("../migrations/sqlite/0003_gold.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -33,6 +38,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         name: "aggregation",
         sql: include_str!("../migrations/postgres/0002_aggregation.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "gold",
+        sql: include_str!("../migrations/postgres/0003_gold.sql"),
     },
 ];
 

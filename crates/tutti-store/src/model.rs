@@ -131,6 +131,8 @@ pub struct Progress {
     pub answers: i64,
     /// Answers per worker, most first.
     pub answers_per_worker: Vec<WorkerCount>,
+    /// Control questions (not counted in `tasks`).
+    pub gold_tasks: i64,
 }
 
 /// A job as a worker sees it in their list.
@@ -151,11 +153,27 @@ pub struct WorkerJob {
     pub answered_by_me: i64,
 }
 
+/// One imported row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRow {
+    /// The row: a JSON object of column to value.
+    pub data: String,
+    /// The known answer, which makes the row a control question.
+    pub gold: Option<String>,
+}
+
+impl ImportRow {
+    /// A plain row.
+    pub fn plain(data: String) -> Self {
+        Self { data, gold: None }
+    }
+}
+
 /// A message of an import stream.
 #[derive(Debug)]
 pub enum ImportMsg {
-    /// Rows, each a JSON object of column to value.
-    Rows(Vec<String>),
+    /// Rows to store.
+    Rows(Vec<ImportRow>),
     /// The input is bad: roll everything back.
     Failed,
     /// The input ended well: commit.
@@ -173,6 +191,9 @@ pub struct LeaseRequest {
     pub worker: UserId,
     /// Which count their answer goes to.
     pub side: Side,
+    /// Lease a control question (one the worker has not seen) instead of
+    /// an open task.
+    pub gold: bool,
     /// Now.
     pub now: Timestamp,
 }
@@ -188,6 +209,9 @@ pub enum AssignmentStatus {
     Submitted,
     /// Not answered in time; the task was reopened.
     Abandoned,
+    /// Answered, then taken out of the counts: control questions stopped
+    /// the worker.
+    Excluded,
     /// Given back; may be offered to the same person again.
     Released,
     /// Given back; not offered to the same person again.
@@ -203,6 +227,7 @@ impl AssignmentStatus {
             AssignmentStatus::Abandoned => "abandoned",
             AssignmentStatus::Released => "released",
             AssignmentStatus::Skipped => "skipped",
+            AssignmentStatus::Excluded => "excluded",
         }
     }
 
@@ -214,6 +239,7 @@ impl AssignmentStatus {
             "abandoned" => AssignmentStatus::Abandoned,
             "released" => AssignmentStatus::Released,
             "skipped" => AssignmentStatus::Skipped,
+            "excluded" => AssignmentStatus::Excluded,
             _ => return None,
         })
     }
@@ -299,6 +325,8 @@ pub enum SubmitOutcome {
         assignment: Assignment,
         /// The task's state after counting it.
         task_state: String,
+        /// On a control question: whether the answer was right.
+        gold: Option<GoldCheck>,
     },
     /// The same submit was already recorded; nothing changed.
     Replayed {
@@ -306,6 +334,8 @@ pub enum SubmitOutcome {
         assignment: Assignment,
         /// The task's state now.
         task_state: String,
+        /// On a control question: whether the answer was right.
+        gold: Option<GoldCheck>,
     },
     /// No such assignment for this worker.
     NotFound,
@@ -485,4 +515,46 @@ pub struct WorkerQuality {
     pub skill_method: Option<String>,
     /// Mean seconds from lease to answer.
     pub mean_seconds: Option<f64>,
+    /// Control questions answered.
+    pub gold_seen: i64,
+    /// Of those, answered right.
+    pub gold_correct: i64,
+    /// Share of control questions answered right.
+    pub gold_accuracy: Option<f64>,
+    /// When control questions stopped the worker, if they did.
+    pub stopped_at: Option<Timestamp>,
+}
+
+/// A worker's record on a job's control questions.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct GoldRecord {
+    /// Answers submitted in the job (control questions included).
+    pub answers: u64,
+    /// Control questions answered.
+    pub seen: u64,
+    /// Of those, answered right.
+    pub correct: u64,
+    /// When the worker was stopped, if they were.
+    pub stopped_at: Option<Timestamp>,
+}
+
+/// What stopping a worker did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StopOutcome {
+    /// Whether this call stopped them (false: they were stopped already).
+    pub stopped: bool,
+    /// Answers taken out of the counts.
+    pub excluded: u64,
+    /// Decided tasks reopened because an excluded answer had decided them.
+    pub reopened: u64,
+}
+
+/// Whether a control answer was right, for the worker's feedback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GoldCheck {
+    /// Whether the answer was the known one.
+    pub correct: bool,
+    /// The known answer.
+    pub expected: String,
 }

@@ -104,13 +104,13 @@ impl Session {
 /// workers, `s_slots` for stewards) that the worker has not touched,
 /// skipping tasks other transactions hold.
 macro_rules! candidate {
-    ($slots:literal) => {
+    ($candidates:literal) => {
         concat!(
             "SELECT t.seq, t.data, ",
             tally_cols!(),
-            " FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' AND t.",
-            $slots,
-            " > 0 AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id \
+            " FROM tasks t WHERE t.job_id = $1 AND ",
+            $candidates,
+            " AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id \
              AND a.worker_id = $2 AND a.status IN ('pending', 'submitted', 'skipped')) \
              ORDER BY t.seq LIMIT 1 FOR UPDATE SKIP LOCKED"
         )
@@ -121,9 +121,12 @@ macro_rules! candidate {
 /// touched; tasks other transactions are leasing are skipped, not waited for.
 async fn lease(store: &PgStore, req: &LeaseRequest) -> Result<Option<Assignment>> {
     let mut session = store.session().await?;
-    let candidate_sql = match req.side {
-        Side::Worker => candidate!("w_slots"),
-        Side::Steward => candidate!("s_slots"),
+    let candidate_sql = match (req.gold, req.side) {
+        // A control question is never used up: any number of workers may
+        // answer it, each once.
+        (true, _) => candidate!("t.state = 'gold'"),
+        (false, Side::Worker) => candidate!("t.state = 'open' AND t.w_slots > 0"),
+        (false, Side::Steward) => candidate!("t.state = 'open' AND t.s_slots > 0"),
     };
     let Some(row) = sqlx::query(candidate_sql)
         .bind(req.job.0)
@@ -180,20 +183,26 @@ async fn insert_rows(
     tx: &mut Tx<'_>,
     job: i64,
     first_seq: i64,
-    rows: &[String],
+    rows: &[ImportRow],
     w_slots: i64,
     s_slots: i64,
 ) -> Result<()> {
     let seqs: Vec<i64> = (first_seq..first_seq + rows.len() as i64).collect();
+    let data: Vec<&str> = rows.iter().map(|r| r.data.as_str()).collect();
+    let gold: Vec<Option<&str>> = rows.iter().map(|r| r.gold.as_deref()).collect();
+    // A control question is stored with state 'gold' and no slots.
     sqlx::query(
-        "INSERT INTO tasks (job_id, w_slots, s_slots, seq, data) \
-         SELECT $1, $2, $3, s, d FROM UNNEST($4::bigint[], $5::text[]) AS u(s, d)",
+        "INSERT INTO tasks (job_id, w_slots, s_slots, state, gold, seq, data) \
+         SELECT $1, CASE WHEN g IS NULL THEN $2 ELSE 0 END, CASE WHEN g IS NULL THEN $3 ELSE 0 END, \
+                CASE WHEN g IS NULL THEN 'open' ELSE 'gold' END, g, s, d \
+         FROM UNNEST($4::bigint[], $5::text[], $6::text[]) AS u(s, d, g)",
     )
     .bind(job)
     .bind(w_slots)
     .bind(s_slots)
     .bind(&seqs)
-    .bind(rows)
+    .bind(&data)
+    .bind(&gold)
     .execute(&mut **tx)
     .await?;
     Ok(())

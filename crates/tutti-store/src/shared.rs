@@ -31,7 +31,7 @@ macro_rules! assignment_cols {
 macro_rules! tally_cols {
     () => {
         "t.id AS t_id, t.state AS t_state, t.w_votes, t.s_votes, t.w_pending, t.s_pending, \
-         t.w_slots, t.s_slots"
+         t.w_slots, t.s_slots, t.gold AS t_gold"
     };
 }
 
@@ -171,6 +171,8 @@ macro_rules! store_impl {
             tally: Tally,
             w_slots: i64,
             s_slots: i64,
+            /// The known answer of a control question.
+            gold: Option<String>,
             /// The stored values the tally was read from: a write of this
             /// task applies only if they are unchanged.
             read_as: [Val; 5],
@@ -191,6 +193,7 @@ macro_rules! store_impl {
                 },
                 w_slots: row.try_get("w_slots")?,
                 s_slots: row.try_get("s_slots")?,
+                gold: row.try_get("t_gold")?,
                 read_as: [
                     Val::Text(row.try_get("w_votes")?),
                     Val::Text(row.try_get("s_votes")?),
@@ -707,6 +710,7 @@ macro_rules! store_impl {
                     pending_leases,
                     answers: answers_per_worker.iter().map(|w| w.answers).sum(),
                     answers_per_worker,
+                    gold_tasks: count("gold"),
                 })
             }
 
@@ -976,6 +980,129 @@ macro_rules! store_impl {
                 .collect()
             }
 
+            async fn gold_record(&self, job: JobId, worker: UserId) -> Result<GoldRecord> {
+                let answers: i64 = sqlx::query(
+                    "SELECT COUNT(*) FROM assignments WHERE job_id = $1 AND worker_id = $2 \
+                     AND status = 'submitted'",
+                )
+                .bind(job.0)
+                .bind(worker.0)
+                .fetch_one(self.reader())
+                .await?
+                .try_get(0)?;
+                let gold = sqlx::query(
+                    "SELECT seen, correct, stopped_at FROM job_gold WHERE job_id = $1 AND worker_id = $2",
+                )
+                .bind(job.0)
+                .bind(worker.0)
+                .fetch_optional(self.reader())
+                .await?;
+                let count = |v: i64| u64::try_from(v).unwrap_or(0);
+                Ok(match gold {
+                    Some(r) => GoldRecord {
+                        answers: count(answers),
+                        seen: count(r.try_get("seen")?),
+                        correct: count(r.try_get("correct")?),
+                        stopped_at: r.try_get::<Option<i64>, _>("stopped_at")?.map(Timestamp),
+                    },
+                    None => GoldRecord {
+                        answers: count(answers),
+                        ..GoldRecord::default()
+                    },
+                })
+            }
+
+            async fn stop_worker(
+                &self,
+                job: JobId,
+                worker: UserId,
+                policy: &Policy,
+                exclude: bool,
+                now: Timestamp,
+            ) -> Result<StopOutcome> {
+                let mut tx = self.writer().begin().await?;
+                let stopped = sqlx::query(
+                    "UPDATE job_gold SET stopped_at = $3 \
+                     WHERE job_id = $1 AND worker_id = $2 AND stopped_at IS NULL",
+                )
+                .bind(job.0)
+                .bind(worker.0)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if stopped == 0 {
+                    tx.rollback().await?;
+                    return Ok(StopOutcome::default());
+                }
+                let mut out = StopOutcome {
+                    stopped: true,
+                    ..StopOutcome::default()
+                };
+                if !exclude {
+                    tx.commit().await?;
+                    return Ok(out);
+                }
+                let answers = sqlx::query(
+                    "SELECT a.id, a.task_id, a.side, a.answer FROM assignments a \
+                     JOIN tasks t ON t.id = a.task_id \
+                     WHERE a.job_id = $1 AND a.worker_id = $2 AND a.status = 'submitted' \
+                     AND t.state <> 'gold' ORDER BY a.task_id",
+                )
+                .bind(job.0)
+                .bind(worker.0)
+                .fetch_all(&mut *tx)
+                .await?;
+                for row in &answers {
+                    let mut task = lock_task(&mut *tx, TaskId(row.try_get("task_id")?)).await?;
+                    let answer: Option<String> = row.try_get("answer")?;
+                    let votes = match side_of(row.try_get("side")?)? {
+                        Side::Worker => &mut task.tally.worker_votes,
+                        Side::Steward => &mut task.tally.steward_votes,
+                    };
+                    if let Some(a) = answer.as_deref()
+                        && let Some(n) = votes.0.get_mut(a)
+                    {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            votes.0.remove(a);
+                        }
+                    }
+                    let mut writes = Vec::new();
+                    if task.state == "labeled" || task.state == "undecided" {
+                        // Decide it again from the answers that remain.
+                        writes.push(Write::new(
+                            "UPDATE tasks SET state = 'open', label = NULL, confidence = NULL, \
+                             decided_by = NULL, decided_at = NULL WHERE id = $1 AND state = $2",
+                            vec![Val::I64(task.id), Val::Text(task.state.clone())],
+                        ));
+                        task.state = "open".to_owned();
+                        task.read_as[4] = Val::Text("open".to_owned());
+                    }
+                    let (tally, state) = apply_tally(&mut task, policy, now);
+                    writes.push(tally);
+                    writes.push(Write::new(
+                        "UPDATE assignments SET status = 'excluded' WHERE id = $1 AND status = 'submitted'",
+                        vec![Val::I64(row.try_get("id")?)],
+                    ));
+                    for w in &writes {
+                        let changed = bind_all(sqlx::query(w.sql), &w.vals)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        if changed != 1 {
+                            return Err(StoreError::Contended);
+                        }
+                    }
+                    out.excluded += 1;
+                    if writes.len() == 3 && state == "open" {
+                        out.reopened += 1;
+                    }
+                }
+                tx.commit().await?;
+                Ok(out)
+            }
+
             async fn aggregation_info(&self, job: JobId) -> Result<Option<AggregationInfo>> {
                 sqlx::query(
                     "SELECT method, through_id, answers, iterations, aggregated_at \
@@ -1006,12 +1133,14 @@ macro_rules! store_impl {
                        SUM(CASE WHEN a.status = 'submitted' AND t.state = 'labeled' AND a.answer = t.label \
                            THEN 1 ELSE 0 END) AS agreeing, \
                        CAST(AVG(CASE WHEN a.status = 'submitted' THEN (a.finished_at - a.leased_at) / 1000.0 END) AS DOUBLE PRECISION) AS mean_seconds, \
-                       MAX(w.skill) AS skill, MAX(w.method) AS skill_method \
+                       MAX(w.skill) AS skill, MAX(w.method) AS skill_method, \
+                       MAX(g.seen) AS gold_seen, MAX(g.correct) AS gold_correct, MAX(g.stopped_at) AS stopped_at \
                      FROM assignments a \
                      JOIN tasks t ON t.id = a.task_id \
                      JOIN users u ON u.id = a.worker_id \
                      LEFT JOIN job_workers w ON w.job_id = a.job_id AND w.worker_id = a.worker_id \
-                     WHERE a.job_id = $1 AND a.status IN ('submitted', 'skipped', 'abandoned') \
+                     LEFT JOIN job_gold g ON g.job_id = a.job_id AND g.worker_id = a.worker_id \
+                     WHERE a.job_id = $1 AND a.status IN ('submitted', 'skipped', 'abandoned', 'excluded') \
                      GROUP BY a.worker_id, u.name ORDER BY a.worker_id",
                 )
                 .bind(job.0)
@@ -1021,6 +1150,8 @@ macro_rules! store_impl {
                 .map(|r| {
                     let on_labeled: i64 = r.try_get("on_labeled")?;
                     let agreeing: i64 = r.try_get("agreeing")?;
+                    let gold_seen: i64 = r.try_get::<Option<i64>, _>("gold_seen")?.unwrap_or(0);
+                    let gold_correct: i64 = r.try_get::<Option<i64>, _>("gold_correct")?.unwrap_or(0);
                     Ok(WorkerQuality {
                         worker_id: UserId(r.try_get("worker_id")?),
                         worker_name: r.try_get("name")?,
@@ -1032,6 +1163,10 @@ macro_rules! store_impl {
                         skill: r.try_get("skill")?,
                         skill_method: r.try_get("skill_method")?,
                         mean_seconds: r.try_get("mean_seconds")?,
+                        gold_seen,
+                        gold_correct,
+                        gold_accuracy: (gold_seen > 0).then(|| gold_correct as f64 / gold_seen as f64),
+                        stopped_at: r.try_get::<Option<i64>, _>("stopped_at")?.map(Timestamp),
                     })
                 })
                 .collect()
@@ -1093,6 +1228,7 @@ macro_rules! store_impl {
                         SubmitOutcome::Replayed {
                             assignment: assignment.clone(),
                             task_state: task.state.clone(),
+                            gold: gold_check(task, assignment.answer.as_deref().unwrap_or_default()),
                         }
                     } else {
                         SubmitOutcome::Refused {
@@ -1102,6 +1238,14 @@ macro_rules! store_impl {
                                 assignment.answer.clone().unwrap_or_default()
                             ),
                         }
+                    });
+                }
+                AssignmentStatus::Excluded => {
+                    return SubmitPlan::Answer(SubmitOutcome::Refused {
+                        code: "worker_stopped",
+                        message: "your answers in this job were taken out of the counts: \
+                                  your accuracy on its control questions was too low"
+                            .to_owned(),
                     });
                 }
                 AssignmentStatus::Released | AssignmentStatus::Skipped => {
@@ -1149,6 +1293,7 @@ macro_rules! store_impl {
                 }
             };
             let late = !was_pending || req.now >= assignment.deadline;
+            let gold = gold_check(task, &req.answer);
             match side {
                 Side::Worker => task.tally.worker_votes.add(&req.answer),
                 Side::Steward => task.tally.steward_votes.add(&req.answer),
@@ -1159,7 +1304,7 @@ macro_rules! store_impl {
             }
             let answered = Write::new(
                 "UPDATE assignments SET status = 'submitted', answer = $1, idempotency_key = $2, \
-                 finished_at = $3, late = $4 WHERE id = $5 AND status = $6",
+                 finished_at = $3, late = $4, gold_correct = $7 WHERE id = $5 AND status = $6",
                 vec![
                     Val::Text(req.answer.clone()),
                     Val::OptText(req.idempotency_key.clone()),
@@ -1167,20 +1312,45 @@ macro_rules! store_impl {
                     Val::I64(i64::from(late)),
                     Val::I64(assignment.id.0),
                     Val::Text(assignment.status.as_str().to_owned()),
+                    Val::OptI64(gold.as_ref().map(|g| i64::from(g.correct))),
                 ],
             );
             let (tally, task_state) = apply_tally(task, &req.policy, req.now);
+            let mut writes = vec![answered, tally];
+            if let Some(g) = &gold {
+                writes.push(Write::new(
+                    "INSERT INTO job_gold (job_id, worker_id, seen, correct) VALUES ($1, $2, 1, $3) \
+                     ON CONFLICT (job_id, worker_id) DO UPDATE \
+                     SET seen = job_gold.seen + 1, correct = job_gold.correct + $3",
+                    vec![
+                        Val::I64(assignment.job_id.0),
+                        Val::I64(assignment.worker_id.0),
+                        Val::I64(i64::from(g.correct)),
+                    ],
+                ));
+            }
             assignment.status = AssignmentStatus::Submitted;
             assignment.answer = Some(req.answer.clone());
             assignment.idempotency_key = req.idempotency_key.clone();
             assignment.late = late;
             SubmitPlan::Write(
-                vec![answered, tally],
+                writes,
                 SubmitOutcome::Accepted {
                     assignment: assignment.clone(),
                     task_state,
+                    gold,
                 },
             )
+        }
+
+        /// Whether `answer` to a control question is right (`None` for a
+        /// task that is not one).
+        fn gold_check(task: &TaskTally, answer: &str) -> Option<GoldCheck> {
+            let expected = task.gold.as_ref().filter(|_| task.state == "gold")?;
+            Some(GoldCheck {
+                correct: expected == answer,
+                expected: expected.clone(),
+            })
         }
 
         /// The worker's live assignment of a task other than an expired one.

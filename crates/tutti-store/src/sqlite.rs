@@ -172,15 +172,15 @@ impl Session {
 /// is open and one more pending answer lowers its remaining need by one;
 /// see `Policy::evaluate`), so no re-evaluation is needed here.
 macro_rules! lease_statements {
-    ($slots:literal, $pending:literal) => {
+    ($candidates:literal, $count:literal) => {
         concat!(
             "INSERT INTO assignments (job_id, task_id, worker_id, side, status, leased_at, deadline)
                SELECT $1, t.id, $2, $3, 'pending', $4, $5 FROM tasks t
-               WHERE t.job_id = $1 AND t.state = 'open' AND t.", $slots, " > 0
+               WHERE t.job_id = $1 AND ", $candidates, "
                  AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2
                                  AND a.status IN ('pending', 'submitted', 'skipped'))
                ORDER BY t.seq LIMIT 1;
-             UPDATE tasks SET ", $pending, " = ", $pending, " + 1, ", $slots, " = ", $slots, " - 1
+             UPDATE tasks SET ", $count, "
                WHERE changes() = 1 AND id = (SELECT task_id FROM assignments WHERE id = last_insert_rowid());
              SELECT $6 AS request, ", assignment_cols!(), " FROM assignments a JOIN tasks t ON t.id = a.task_id
                WHERE changes() = 1 AND a.id = last_insert_rowid();"
@@ -253,10 +253,19 @@ async fn submit(store: &SqliteStore, req: &SubmitRequest) -> Result<SubmitOutcom
         .map_err(|_| anyhow::anyhow!("the SQLite group writer dropped a submit"))?
 }
 
-fn lease_sql(side: Side) -> &'static str {
-    match side {
-        Side::Worker => lease_statements!("w_slots", "w_pending"),
-        Side::Steward => lease_statements!("s_slots", "s_pending"),
+fn lease_sql(req: &LeaseRequest) -> &'static str {
+    match (req.gold, req.side) {
+        // A control question is never used up: any number of workers may
+        // answer it, each once.
+        (true, _) => lease_statements!("t.state = 'gold'", "w_pending = w_pending + 1"),
+        (false, Side::Worker) => lease_statements!(
+            "t.state = 'open' AND t.w_slots > 0",
+            "w_pending = w_pending + 1, w_slots = w_slots - 1"
+        ),
+        (false, Side::Steward) => lease_statements!(
+            "t.state = 'open' AND t.s_slots > 0",
+            "s_pending = s_pending + 1, s_slots = s_slots - 1"
+        ),
     }
 }
 
@@ -275,7 +284,7 @@ fn bind_lease<'q>(
 
 /// One lease in its own transaction.
 async fn lease_one(store: &SqliteStore, req: &LeaseRequest) -> Result<Option<Assignment>> {
-    let sql = format!("BEGIN;\n{}\nCOMMIT;", lease_sql(req.side));
+    let sql = format!("BEGIN;\n{}\nCOMMIT;", lease_sql(req));
     let mut writer = store.writer.acquire().await?;
     let done = bind_lease(sqlx::query(sqlx::AssertSqlSafe(sql)), req, 0)
         .fetch_all(&mut *writer)
@@ -295,7 +304,7 @@ async fn lease_group(
 ) {
     let mut sql = String::from("BEGIN;\n");
     for (i, (req, _)) in jobs.iter().enumerate() {
-        sql.push_str(&renumber(lease_sql(req.side), 6 * i));
+        sql.push_str(&renumber(lease_sql(req), 6 * i));
         sql.push('\n');
     }
     sql.push_str("COMMIT;");
@@ -460,27 +469,34 @@ async fn insert_rows(
     tx: &mut Tx<'_>,
     job: i64,
     first_seq: i64,
-    rows: &[String],
+    rows: &[ImportRow],
     w_slots: i64,
     s_slots: i64,
 ) -> Result<()> {
     // Positional `?` parameters: SQLite looks names up by a linear scan,
     // which made numbered parameters quadratic in the batch size. The
-    // integers shared by every row are written into the text.
-    let row = format!("({job}, {w_slots}, {s_slots}, ?, ?)");
+    // integers shared by every row are written into the text; a plain row
+    // and a control question differ in state and slots.
+    let plain = format!("({job}, {w_slots}, {s_slots}, 'open', NULL, ?, ?)");
+    let gold = format!("({job}, 0, 0, 'gold', ?, ?, ?)");
     let mut seq = first_seq;
     for chunk in rows.chunks(INSERT_BATCH) {
-        let mut sql = String::with_capacity(64 + chunk.len() * (row.len() + 1));
-        sql.push_str("INSERT INTO tasks (job_id, w_slots, s_slots, seq, data) VALUES ");
-        for i in 0..chunk.len() {
+        let mut sql = String::with_capacity(80 + chunk.len() * (plain.len() + 1));
+        sql.push_str(
+            "INSERT INTO tasks (job_id, w_slots, s_slots, state, gold, seq, data) VALUES ",
+        );
+        for (i, r) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&row);
+            sql.push_str(if r.gold.is_some() { &gold } else { &plain });
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for data in chunk {
-            q = q.bind(seq).bind(data.as_str());
+        for r in chunk {
+            if let Some(g) = &r.gold {
+                q = q.bind(g.as_str());
+            }
+            q = q.bind(seq).bind(r.data.as_str());
             seq += 1;
         }
         q.execute(&mut **tx).await?;

@@ -85,8 +85,8 @@ async fn fixture(store: Arc<dyn Store>, config: JobConfig, rows: usize, workers:
 async fn import(store: &Arc<dyn Store>, job: &Job, rows: usize, commit: bool) -> Option<u64> {
     let (tx, rx) = mpsc::channel(4);
     let sender = tokio::spawn(async move {
-        let batch: Vec<String> = (0..rows)
-            .map(|i| serde_json::json!({"name": format!("n{i}")}).to_string())
+        let batch: Vec<ImportRow> = (0..rows)
+            .map(|i| ImportRow::plain(serde_json::json!({"name": format!("n{i}")}).to_string()))
             .collect();
         tx.send(ImportMsg::Rows(batch)).await.unwrap();
         tx.send(if commit {
@@ -108,6 +108,7 @@ fn lease(f: &Fixture, worker: UserId, now: Timestamp) -> LeaseRequest {
         policy: f.job.config.policy,
         worker,
         side: Side::Worker,
+        gold: false,
         now,
     }
 }
@@ -377,6 +378,7 @@ async fn an_expired_lease_reopens_the_task_and_a_late_answer_is_judged_by_need()
             SubmitOutcome::Accepted {
                 assignment,
                 task_state,
+                gold: None,
             } => {
                 assert!(assignment.late);
                 assert_eq!(task_state, "labeled");

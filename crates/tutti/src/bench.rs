@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tutti_domain::job::{JobConfig, JobSpec};
 use tutti_domain::role::Role;
-use tutti_store::{ImportMsg, Job, NewUser, Store};
+use tutti_store::{ImportMsg, ImportRow, Job, NewUser, Store};
 
 /// Benchmarks.
 #[derive(Subcommand)]
@@ -250,7 +250,9 @@ async fn bench_loop(args: LoopArgs) -> anyhow::Result<()> {
     tokio::spawn(async move {
         for start in (0..items).step_by(10_000) {
             let batch = (start..(start + 10_000).min(items))
-                .map(|i| serde_json::json!({"name": format!("item {i}")}).to_string())
+                .map(|i| {
+                    ImportRow::plain(serde_json::json!({"name": format!("item {i}")}).to_string())
+                })
                 .collect();
             if tx.send(ImportMsg::Rows(batch)).await.is_err() {
                 return;

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use tutti_domain::job::{JobConfig, JobSpec};
 use tutti_domain::role::Role;
-use tutti_store::{ImportMsg, NewUser, Store, User};
+use tutti_store::{ImportMsg, ImportRow, NewUser, Store, User};
 
 const FIRST: &[&str] = &[
     "Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Margaret", "Ken",
@@ -131,7 +131,10 @@ pub async fn populate(store: &dyn Store, items: usize) -> anyhow::Result<Vec<(St
                 )
                 .await?;
             let (tx, rx) = tokio::sync::mpsc::channel(2);
-            tx.send(ImportMsg::Rows(rows(items))).await?;
+            tx.send(ImportMsg::Rows(
+                rows(items).into_iter().map(ImportRow::plain).collect(),
+            ))
+            .await?;
             tx.send(ImportMsg::Done).await?;
             store.import_tasks(&job, rx).await?;
             ws

@@ -14,11 +14,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tutti_domain::ids::{AssignmentId, JobId};
+use tutti_domain::policy::{GoldPolicy, OnGoldFail};
 use tutti_domain::role::Role;
 use tutti_domain::template;
 use tutti_store::{
-    Assignment, GiveBack, GiveBackOutcome, GiveBackRequest, Job, LeaseOutcome, LeaseRequest,
-    SubmitOutcome, SubmitRequest, WorkerJob,
+    Assignment, GiveBack, GiveBackOutcome, GiveBackRequest, GoldCheck, Job, LeaseOutcome,
+    LeaseRequest, SubmitOutcome, SubmitRequest, WorkerJob,
 };
 
 /// Seconds a worker is told to wait when nothing is free now.
@@ -79,16 +80,29 @@ pub enum Next {
 pub async fn lease_next(state: &AppState, caller: &Caller, job: JobId) -> Result<Next, ApiError> {
     let (job, role) = caller.job(state, job, false).await?;
     let side = job.config.policy.side_for(role == Role::Steward);
-    let outcome = state
-        .store
-        .next_assignment(&LeaseRequest {
-            job: job.id,
-            policy: job.config.policy,
-            worker: caller.0.id,
-            side,
-            now: tutti_store::now(),
-        })
-        .await?;
+    // Control questions go to workers, not to stewards.
+    let mut gold = false;
+    if let Some(g) = job.config.policy.gold.filter(|_| role != Role::Steward) {
+        let record = state.store.gold_record(job.id, caller.0.id).await?;
+        if record.stopped_at.is_some() {
+            return Err(stopped(&g, record.seen, record.correct));
+        }
+        gold = g.gold_next(record.answers, record.seen);
+    }
+    let mut req = LeaseRequest {
+        job: job.id,
+        policy: job.config.policy,
+        worker: caller.0.id,
+        side,
+        gold,
+        now: tutti_store::now(),
+    };
+    let mut outcome = state.store.next_assignment(&req).await?;
+    if gold && !matches!(outcome, LeaseOutcome::Leased(_) | LeaseOutcome::Held(_)) {
+        // No control question left that this worker has not seen.
+        req.gold = false;
+        outcome = state.store.next_assignment(&req).await?;
+    }
     Ok(match outcome {
         LeaseOutcome::Leased(a) => Next::Task(Box::new(TaskView::new(&job, a, false))),
         LeaseOutcome::Held(a) => Next::Task(Box::new(TaskView::new(&job, a, true))),
@@ -107,13 +121,25 @@ pub async fn lease_next(state: &AppState, caller: &Caller, job: JobId) -> Result
     })
 }
 
+/// 403 for a worker whom control questions stopped.
+fn stopped(g: &GoldPolicy, seen: u64, correct: u64) -> ApiError {
+    ApiError::forbidden(format!(
+        "you answered {correct} of {seen} control questions of this job right, below the {:.0}% it asks for, \
+         so it takes no more answers from you",
+        g.min_accuracy * 100.0
+    ))
+    .with_code("worker_stopped")
+}
+
 /// Leases the next task: 200 with the task, 204 (with `Retry-After` and a
-/// reason in `X-Tutti-Reason`) when nothing is free now, 410 when nothing
-/// will come.
+/// reason in `X-Tutti-Reason`) when nothing is free now, 403 when control
+/// questions stopped the worker, 410 when nothing will come.
+
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/next", tag = "work",
     params(("id" = i64, Path, description = "job id")),
     responses((status = 200, body = TaskView),
         (status = 204, description = "nothing free now; retry after Retry-After seconds"),
+        (status = 403, body = crate::error::ErrorBody, description = "control questions stopped this worker (code worker_stopped)"),
         (status = 404, body = crate::error::ErrorBody),
         (status = 410, body = crate::error::ErrorBody, description = "job finished, or nothing left for this worker")),
     security(("bearer" = [])))]
@@ -189,6 +215,13 @@ pub struct SubmitResult {
     pub task_state: String,
     /// True when this repeated an earlier submit (nothing changed).
     pub replayed: bool,
+    /// On a control question, when the job shows feedback: whether the
+    /// answer was right and what the known answer is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gold: Option<GoldCheck>,
+    /// Whether this answer's control result stopped the worker.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 /// Records the answer of the caller's assignment. A retried submit (same
@@ -251,22 +284,55 @@ pub async fn submit_answer(
             now: tutti_store::now(),
         })
         .await?;
+    let policy = job.config.policy;
+    let feedback = |g: Option<GoldCheck>| g.filter(|_| policy.gold.is_some_and(|p| p.feedback));
     match outcome {
         SubmitOutcome::Accepted {
             assignment,
             task_state,
-        } => Ok(SubmitResult {
-            assignment,
-            task_state,
-            replayed: false,
-        }),
+            gold,
+        } => {
+            let mut stopped = false;
+            if let (Some(_), Some(g)) = (&gold, policy.gold) {
+                let record = state.store.gold_record(job.id, caller.0.id).await?;
+                if g.fails(record.seen, record.correct) {
+                    let exclude = g.on_fail == OnGoldFail::Exclude;
+                    let out = state
+                        .store
+                        .stop_worker(job.id, caller.0.id, &policy, exclude, tutti_store::now())
+                        .await?;
+                    if out.stopped {
+                        tracing::info!(
+                            job = job.id.0,
+                            worker = caller.0.id.0,
+                            seen = record.seen,
+                            correct = record.correct,
+                            excluded = out.excluded,
+                            reopened = out.reopened,
+                            "control questions stopped a worker"
+                        );
+                    }
+                    stopped = true;
+                }
+            }
+            Ok(SubmitResult {
+                assignment,
+                task_state,
+                replayed: false,
+                gold: feedback(gold),
+                stopped,
+            })
+        }
         SubmitOutcome::Replayed {
             assignment,
             task_state,
+            gold,
         } => Ok(SubmitResult {
             assignment,
             task_state,
             replayed: true,
+            gold: feedback(gold),
+            stopped: false,
         }),
         SubmitOutcome::NotFound => Err(ApiError::not_found("assignment")),
         SubmitOutcome::Refused { code, message } => Err(ApiError::conflict(code, message)),

@@ -1,0 +1,15 @@
+-- Control questions: tasks with a known answer (state 'gold'), whether each
+-- answer to one was right, and each worker's record on them per job.
+
+ALTER TABLE tasks ADD COLUMN gold TEXT;
+ALTER TABLE assignments ADD COLUMN gold_correct INTEGER;
+CREATE INDEX tasks_gold ON tasks(job_id, seq) WHERE state = 'gold';
+
+CREATE TABLE job_gold (
+    job_id     INTEGER NOT NULL REFERENCES jobs(id),
+    worker_id  INTEGER NOT NULL REFERENCES users(id),
+    seen       INTEGER NOT NULL,
+    correct    INTEGER NOT NULL,
+    stopped_at INTEGER,
+    PRIMARY KEY (job_id, worker_id)
+);
