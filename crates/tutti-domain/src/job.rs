@@ -6,8 +6,8 @@
 
 use crate::FieldError;
 use crate::policy::{
-    AggregationMethod, Agreement, DEFAULT_TIME_LIMIT_SECS, GoldPolicy, MAX_TIME_LIMIT_SECS,
-    MIN_TIME_LIMIT_SECS, OnGoldFail, Policy,
+    Adaptive, AggregationMethod, Agreement, DEFAULT_TIME_LIMIT_SECS, GoldPolicy, MAX_REDUNDANCY,
+    MAX_TIME_LIMIT_SECS, MIN_TIME_LIMIT_SECS, OnGoldFail, Policy,
 };
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +45,71 @@ pub struct PolicySpec {
     /// each worker at this rate, and workers who fail them are stopped.
     #[serde(default)]
     pub gold: Option<GoldSpec>,
+    /// Adaptive redundancy: workers' answers are collected one at a time
+    /// while the label is uncertain, in place of k-of-n.
+    #[serde(default)]
+    pub adaptive: Option<AdaptiveSpec>,
+}
+
+/// Adaptive redundancy as a requester sends it.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AdaptiveSpec {
+    /// Posterior probability at which a task's label is taken, in (0.5, 1).
+    pub confidence: f64,
+    /// Fewest answers per task (default 2).
+    pub min: Option<u32>,
+    /// Most answers per task (default: the policy's `n`).
+    pub max: Option<u32>,
+    /// Accuracy assumed of a worker with no record, above chance and below
+    /// 1 (default 0.7).
+    pub prior_accuracy: Option<f64>,
+}
+
+impl AdaptiveSpec {
+    fn parse(self, n: u32, options: usize) -> Result<Adaptive, FieldError> {
+        if options < 2 {
+            return Err(FieldError::new(
+                "policy.adaptive",
+                "needs a job with at least two answer options",
+            ));
+        }
+        if !(self.confidence > 0.5 && self.confidence < 1.0) {
+            return Err(FieldError::new(
+                "policy.adaptive.confidence",
+                "must be more than 0.5 and less than 1",
+            ));
+        }
+        let max = self.max.unwrap_or(n);
+        if !(1..=MAX_REDUNDANCY).contains(&max) {
+            return Err(FieldError::new(
+                "policy.adaptive.max",
+                format!("must be between 1 and {MAX_REDUNDANCY}"),
+            ));
+        }
+        let min = self.min.unwrap_or(2.min(max));
+        if min == 0 || min > max {
+            return Err(FieldError::new(
+                "policy.adaptive.min",
+                format!("must be at least 1 and at most max ({max})"),
+            ));
+        }
+        let prior_accuracy = self.prior_accuracy.unwrap_or(0.7);
+        let chance = 1.0 / options as f64;
+        if !(prior_accuracy > chance && prior_accuracy < 1.0) {
+            return Err(FieldError::new(
+                "policy.adaptive.prior_accuracy",
+                format!("must be above chance ({chance:.3}) and below 1"),
+            ));
+        }
+        Ok(Adaptive {
+            min,
+            max,
+            confidence: self.confidence,
+            prior_accuracy,
+        })
+    }
 }
 
 /// Control questions as a requester sends them.
@@ -231,6 +296,11 @@ impl JobConfig {
             (Some(options), false) => parse_options(options)?,
         };
         let workers = Agreement::parse(spec.policy.k, spec.policy.n, "policy.k", "policy.n")?;
+        let adaptive = spec
+            .policy
+            .adaptive
+            .map(|a| a.parse(spec.policy.n, answers.len()))
+            .transpose()?;
         let stewards = match (spec.policy.l, spec.policy.m) {
             (None, None) => None,
             (Some(l), Some(m)) => Some(Agreement::parse(l, m, "policy.l", "policy.m")?),
@@ -257,14 +327,17 @@ impl JobConfig {
                 workers,
                 stewards,
                 time_limit_secs: time_limit(spec.policy.time_limit_secs)?,
-                aggregation: spec
-                    .policy
-                    .aggregation
-                    .as_deref()
-                    .map(|m| AggregationMethod::parse(m, "policy.aggregation"))
-                    .transpose()?
-                    .unwrap_or_default(),
+                aggregation: match spec.policy.aggregation.as_deref() {
+                    Some(m) => AggregationMethod::parse(m, "policy.aggregation")?,
+                    // Adaptive redundancy weighs answers by worker
+                    // accuracies, which one-coin Dawid-Skene estimates.
+                    None if adaptive.is_some() => {
+                        AggregationMethod(tutti_aggregate::Method::OneCoin)
+                    }
+                    None => AggregationMethod::default(),
+                },
                 gold: spec.policy.gold.map(GoldSpec::parse).transpose()?,
+                adaptive,
             },
         })
     }
@@ -469,6 +542,44 @@ mod tests {
             s.policy.gold = serde_json::from_value(gold).unwrap();
             assert_eq!(JobConfig::parse(s).unwrap_err().field, field);
         }
+    }
+
+    #[test]
+    fn adaptive_settings_are_checked_and_default_to_n_and_one_coin() {
+        let mut s = spec();
+        s.policy.adaptive =
+            serde_json::from_value(serde_json::json!({"confidence": 0.95})).unwrap();
+        let p = JobConfig::parse(s).unwrap().policy;
+        let a = p.adaptive.unwrap();
+        assert_eq!((a.min, a.max, a.prior_accuracy), (2, 3, 0.7));
+        assert_eq!(p.aggregation.as_str(), "onecoin");
+        for (adaptive, field) in [
+            (
+                serde_json::json!({"confidence": 0.5}),
+                "policy.adaptive.confidence",
+            ),
+            (
+                serde_json::json!({"confidence": 0.9, "min": 5, "max": 4}),
+                "policy.adaptive.min",
+            ),
+            (
+                serde_json::json!({"confidence": 0.9, "max": 101}),
+                "policy.adaptive.max",
+            ),
+            (
+                serde_json::json!({"confidence": 0.9, "prior_accuracy": 0.5}),
+                "policy.adaptive.prior_accuracy",
+            ),
+        ] {
+            let mut s = spec();
+            s.policy.adaptive = serde_json::from_value(adaptive).unwrap();
+            assert_eq!(JobConfig::parse(s).unwrap_err().field, field);
+        }
+        let mut s = spec();
+        s.answers = None;
+        s.free_text = true;
+        s.policy.adaptive = serde_json::from_value(serde_json::json!({"confidence": 0.9})).unwrap();
+        assert_eq!(JobConfig::parse(s).unwrap_err().field, "policy.adaptive");
     }
 
     #[test]

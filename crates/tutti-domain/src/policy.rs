@@ -67,7 +67,7 @@ impl Agreement {
         {
             return SideState::Won {
                 label: label.to_owned(),
-                count,
+                confidence: f64::from(count) / f64::from(votes.total().max(1)),
             };
         }
         let answered = votes.total();
@@ -82,9 +82,102 @@ impl Agreement {
 }
 
 enum SideState {
-    Won { label: String, count: u32 },
+    Won { label: String, confidence: f64 },
     Impossible,
     Needs(u32),
+}
+
+/// Adaptive redundancy for workers ("dynamic overlap"): instead of k-of-n,
+/// a task takes answers one at a time while its label's posterior
+/// confidence is below `confidence`, with at least `min` and at most `max`
+/// answers. Each answer counts by its worker's estimated accuracy (see
+/// [`Evidence`]); at `max` answers the most probable label is taken, with
+/// its confidence, however low.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Adaptive {
+    /// Fewest answers per task.
+    pub min: u32,
+    /// Most answers per task.
+    pub max: u32,
+    /// Posterior probability at which a task's label is taken.
+    pub confidence: f64,
+    /// Accuracy assumed of a worker with no record.
+    pub prior_accuracy: f64,
+}
+
+/// Per label, the log-likelihood of a task's worker answers if that label
+/// were true: each answer adds its worker's log-probability of giving it
+/// under each true label. The posterior (under uniform priors) is its
+/// softmax.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct Evidence(pub BTreeMap<String, f64>);
+
+impl Evidence {
+    /// The evidence of one answer `given` among `labels` by a worker right
+    /// with probability `accuracy` (kept within 0.01 of 0 and 1), wrong
+    /// answers spread evenly over the other labels.
+    pub fn of_answer(labels: &[String], given: &str, accuracy: f64) -> Self {
+        let a = accuracy.clamp(0.01, 0.99);
+        let wrong = (1.0 - a) / (labels.len().max(2) - 1) as f64;
+        Self(
+            labels
+                .iter()
+                .map(|l| (l.clone(), if l == given { a.ln() } else { wrong.ln() }))
+                .collect(),
+        )
+    }
+
+    /// Adds another answer's evidence.
+    pub fn add(&mut self, other: &Evidence) {
+        for (label, v) in &other.0 {
+            *self.0.entry(label.clone()).or_default() += v;
+        }
+    }
+
+    /// Takes an answer's evidence out again.
+    pub fn subtract(&mut self, other: &Evidence) {
+        for (label, v) in &other.0 {
+            *self.0.entry(label.clone()).or_default() -= v;
+        }
+    }
+
+    /// The most probable label and its posterior probability; ties go to
+    /// the first label in order.
+    pub fn best(&self) -> Option<(&str, f64)> {
+        let max = self.0.values().cloned().fold(f64::NEG_INFINITY, f64::max);
+        if !max.is_finite() {
+            return None;
+        }
+        let sum: f64 = self.0.values().map(|v| (v - max).exp()).sum();
+        let (label, v) = self.0.iter().find(|(_, v)| **v == max)?;
+        Some((label.as_str(), (v - max).exp() / sum))
+    }
+}
+
+impl Adaptive {
+    fn assess(self, votes: &Votes, evidence: &Evidence) -> SideState {
+        let answered = votes.total();
+        if answered < self.min {
+            return SideState::Needs(self.min - answered);
+        }
+        let best = evidence.best();
+        if let Some((label, confidence)) = best
+            && (confidence >= self.confidence || answered >= self.max)
+        {
+            return SideState::Won {
+                label: label.to_owned(),
+                confidence,
+            };
+        }
+        if answered >= self.max {
+            SideState::Impossible
+        } else {
+            SideState::Needs(1)
+        }
+    }
 }
 
 /// Which count an answer goes to.
@@ -174,6 +267,9 @@ pub struct Policy {
     /// Control questions mixed into each worker's stream, if any.
     #[serde(default)]
     pub gold: Option<GoldPolicy>,
+    /// Adaptive redundancy for workers in place of k-of-n, if set.
+    #[serde(default)]
+    pub adaptive: Option<Adaptive>,
 }
 
 /// Control questions ("gold", "honeypots"): tasks with a known answer,
@@ -264,7 +360,7 @@ impl<'de> Deserialize<'de> for AggregationMethod {
 }
 
 /// A task's answers so far and the leases still out, per side.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tally {
     /// Workers' answers.
     pub worker_votes: Votes,
@@ -274,6 +370,8 @@ pub struct Tally {
     pub worker_pending: u32,
     /// Stewards' unexpired leases.
     pub steward_pending: u32,
+    /// Workers' answers weighed by their accuracy (adaptive redundancy).
+    pub worker_evidence: Evidence,
 }
 
 /// Where a task stands.
@@ -335,21 +433,21 @@ impl Policy {
 
     /// Decides a task from its tally.
     pub fn evaluate(&self, tally: &Tally) -> Evaluation {
-        let workers = self.workers.assess(&tally.worker_votes);
+        let workers = match self.adaptive {
+            Some(a) => a.assess(&tally.worker_votes, &tally.worker_evidence),
+            None => self.workers.assess(&tally.worker_votes),
+        };
         let stewards = self.stewards.map(|a| a.assess(&tally.steward_votes));
-        let won = |state: &SideState, side: Side, votes: &Votes| match state {
-            SideState::Won { label, count } => Some(Outcome::Labeled {
+        let won = |state: &SideState, side: Side| match state {
+            SideState::Won { label, confidence } => Some(Outcome::Labeled {
                 label: label.clone(),
                 side,
-                confidence: f64::from(*count) / f64::from(votes.total().max(1)),
+                confidence: *confidence,
             }),
             _ => None,
         };
-        let decided = won(&workers, Side::Worker, &tally.worker_votes).or_else(|| {
-            stewards
-                .as_ref()
-                .and_then(|s| won(s, Side::Steward, &tally.steward_votes))
-        });
+        let decided = won(&workers, Side::Worker)
+            .or_else(|| stewards.as_ref().and_then(|s| won(s, Side::Steward)));
         if let Some(outcome) = decided {
             return Evaluation {
                 outcome,
@@ -410,6 +508,68 @@ mod tests {
         assert!(!g.fails(10, 7));
     }
 
+    fn adaptive() -> Policy {
+        Policy {
+            adaptive: Some(Adaptive {
+                min: 2,
+                max: 4,
+                confidence: 0.9,
+                prior_accuracy: 0.7,
+            }),
+            ..kn(2, 4)
+        }
+    }
+
+    fn weighed(answers: &[(&str, f64)]) -> Tally {
+        let labels = ["No".to_owned(), "Yes".to_owned()];
+        let mut t = Tally::default();
+        for (a, accuracy) in answers {
+            t.worker_votes.add(a);
+            t.worker_evidence
+                .add(&Evidence::of_answer(&labels, a, *accuracy));
+        }
+        t
+    }
+
+    #[test]
+    fn adaptive_redundancy_asks_for_the_minimum_then_one_answer_at_a_time() {
+        let p = adaptive();
+        assert_eq!(p.fresh().worker_slots, 2);
+        // Two agreeing answers of 0.7 workers: 0.845, not yet 0.9.
+        let e = p.evaluate(&weighed(&[("Yes", 0.7), ("Yes", 0.7)]));
+        assert_eq!((e.outcome.clone(), e.worker_slots), (Outcome::Open, 1));
+        // Two agreeing answers of 0.9 workers: 0.988.
+        let e = p.evaluate(&weighed(&[("Yes", 0.9), ("Yes", 0.9)]));
+        match e.outcome {
+            Outcome::Labeled {
+                label, confidence, ..
+            } => {
+                assert_eq!(label, "Yes");
+                assert!((confidence - 0.81 / 0.82).abs() < 1e-9);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A split stays open until the maximum, then the likelier label
+        // (the more accurate worker's) is taken with its low confidence.
+        let e = p.evaluate(&weighed(&[("Yes", 0.8), ("No", 0.7), ("Yes", 0.6)]));
+        assert_eq!(e.outcome, Outcome::Open);
+        let e = p.evaluate(&weighed(&[
+            ("Yes", 0.8),
+            ("No", 0.7),
+            ("Yes", 0.6),
+            ("No", 0.9),
+        ]));
+        match e.outcome {
+            Outcome::Labeled {
+                label, confidence, ..
+            } => {
+                assert_eq!(label, "No");
+                assert!(confidence < 0.9);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     fn kn(k: u32, n: u32) -> Policy {
         Policy {
             workers: Agreement::parse(k, n, "k", "n").unwrap(),
@@ -417,6 +577,7 @@ mod tests {
             time_limit_secs: 60,
             aggregation: AggregationMethod::default(),
             gold: None,
+            adaptive: None,
         }
     }
 
@@ -511,6 +672,7 @@ mod tests {
             time_limit_secs: 60,
             aggregation: AggregationMethod::default(),
             gold: None,
+            adaptive: None,
         }
     }
 

@@ -1554,3 +1554,80 @@ async fn control_questions_give_feedback_and_stop_a_failing_worker_whose_answers
         assert!(b["stopped_at"].is_string(), "{b}");
     }
 }
+
+#[tokio::test]
+async fn adaptive_redundancy_takes_answers_only_while_the_label_is_uncertain() {
+    for app in apps().await {
+        let (ws, req, w) = app.team("adaptive", 4).await;
+        let job = app
+            .job(
+                ws,
+                &req,
+                json!({"k": 2, "n": 5, "adaptive": {"confidence": 0.9, "min": 2, "max": 4}}),
+            )
+            .await;
+        let (_, j) = app.get(&format!("/api/v1/jobs/{job}"), &req).await;
+        assert_eq!(j["policy"]["aggregation"], "onecoin", "{j}");
+        let (s, v) = app.import_csv(job, &req, "name\nA\nB\n").await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        // Per worker: their answers to A and B, in the order offered.
+        let plan: [(&str, &str); 4] = [("Yes", "Yes"), ("Yes", "No"), ("Yes", "Yes"), ("", "No")];
+        for (token, (on_a, on_b)) in w.iter().zip(plan) {
+            loop {
+                let (s, t) = app.next(job, token).await;
+                if s != StatusCode::OK {
+                    break;
+                }
+                let answer = if t["assignment"]["data"]["name"] == "A" {
+                    on_a
+                } else {
+                    on_b
+                };
+                assert!(
+                    !answer.is_empty(),
+                    "A was offered after it was decided: {t}"
+                );
+                let id = t["assignment"]["id"].as_i64().unwrap();
+                let (s, r) = app.submit(id, token, answer).await;
+                assert_eq!(s, StatusCode::OK, "{r}");
+            }
+        }
+        let (_, page) = app.get(&format!("/api/v1/jobs/{job}/results"), &req).await;
+        let (a, b) = (&page["items"][0], &page["items"][1]);
+        // A: two agreeing answers of 0.7-accurate newcomers give 0.845, a
+        // third gives 0.927 and decides it.
+        assert_eq!(
+            (a["state"].as_str(), a["label"].as_str()),
+            (Some("labeled"), Some("Yes")),
+            "{a}"
+        );
+        assert_eq!(a["votes"], json!({"Yes": 3}));
+        let c = a["confidence"].as_f64().unwrap();
+        assert!((c - 0.343 / 0.37).abs() < 1e-6, "{c}");
+        // B: split two to two at the maximum of four; the likelier label
+        // is taken with its low confidence.
+        assert_eq!(b["votes"], json!({"Yes": 2, "No": 2}), "{b}");
+        assert_eq!(b["state"], "labeled", "{b}");
+        assert!(
+            (b["confidence"].as_f64().unwrap() - 0.5).abs() < 1e-9,
+            "{b}"
+        );
+        // Bad settings name their field.
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/workspaces/{ws}/jobs"),
+                &req,
+                json!({"name": "X", "question": "?", "answers": ["Yes", "No"],
+                       "policy": {"k": 2, "n": 3, "adaptive": {"confidence": 1.2}}}),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("policy.adaptive.confidence")
+            ),
+            "{v}"
+        );
+    }
+}

@@ -25,6 +25,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "gold",
         sql: include_str!("../migrations/sqlite/0003_gold.sql"),
     },
+    Migration {
+        version: 4,
+        name: "adaptive",
+        sql: include_str!("../migrations/sqlite/0004_adaptive.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -43,6 +48,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 3,
         name: "gold",
         sql: include_str!("../migrations/postgres/0003_gold.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "adaptive",
+        sql: include_str!("../migrations/postgres/0004_adaptive.sql"),
     },
 ];
 

@@ -311,6 +311,9 @@ pub struct SubmitRequest {
     pub answer: String,
     /// A client key that makes a retried submit harmless.
     pub idempotency_key: Option<String>,
+    /// Under adaptive redundancy: the answer weighed by the worker's
+    /// accuracy, added to the task's evidence.
+    pub evidence: Option<tutti_domain::policy::Evidence>,
     /// Now.
     pub now: Timestamp,
 }
@@ -525,7 +528,7 @@ pub struct WorkerQuality {
     pub stopped_at: Option<Timestamp>,
 }
 
-/// A worker's record on a job's control questions.
+/// A worker's record on a job: answers, control questions, estimated skill.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct GoldRecord {
     /// Answers submitted in the job (control questions included).
@@ -536,6 +539,8 @@ pub struct GoldRecord {
     pub correct: u64,
     /// When the worker was stopped, if they were.
     pub stopped_at: Option<Timestamp>,
+    /// Skill the job's last re-aggregation estimated.
+    pub skill: Option<f64>,
 }
 
 /// What stopping a worker did.

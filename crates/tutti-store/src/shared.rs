@@ -31,7 +31,7 @@ macro_rules! assignment_cols {
 macro_rules! tally_cols {
     () => {
         "t.id AS t_id, t.state AS t_state, t.w_votes, t.s_votes, t.w_pending, t.s_pending, \
-         t.w_slots, t.s_slots, t.gold AS t_gold"
+         t.w_slots, t.s_slots, t.gold AS t_gold, t.w_evidence"
     };
 }
 
@@ -77,6 +77,10 @@ macro_rules! store_impl {
 
         fn votes_of(s: &str) -> Result<Votes> {
             serde_json::from_str(s).context("stored votes").map_err(StoreError::Internal)
+        }
+
+        fn evidence_of(s: &str) -> Result<tutti_domain::policy::Evidence> {
+            Ok(serde_json::from_str(s).context("stored evidence")?)
         }
 
         fn json_text<T: serde::Serialize>(v: &T) -> String {
@@ -190,6 +194,7 @@ macro_rules! store_impl {
                     steward_votes: votes_of(row.try_get("s_votes")?)?,
                     worker_pending: pending("w_pending")?,
                     steward_pending: pending("s_pending")?,
+                    worker_evidence: evidence_of(row.try_get("w_evidence")?)?,
                 },
                 w_slots: row.try_get("w_slots")?,
                 s_slots: row.try_get("s_slots")?,
@@ -235,7 +240,8 @@ macro_rules! store_impl {
                  confidence = CASE WHEN state = 'open' THEN $9 ELSE confidence END, \
                  decided_by = CASE WHEN state = 'open' THEN $10 ELSE decided_by END, \
                  decided_at = CASE WHEN state = 'open' THEN $11 ELSE decided_at END, \
-                 state = CASE WHEN state = 'open' THEN $7 ELSE state END \
+                 state = CASE WHEN state = 'open' THEN $7 ELSE state END, \
+                 w_evidence = $18 \
                  WHERE id = $12 AND w_votes = $13 AND s_votes = $14 AND w_pending = $15 \
                  AND s_pending = $16 AND state = $17",
                 vec![
@@ -256,6 +262,7 @@ macro_rules! store_impl {
                     task.read_as[2].clone(),
                     task.read_as[3].clone(),
                     task.read_as[4].clone(),
+                    Val::Text(json_text(&t.worker_evidence)),
                 ],
             );
             // What the row holds once the write is applied.
@@ -997,6 +1004,15 @@ macro_rules! store_impl {
                 .bind(worker.0)
                 .fetch_optional(self.reader())
                 .await?;
+                let skill: Option<f64> = sqlx::query(
+                    "SELECT skill FROM job_workers WHERE job_id = $1 AND worker_id = $2",
+                )
+                .bind(job.0)
+                .bind(worker.0)
+                .fetch_optional(self.reader())
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
                 let count = |v: i64| u64::try_from(v).unwrap_or(0);
                 Ok(match gold {
                     Some(r) => GoldRecord {
@@ -1004,9 +1020,11 @@ macro_rules! store_impl {
                         seen: count(r.try_get("seen")?),
                         correct: count(r.try_get("correct")?),
                         stopped_at: r.try_get::<Option<i64>, _>("stopped_at")?.map(Timestamp),
+                        skill,
                     },
                     None => GoldRecord {
                         answers: count(answers),
+                        skill,
                         ..GoldRecord::default()
                     },
                 })
@@ -1044,7 +1062,7 @@ macro_rules! store_impl {
                     return Ok(out);
                 }
                 let answers = sqlx::query(
-                    "SELECT a.id, a.task_id, a.side, a.answer FROM assignments a \
+                    "SELECT a.id, a.task_id, a.side, a.answer, a.evidence FROM assignments a \
                      JOIN tasks t ON t.id = a.task_id \
                      WHERE a.job_id = $1 AND a.worker_id = $2 AND a.status = 'submitted' \
                      AND t.state <> 'gold' ORDER BY a.task_id",
@@ -1067,6 +1085,9 @@ macro_rules! store_impl {
                         if *n == 0 {
                             votes.0.remove(a);
                         }
+                    }
+                    if let Some(e) = row.try_get::<Option<&str>, _>("evidence")? {
+                        task.tally.worker_evidence.subtract(&evidence_of(e)?);
                     }
                     let mut writes = Vec::new();
                     if task.state == "labeled" || task.state == "undecided" {
@@ -1294,6 +1315,10 @@ macro_rules! store_impl {
             };
             let late = !was_pending || req.now >= assignment.deadline;
             let gold = gold_check(task, &req.answer);
+            let evidence = req.evidence.as_ref().filter(|_| side == Side::Worker);
+            if let Some(e) = evidence {
+                task.tally.worker_evidence.add(e);
+            }
             match side {
                 Side::Worker => task.tally.worker_votes.add(&req.answer),
                 Side::Steward => task.tally.steward_votes.add(&req.answer),
@@ -1304,7 +1329,7 @@ macro_rules! store_impl {
             }
             let answered = Write::new(
                 "UPDATE assignments SET status = 'submitted', answer = $1, idempotency_key = $2, \
-                 finished_at = $3, late = $4, gold_correct = $7 WHERE id = $5 AND status = $6",
+                 finished_at = $3, late = $4, gold_correct = $7, evidence = $8 WHERE id = $5 AND status = $6",
                 vec![
                     Val::Text(req.answer.clone()),
                     Val::OptText(req.idempotency_key.clone()),
@@ -1313,6 +1338,7 @@ macro_rules! store_impl {
                     Val::I64(assignment.id.0),
                     Val::Text(assignment.status.as_str().to_owned()),
                     Val::OptI64(gold.as_ref().map(|g| i64::from(g.correct))),
+                    Val::OptText(evidence.map(json_text)),
                 ],
             );
             let (tally, task_state) = apply_tally(task, &req.policy, req.now);

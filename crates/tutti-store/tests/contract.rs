@@ -135,6 +135,7 @@ async fn submit(f: &Fixture, a: &Assignment, answer: &str, now: Timestamp) -> Su
             policy: f.job.config.policy,
             answer: answer.into(),
             idempotency_key: None,
+            evidence: None,
             now,
         })
         .await
@@ -329,6 +330,7 @@ async fn a_retried_submit_is_not_a_second_vote() {
             policy: f.job.config.policy,
             answer: "Yes".into(),
             idempotency_key: Some("k1".into()),
+            evidence: None,
             now: T0,
         };
         assert!(matches!(

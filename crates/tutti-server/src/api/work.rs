@@ -14,12 +14,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tutti_domain::ids::{AssignmentId, JobId};
-use tutti_domain::policy::{GoldPolicy, OnGoldFail};
+use tutti_domain::policy::{Evidence, GoldPolicy, OnGoldFail, Side};
 use tutti_domain::role::Role;
 use tutti_domain::template;
 use tutti_store::{
-    Assignment, GiveBack, GiveBackOutcome, GiveBackRequest, GoldCheck, Job, LeaseOutcome,
-    LeaseRequest, SubmitOutcome, SubmitRequest, WorkerJob,
+    Assignment, GiveBack, GiveBackOutcome, GiveBackRequest, GoldCheck, GoldRecord, Job,
+    LeaseOutcome, LeaseRequest, SubmitOutcome, SubmitRequest, WorkerJob,
 };
 
 /// Seconds a worker is told to wait when nothing is free now.
@@ -119,6 +119,25 @@ pub async fn lease_next(state: &AppState, caller: &Caller, job: JobId) -> Result
             "you have answered or skipped every open task of this job",
         ),
     })
+}
+
+/// A worker's accuracy for adaptive redundancy: their control accuracy
+/// where they answered control questions, else the skill the job's last
+/// re-aggregation estimated, each drawn towards `prior` by
+/// [`tutti_aggregate::PRIOR_WEIGHT`] pseudo-answers; the prior alone for a
+/// newcomer.
+pub fn estimated_accuracy(record: &GoldRecord, prior: f64) -> f64 {
+    let w = tutti_aggregate::PRIOR_WEIGHT;
+    if record.seen > 0 {
+        return (record.correct as f64 + prior * w) / (record.seen as f64 + w);
+    }
+    match record.skill {
+        Some(s) if s.is_finite() => {
+            let n = record.answers as f64;
+            (s * n + prior * w) / (n + w)
+        }
+        _ => prior,
+    }
 }
 
 /// 403 for a worker whom control questions stopped.
@@ -273,6 +292,14 @@ pub async fn submit_answer(
 ) -> Result<SubmitResult, ApiError> {
     let (a, job) = own_assignment(state, caller, id).await?;
     let answer = job.config.check_answer(answer)?;
+    let evidence = match job.config.policy.adaptive {
+        Some(adaptive) if a.side == Side::Worker => {
+            let record = state.store.gold_record(job.id, caller.0.id).await?;
+            let accuracy = estimated_accuracy(&record, adaptive.prior_accuracy);
+            Some(Evidence::of_answer(&job.config.answers, &answer, accuracy))
+        }
+        _ => None,
+    };
     let outcome = state
         .store
         .submit(&SubmitRequest {
@@ -281,6 +308,7 @@ pub async fn submit_answer(
             policy: job.config.policy,
             answer,
             idempotency_key,
+            evidence,
             now: tutti_store::now(),
         })
         .await?;
@@ -410,4 +438,31 @@ pub async fn my_jobs(
         items: state.store.jobs_for_worker(caller.0.id).await?,
         next_cursor: None,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workers_accuracy_is_their_record_drawn_towards_the_prior() {
+        let newcomer = GoldRecord::default();
+        assert_eq!(estimated_accuracy(&newcomer, 0.7), 0.7);
+        // Control questions first: 8 of 10 right, with 10 pseudo-answers of 0.7.
+        let gold = GoldRecord {
+            seen: 10,
+            correct: 8,
+            skill: Some(0.1),
+            answers: 50,
+            ..GoldRecord::default()
+        };
+        assert!((estimated_accuracy(&gold, 0.7) - 0.75).abs() < 1e-12);
+        // Else the fitted skill, weighed by the answers behind it.
+        let fitted = GoldRecord {
+            skill: Some(0.9),
+            answers: 30,
+            ..GoldRecord::default()
+        };
+        assert!((estimated_accuracy(&fitted, 0.7) - 0.85).abs() < 1e-12);
+    }
 }
