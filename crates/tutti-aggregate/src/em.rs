@@ -9,7 +9,7 @@
 //! same result.
 
 use crate::vote::{agreement, majority_vote};
-use crate::{Aggregation, Answers};
+use crate::{Aggregation, Answers, Posteriors};
 
 /// Added inside logarithms so that a zero probability does not give -inf.
 const EPS: f64 = 1e-10;
@@ -69,12 +69,12 @@ fn argmax(row: &[f64]) -> usize {
 
 pub(crate) fn finish_em(
     answers: &Answers,
-    posteriors: Vec<Vec<f64>>,
+    posteriors: Posteriors,
     confusions: Option<Vec<Vec<Vec<f64>>>>,
     skills: Option<Vec<f64>>,
     iterations: usize,
 ) -> Aggregation {
-    let labels: Vec<usize> = posteriors.iter().map(|r| argmax(r)).collect();
+    let labels: Vec<usize> = posteriors.iter().map(argmax).collect();
     let ties = posteriors
         .iter()
         .enumerate()
@@ -105,17 +105,13 @@ pub fn dawid_skene(answers: &Answers, options: EmOptions) -> Aggregation {
     if answers.triples.is_empty() {
         return finish_em(
             answers,
-            vec![Vec::new(); n],
+            Posteriors::from_flat(k, Vec::new()),
             Some(vec![Vec::new(); nw]),
             None,
             0,
         );
     }
-    let mut post: Vec<f64> = majority_vote(answers)
-        .posteriors
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut post: Vec<f64> = majority_vote(answers).posteriors.into_flat();
     let mut conf = vec![0.0; nw * k * k];
     let mut log_conf = vec![0.0; nw * k * k];
     let mut scores = vec![0.0; n * k];
@@ -166,7 +162,7 @@ pub fn dawid_skene(answers: &Answers, options: EmOptions) -> Aggregation {
         }
         previous = ll;
     }
-    let posteriors: Vec<Vec<f64>> = post.chunks_exact(k.max(1)).map(<[f64]>::to_vec).collect();
+    let posteriors = Posteriors::from_flat(k, post);
     let confusions = conf
         .chunks_exact(k * k)
         .map(|m| m.chunks_exact(k).map(<[f64]>::to_vec).collect())
@@ -194,7 +190,7 @@ fn normalise_flat(log_scores: &mut [f64], k: usize) -> f64 {
 /// and wrong answers spread evenly over the other labels.
 pub fn one_coin(answers: &Answers, options: EmOptions) -> Aggregation {
     let k = answers.n_labels();
-    let mut posteriors = majority_vote(answers).posteriors;
+    let mut posteriors = majority_vote(answers).posteriors.to_rows();
     let mut skills = vec![0.0; answers.workers.len()];
     let mut previous = f64::NEG_INFINITY;
     let mut iterations = 0;
@@ -230,7 +226,13 @@ pub fn one_coin(answers: &Answers, options: EmOptions) -> Aggregation {
         }
         previous = ll;
     }
-    finish_em(answers, posteriors, None, Some(skills), iterations)
+    finish_em(
+        answers,
+        Posteriors::from_rows(k, posteriors),
+        None,
+        Some(skills),
+        iterations,
+    )
 }
 
 #[cfg(test)]

@@ -88,7 +88,13 @@ pub fn glad(answers: &Answers, options: EmOptions) -> Aggregation {
         }
         previous = ll;
     }
-    finish_em(answers, posteriors, None, Some(alpha), iterations)
+    finish_em(
+        answers,
+        crate::Posteriors::from_rows(answers.n_labels(), posteriors),
+        None,
+        Some(alpha),
+        iterations,
+    )
 }
 
 fn e_step(answers: &Answers, alpha: &[f64], b: &[f64]) -> Vec<Vec<f64>> {

@@ -60,13 +60,81 @@ pub use pairwise::{BtOptions, Comparisons, NoisyBt, Winner, bradley_terry, noisy
 pub use vote::{k_of_n, majority_vote};
 pub use weighted::{ZbsOptions, wawa, weighted_majority_vote, zero_based_skill};
 
+/// Per item, a probability per label, kept in one flat array (items x
+/// labels): `posteriors[item]` is the item's row, `posteriors[item][label]`
+/// one probability.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Posteriors {
+    labels: usize,
+    values: Vec<f64>,
+}
+
+impl Posteriors {
+    /// From a flat array of rows of `labels` values each.
+    pub fn from_flat(labels: usize, values: Vec<f64>) -> Self {
+        debug_assert!(labels == 0 && values.is_empty() || values.len().is_multiple_of(labels));
+        Self { labels, values }
+    }
+
+    /// From one row per item, each of `labels` values.
+    pub fn from_rows(labels: usize, rows: Vec<Vec<f64>>) -> Self {
+        let mut values = Vec::with_capacity(rows.len() * labels);
+        for r in rows {
+            values.extend(r);
+        }
+        Self { labels, values }
+    }
+
+    /// Items.
+    pub fn len(&self) -> usize {
+        self.values.len().checked_div(self.labels).unwrap_or(0)
+    }
+
+    /// Whether there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rows, in item order.
+    pub fn iter(&self) -> std::slice::ChunksExact<'_, f64> {
+        self.values.chunks_exact(self.labels.max(1))
+    }
+
+    /// The flat array, items x labels.
+    pub fn into_flat(self) -> Vec<f64> {
+        self.values
+    }
+
+    /// One row per item, as vectors.
+    pub fn to_rows(&self) -> Vec<Vec<f64>> {
+        self.iter().map(<[f64]>::to_vec).collect()
+    }
+}
+
+impl std::ops::Index<usize> for Posteriors {
+    type Output = [f64];
+
+    fn index(&self, item: usize) -> &[f64] {
+        &self.values[item * self.labels..(item + 1) * self.labels]
+    }
+}
+
+impl<'a> IntoIterator for &'a Posteriors {
+    type Item = &'a [f64];
+    type IntoIter = std::slice::ChunksExact<'a, f64>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
 /// The result of an aggregation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregation {
     /// Per item (in [`Answers::items`] order): the chosen label index.
     pub labels: Vec<usize>,
     /// Per item: probability of each label (sums to 1).
-    pub posteriors: Vec<Vec<f64>>,
+    pub posteriors: Posteriors,
     /// Per worker (in [`Answers::workers`] order): estimated accuracy.
     pub skills: Vec<f64>,
     /// Per worker: `confusion[w][true][given]`, where the method has one.

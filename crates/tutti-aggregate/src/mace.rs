@@ -18,7 +18,7 @@ const SPAM_SMOOTHING: f64 = 0.01;
 pub fn mace(answers: &Answers, options: EmOptions) -> Aggregation {
     let k = answers.n_labels();
     let workers = answers.workers.len();
-    let mut posteriors = crate::majority_vote(answers).posteriors;
+    let mut posteriors = crate::majority_vote(answers).posteriors.to_rows();
     let mut competence = vec![0.5; workers];
     let mut spam = vec![vec![1.0 / k as f64; k]; workers];
     let mut previous = f64::NEG_INFINITY;
@@ -65,7 +65,13 @@ pub fn mace(answers: &Answers, options: EmOptions) -> Aggregation {
         }
         previous = ll;
     }
-    finish_em(answers, posteriors, None, Some(competence), iterations)
+    finish_em(
+        answers,
+        crate::Posteriors::from_rows(k, posteriors),
+        None,
+        Some(competence),
+        iterations,
+    )
 }
 
 #[cfg(test)]

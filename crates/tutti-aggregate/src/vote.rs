@@ -1,6 +1,6 @@
 //! Majority vote.
 
-use crate::{Aggregation, Answers};
+use crate::{Aggregation, Answers, Posteriors};
 
 /// The most frequent answer per item; a tie goes to the first label in
 /// order and the item is listed in [`Aggregation::ties`]. The posterior is
@@ -13,7 +13,7 @@ pub fn majority_vote(answers: &Answers) -> Aggregation {
     }
     let mut labels = Vec::with_capacity(answers.items.len());
     let mut ties = Vec::new();
-    let mut posteriors = Vec::with_capacity(answers.items.len());
+    let mut posteriors = Vec::with_capacity(counts.len());
     for (item, c) in counts.chunks_exact(k.max(1)).enumerate() {
         let mut best = 0;
         let mut tied = false;
@@ -30,12 +30,12 @@ pub fn majority_vote(answers: &Answers) -> Aggregation {
         }
         labels.push(best);
         let total = f64::from(c.iter().sum::<u32>().max(1));
-        posteriors.push(c.iter().map(|&v| f64::from(v) / total).collect());
+        posteriors.extend(c.iter().map(|&v| f64::from(v) / total));
     }
     let skills = agreement(answers, &labels);
     Aggregation {
         labels,
-        posteriors,
+        posteriors: Posteriors::from_flat(k, posteriors),
         skills,
         confusions: None,
         ties,

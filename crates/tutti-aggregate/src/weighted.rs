@@ -3,7 +3,7 @@
 //! vote) and Zero-Based Skill (weights refined until they settle).
 
 use crate::vote::agreement;
-use crate::{Aggregation, Answers};
+use crate::{Aggregation, Answers, Posteriors};
 
 /// Majority vote where each worker's answer counts with their weight; the
 /// posterior is the weighted share. Ties go to the first label in order.
@@ -36,7 +36,7 @@ pub fn weighted_majority_vote(answers: &Answers, weights: &[f64]) -> Aggregation
     }
     Aggregation {
         labels,
-        posteriors,
+        posteriors: Posteriors::from_rows(k, posteriors),
         skills: weights.to_vec(),
         confusions: None,
         ties,

@@ -41,7 +41,7 @@ fn by_name(a: &Answers, method: Method) -> ByName {
                 .labels
                 .iter()
                 .cloned()
-                .zip(r.posteriors[i].clone())
+                .zip(r.posteriors[i].iter().copied())
                 .collect();
             p.sort_by(|x, y| x.0.cmp(&y.0));
             (item.clone(), (a.labels[r.labels[i]].clone(), p))
