@@ -337,19 +337,7 @@ mod tests {
         // The same number of answers, spread evenly: the first `per_item`
         // answers of every item, labelled by the same method.
         let per_item = r.answers_used.div_ceil(a.items.len());
-        let mut seen = vec![0; a.items.len()];
-        let fixed = Answers {
-            triples: a
-                .triples
-                .iter()
-                .filter(|&&(i, _, _)| {
-                    seen[i] += 1;
-                    seen[i] <= per_item
-                })
-                .copied()
-                .collect(),
-            ..a.clone()
-        };
+        let fixed = a.first_per_item(per_item);
         let baseline = accuracy(&crate::dawid_skene(&fixed, EmOptions::default()).labels);
         assert!(
             adaptive > baseline,

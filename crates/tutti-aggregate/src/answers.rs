@@ -95,6 +95,26 @@ impl Answers {
         b.finish()
     }
 
+    /// The first `n` answers of each item, in input order: the answers a
+    /// fixed overlap of `n` would have collected.
+    pub fn first_per_item(&self, n: usize) -> Answers {
+        let mut seen = vec![0; self.items.len()];
+        Answers {
+            items: self.items.clone(),
+            workers: self.workers.clone(),
+            labels: self.labels.clone(),
+            triples: self
+                .triples
+                .iter()
+                .filter(|&&(i, _, _)| {
+                    seen[i] += 1;
+                    seen[i] <= n
+                })
+                .copied()
+                .collect(),
+        }
+    }
+
     /// Answers per item.
     pub fn answers_per_item(&self) -> Vec<usize> {
         let mut n = vec![0; self.items.len()];
@@ -210,6 +230,24 @@ mod tests {
         let b = b.finish();
         assert_eq!(b.labels, ["b", "a"]);
         assert_eq!(b.triples, [(0, 0, 0), (1, 0, 1), (0, 1, 1)]);
+    }
+
+    #[test]
+    fn the_first_answers_of_each_item_are_what_a_fixed_overlap_collects() {
+        let a = Answers::from_rows([
+            ("q1", "w1", "a"),
+            ("q2", "w1", "b"),
+            ("q1", "w2", "b"),
+            ("q1", "w3", "a"),
+            ("q2", "w2", "b"),
+        ]);
+        let two = a.first_per_item(2);
+        assert_eq!(two.triples.len(), 4);
+        assert!(
+            !two.triples.contains(&(0, 2, 0)),
+            "w3's answer on q1 was third"
+        );
+        assert_eq!(a.first_per_item(0).triples.len(), 0);
     }
 
     #[test]

@@ -498,14 +498,25 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
             args.method,
             &inputs,
         );
+        let share = |n: usize| 100.0 * n as f64 / total.max(1) as f64;
         println!(
             "| adaptive: min {}, max {max}, confidence {c}, prior {} x {} | {} | {:.1}% | {:.4} |",
             args.min,
             args.prior_accuracy,
             args.prior_weight,
             r.answers_used,
-            100.0 * r.answers_used as f64 / total.max(1) as f64,
+            share(r.answers_used),
             accuracy(&answers, &r.labels, &truth)
+        );
+        // The same budget spent as a fixed overlap, for comparison.
+        let per_item = r.answers_used.div_ceil(answers.items.len().max(1));
+        let fixed = answers.first_per_item(per_item);
+        let labels = run_method(&fixed, args.method, 2, None, inputs.em)?.labels;
+        println!(
+            "| fixed overlap: first {per_item} answers of each item | {} | {:.1}% | {:.4} |",
+            fixed.triples.len(),
+            share(fixed.triples.len()),
+            accuracy(&fixed, &labels, &truth)
         );
     }
     Ok(())

@@ -522,12 +522,16 @@ fn replay_prints_a_table_of_answers_used_and_accuracy() {
         .unwrap();
     let text = succeeded(out);
     let rows: Vec<&str> = text.lines().collect();
-    assert_eq!(rows.len(), 6, "{text}");
+    assert_eq!(rows.len(), 8, "{text}");
     assert!(
         rows[2].starts_with("| majority vote, all answers | 100 | 100.0% | 1.0000"),
         "{text}"
     );
     assert!(rows[4].contains("confidence 0.9,"), "{text}");
+    assert!(
+        rows[5].starts_with("| fixed overlap: first 3 answers"),
+        "{text}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
         .args(["replay", "--confidence", "1.5", "--truth"])
         .arg(dir.join("truth.csv"))
