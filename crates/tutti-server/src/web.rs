@@ -13,12 +13,13 @@ use crate::auth::{Caller, authenticate, csrf_for};
 use crate::error::ApiError;
 use axum::Form;
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use tutti_domain::ids::JobId;
 use tutti_store::GiveBack;
@@ -236,6 +237,7 @@ async fn work_page(
     State(state): State<AppState>,
     visitor: Result<Visitor, SignIn>,
     Path(job): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let v = match visitor {
         Ok(v) => v,
@@ -248,8 +250,20 @@ async fn work_page(
         Ok(n) => n,
         Err(e) => return with_security_headers(error_page(e)),
     };
+    let feedback = match (query.get("gold").map(String::as_str), query.get("expected")) {
+        (Some("right"), _) => "<p class=\"card notice\" role=\"status\">That was a control question, and you answered it right.</p>".to_owned(),
+        (Some("wrong"), Some(expected)) => format!(
+            "<p class=\"card notice\" role=\"status\">That was a control question; its answer is <b>{}</b>.</p>",
+            escape_html(expected)
+        ),
+        _ => String::new(),
+    };
     let r = match next {
-        Next::Task(view) => page("Task", &task_html(&view, &csrf_for(&v.token))).into_response(),
+        Next::Task(view) => page(
+            "Task",
+            &format!("{feedback}{}", task_html(&view, &csrf_for(&v.token))),
+        )
+        .into_response(),
         Next::Wait(reason) => {
             let body = format!(
                 "<h1>Nothing to do right now</h1><p class=\"card\">{}. This page checks again every few seconds.</p>\
@@ -393,7 +407,18 @@ async fn act(
             let answer = form.answer.unwrap_or_default();
             submit_answer(&state, &v.caller, id, &answer, form.key)
                 .await
-                .map(|_| format!("/work/{job}"))
+                .map(|r| match r.gold {
+                    // Control-question feedback rides on the redirect.
+                    Some(g) => {
+                        let query = serde_urlencoded::to_string([
+                            ("gold", if g.correct { "right" } else { "wrong" }),
+                            ("expected", g.expected.as_str()),
+                        ])
+                        .unwrap_or_default();
+                        format!("/work/{job}?{query}")
+                    }
+                    None => format!("/work/{job}"),
+                })
         }
         "skip" => give_back(&state, &v.caller, id, GiveBack::Skip)
             .await

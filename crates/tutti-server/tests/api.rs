@@ -1631,3 +1631,89 @@ async fn adaptive_redundancy_takes_answers_only_while_the_label_is_uncertain() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_worker_page_shows_control_question_feedback_after_a_submit() {
+    for app in apps().await {
+        let (ws, req, w) = app.team("webgold", 1).await;
+        let job = app
+            .job(
+                ws,
+                &req,
+                json!({"k": 1, "n": 1, "gold": {"rate": 0.5, "min_answers": 10}}),
+            )
+            .await;
+        app.import_csv(job, &req, "name,_gold\nAda,\nControl,No\n")
+            .await;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = client
+            .post(format!("{}/login", app.base))
+            .form(&[("token", w[0].as_str())])
+            .send()
+            .await
+            .unwrap();
+        let cookie = r.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        let html = client
+            .get(format!("{}/work/{job}", app.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains("Control"),
+            "the first task is the control question"
+        );
+        assert!(!html.contains("notice"), "no feedback before any answer");
+        let field = |name: &str| {
+            html.split(&format!("name=\"{name}\" value=\""))
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        let action = html
+            .split("action=\"/work/")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let r = client
+            .post(format!("{}/work/{action}", app.base))
+            .header("cookie", &cookie)
+            .form(&[
+                ("csrf", field("csrf").as_str()),
+                ("action", "submit"),
+                ("answer", "Yes"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(location, format!("/work/{job}?gold=wrong&expected=No"));
+        let html = client
+            .get(format!("{}{location}", app.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains("That was a control question; its answer is <b>No</b>."),
+            "{html}"
+        );
+        assert!(html.contains("Ada"), "then the next task");
+    }
+}
