@@ -602,6 +602,19 @@ mod tests {
         })
         .unwrap();
         assert_eq!(job.short_instructions, "<b>Read me</b>");
+        job.apply(JobPatch {
+            aggregation: Some("glad".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(job.policy.aggregation.as_str(), "glad");
+        let err = job
+            .apply(JobPatch {
+                aggregation: Some("vote".into()),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert_eq!(err.field, "aggregation");
         assert_eq!(job.layout, None);
         assert!(
             job.apply(JobPatch {

@@ -539,7 +539,8 @@ pub struct GoldRecord {
     pub correct: u64,
     /// When the worker was stopped, if they were.
     pub stopped_at: Option<Timestamp>,
-    /// Skill the job's last re-aggregation estimated.
+    /// Accuracy the job's last re-aggregation estimated, where its method
+    /// estimates one (not GLAD's ability or weighted vote's weights).
     pub skill: Option<f64>,
 }
 

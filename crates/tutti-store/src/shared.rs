@@ -1005,7 +1005,9 @@ macro_rules! store_impl {
                 .fetch_optional(self.reader())
                 .await?;
                 let skill: Option<f64> = sqlx::query(
-                    "SELECT skill FROM job_workers WHERE job_id = $1 AND worker_id = $2",
+                    // Only methods whose skill is a probability of being right.
+                    "SELECT skill FROM job_workers WHERE job_id = $1 AND worker_id = $2 \
+                     AND method IN ('onecoin', 'ds', 'mv', 'kofn', 'wawa', 'zbs', 'mace')",
                 )
                 .bind(job.0)
                 .bind(worker.0)
