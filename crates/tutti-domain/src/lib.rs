@@ -9,6 +9,8 @@
 //!   steward l-of-m variant) and how many more people a task may be leased to.
 //! - [`time`]: instants in milliseconds, shown as RFC 3339.
 //! - [`template`]: `${column}` placeholders filled from a row.
+//! - [`workflow`]: workflows as Cymphony `.cy` programs or JSON specs,
+//!   compiled to one checked form.
 //!
 //! Nothing here performs I/O; time comes in as milliseconds since the epoch.
 #![deny(missing_docs)]
@@ -20,5 +22,6 @@ pub mod policy;
 pub mod role;
 pub mod template;
 pub mod time;
+pub mod workflow;
 
 pub use error::FieldError;

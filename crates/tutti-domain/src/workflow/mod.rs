@@ -1,0 +1,241 @@
+//! Workflows: a DAG of operators over tables, written as a Cymphony `.cy`
+//! program ([`cy`]) or a JSON spec ([`spec`]); both compile to one checked
+//! intermediate form, [`Workflow`].
+//!
+//! Every variable is a table. A workflow is checked whole before it runs:
+//! unknown operators, undefined or redefined variables, wrong numbers of
+//! inputs or outputs, missing, unknown or ill-typed parameters are all
+//! reported with where they are ([`Span`] for programs, a field path for
+//! specs).
+
+pub mod cy;
+pub mod spec;
+
+use serde::Serialize;
+use std::fmt;
+
+/// A place in a program: 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Span {
+    /// Line, from 1.
+    pub line: u32,
+    /// Column (in characters), from 1.
+    pub column: u32,
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}", self.line, self.column)
+    }
+}
+
+/// Why a workflow was refused: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkflowError {
+    /// Where in a program, if it came from one.
+    pub span: Option<Span>,
+    /// The field path, if it came from a spec (such as `nodes[2].query`).
+    pub field: Option<String>,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl WorkflowError {
+    pub(crate) fn at(span: Span, message: impl Into<String>) -> Self {
+        Self {
+            span: Some(span),
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            span: None,
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.span, &self.field) {
+            (Some(s), _) => write!(f, "{s}: {}", self.message),
+            (None, Some(field)) => write!(f, "{field}: {}", self.message),
+            (None, None) => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for WorkflowError {}
+
+/// Who answers a human operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Crowd {
+    /// The workspace's own workers (and stewards).
+    InHouse,
+    /// Amazon Mechanical Turk, through the crowd connector.
+    MechanicalTurk,
+}
+
+/// A human labeling step: a job over the input table's rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HumanLabel {
+    /// Who answers.
+    pub crowd: Crowd,
+    /// The instructions file (`<short-instructions>`, `<long-instructions>`).
+    pub instructions: Option<String>,
+    /// The layout file (`<design-layout>`).
+    pub layout: Option<String>,
+    /// The question, with `${column}` placeholders.
+    pub question: String,
+    /// The answer options.
+    pub answers: Vec<String>,
+    /// Answers that must agree.
+    pub k: u32,
+    /// Most answers per task.
+    pub n: u32,
+    /// Stewards' agreement, `(l, m)`.
+    pub stewards: Option<(u32, u32)>,
+    /// Seconds a lease lasts.
+    pub time_limit_secs: Option<u32>,
+}
+
+/// What a node does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// An uploaded CSV file; adds an `_id` column 1..N.
+    ReadTable {
+        /// The file's name among the run's inputs.
+        file: String,
+    },
+    /// `n` rows drawn at random (all of them if the table is smaller).
+    Sample {
+        /// Rows to draw.
+        n: u64,
+        /// Seed, for a repeatable draw.
+        seed: Option<u64>,
+    },
+    /// A read-only `SELECT` over the input tables, named by their
+    /// variables.
+    Sql {
+        /// The query.
+        query: String,
+    },
+    /// Writes the input table to a file of the run's outputs.
+    WriteTable {
+        /// The file's name.
+        file: String,
+    },
+    /// People label the rows: outputs are per-worker answers
+    /// (`_id, worker_id, annotation`) and labels (`_id, label`).
+    HumanLabel(Box<HumanLabel>),
+}
+
+impl Op {
+    /// The operator's name as written.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::ReadTable { .. } => "read_table",
+            Op::Sample { .. } => "sample",
+            Op::Sql { .. } => "sql",
+            Op::WriteTable { .. } => "write_table",
+            Op::HumanLabel(_) => "human_label",
+        }
+    }
+}
+
+/// One step of a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Node {
+    /// The operator and its parameters.
+    #[serde(flatten)]
+    pub op: Op,
+    /// Input tables, by variable.
+    pub inputs: Vec<String>,
+    /// Output tables, by variable (none for `write_table`).
+    pub outputs: Vec<String>,
+    /// Where it was written, for programs.
+    pub span: Option<Span>,
+}
+
+/// A checked workflow: nodes in an order where every input is defined by an
+/// earlier node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Workflow {
+    /// The nodes.
+    pub nodes: Vec<Node>,
+}
+
+impl Workflow {
+    /// The files the workflow reads, in order of first use.
+    pub fn input_files(&self) -> Vec<&str> {
+        let mut files: Vec<&str> = Vec::new();
+        for n in &self.nodes {
+            let file = match &n.op {
+                Op::ReadTable { file } => Some(file.as_str()),
+                Op::HumanLabel(h) => {
+                    for f in [&h.instructions, &h.layout].into_iter().flatten() {
+                        if !files.contains(&f.as_str()) {
+                            files.push(f);
+                        }
+                    }
+                    None
+                }
+                _ => None,
+            };
+            if let Some(f) = file
+                && !files.contains(&f)
+            {
+                files.push(f);
+            }
+        }
+        files
+    }
+
+    /// Checks the graph: every input defined by an earlier node, no
+    /// variable defined twice, the first node a source.
+    pub(crate) fn check_graph(
+        nodes: &[Node],
+        locate: impl Fn(usize, Option<usize>) -> WorkflowError,
+    ) -> Result<(), WorkflowError> {
+        let mut defined: Vec<&str> = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            if i == 0 && !matches!(n.op, Op::ReadTable { .. }) {
+                return Err(with_message(
+                    locate(0, None),
+                    "a workflow must start by reading a table (read_table)",
+                ));
+            }
+            for (j, input) in n.inputs.iter().enumerate() {
+                if !defined.contains(&input.as_str()) {
+                    return Err(with_message(
+                        locate(i, Some(j)),
+                        format!("{input} is not defined before it is used"),
+                    ));
+                }
+            }
+            for out in &n.outputs {
+                if defined.contains(&out.as_str()) {
+                    return Err(with_message(
+                        locate(i, None),
+                        format!("{out} is already defined; give each table its own name"),
+                    ));
+                }
+                defined.push(out);
+            }
+        }
+        if nodes.is_empty() {
+            return Err(with_message(locate(0, None), "the workflow is empty"));
+        }
+        Ok(())
+    }
+}
+
+fn with_message(mut e: WorkflowError, message: impl Into<String>) -> WorkflowError {
+    e.message = message.into();
+    e
+}
