@@ -240,6 +240,20 @@ impl Parser {
         }
     }
 
+    /// After an item: `true` on a comma (another item follows), `false`
+    /// on `close`; anything else is an error naming `between`.
+    fn more(&mut self, close: Tok, between: &str) -> Result<bool, WorkflowError> {
+        let wanted = format!("\",\" or {}", close.describe());
+        match self.next(&wanted)? {
+            (Tok::Comma, _) => Ok(true),
+            (t, _) if t == close => Ok(false),
+            (t, s) => Err(WorkflowError::at(
+                s,
+                format!("expected {wanted} {between}, found {}", t.describe()),
+            )),
+        }
+    }
+
     fn value(&mut self) -> Result<(Value, Span), WorkflowError> {
         let (t, span) = self.next("a value")?;
         let v = match t {
@@ -253,18 +267,8 @@ impl Parser {
                 } else {
                     loop {
                         items.push(self.value()?);
-                        match self.next("\",\" or \"]\"")? {
-                            (Tok::Comma, _) => continue,
-                            (Tok::RBracket, _) => break,
-                            (t, s) => {
-                                return Err(WorkflowError::at(
-                                    s,
-                                    format!(
-                                        "expected \",\" or \"]\" in the list, found {}",
-                                        t.describe()
-                                    ),
-                                ));
-                            }
+                        if !self.more(Tok::RBracket, "in the list")? {
+                            break;
                         }
                     }
                 }
@@ -288,18 +292,8 @@ impl Parser {
             self.pos += 1;
             loop {
                 outputs.push(self.ident("an output variable")?);
-                match self.next("\",\" or \")\"")? {
-                    (Tok::Comma, _) => continue,
-                    (Tok::RParen, _) => break,
-                    (t, s) => {
-                        return Err(WorkflowError::at(
-                            s,
-                            format!(
-                                "expected \",\" or \")\" between outputs, found {}",
-                                t.describe()
-                            ),
-                        ));
-                    }
+                if !self.more(Tok::RParen, "between outputs")? {
+                    break;
                 }
             }
             self.expect(Tok::Eq, "\"=\" after the outputs")?;
@@ -342,18 +336,8 @@ impl Parser {
                     }
                     positional.push(self.value()?);
                 }
-                match self.next("\",\" or \")\"")? {
-                    (Tok::Comma, _) => continue,
-                    (Tok::RParen, _) => break,
-                    (t, s) => {
-                        return Err(WorkflowError::at(
-                            s,
-                            format!(
-                                "expected \",\" or \")\" between arguments, found {}",
-                                t.describe()
-                            ),
-                        ));
-                    }
+                if !self.more(Tok::RParen, "between arguments")? {
+                    break;
                 }
             }
         }
