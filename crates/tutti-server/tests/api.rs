@@ -1132,13 +1132,26 @@ async fn the_openapi_document_and_the_docs_page_are_served() {
             "/api/v1/assignments/{id}/submit",
             "/api/v1/jobs/{id}/items",
             "/api/v1/jobs/{id}/export",
+            "/api/v1/jobs/{id}/aggregate",
+            "/api/v1/jobs/{id}/workers",
         ] {
             assert!(
                 spec["paths"].get(path).is_some(),
                 "{path} missing from the spec"
             );
         }
-        assert!(spec["components"]["schemas"].get("JobSpec").is_some());
+        for schema in [
+            "JobSpec",
+            "GoldSpec",
+            "AdaptiveSpec",
+            "AggregationSummary",
+            "WorkerQuality",
+        ] {
+            assert!(
+                spec["components"]["schemas"].get(schema).is_some(),
+                "{schema} missing from the spec"
+            );
+        }
         let r = app
             .client
             .get(format!("{}/docs/", app.base))
