@@ -63,6 +63,9 @@ enum Command {
     /// Re-aggregate a job or print its worker quality report.
     #[command(subcommand)]
     Job(JobCommand),
+    /// Check a workflow (a .cy program or a JSON spec) and list its steps.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
     /// Aggregate crowd answers from a CSV file into labels (no database needed).
     Aggregate(aggregate::AggregateArgs),
     /// Replay recorded answers through adaptive redundancy and report
@@ -127,6 +130,16 @@ enum JobCommand {
     Workers {
         /// The job's id.
         job: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkflowCommand {
+    /// Parse and check a workflow without running it; prints its steps, or
+    /// the first error with its line and column (or field).
+    Check {
+        /// The program (`.cy`) or spec (`.json`).
+        file: std::path::PathBuf,
     },
 }
 
@@ -225,9 +238,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(cmd) => bench::run(cmd, &cli.database_url).await,
         Command::Job(cmd) => job_command(cmd, &cli.database_url).await,
+        Command::Workflow(WorkflowCommand::Check { file }) => check_workflow(&file),
         Command::Aggregate(args) => aggregate::run(&args),
         Command::Replay(args) => aggregate::replay(&args),
     }
+}
+
+fn check_workflow(file: &std::path::Path) -> anyhow::Result<()> {
+    use tutti_domain::workflow;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let parsed = match file.extension().and_then(|e| e.to_str()) {
+        Some("json") => workflow::spec::parse(&text),
+        _ => workflow::cy::parse(&text),
+    };
+    let w = parsed.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    for n in &w.nodes {
+        let outputs = if n.outputs.is_empty() {
+            String::new()
+        } else {
+            format!("{} = ", n.outputs.join(", "))
+        };
+        println!("{outputs}{}({})", n.op.name(), n.inputs.join(", "));
+    }
+    let files = w.input_files();
+    if !files.is_empty() {
+        println!("files it needs: {}", files.join(", "));
+    }
+    Ok(())
 }
 
 async fn job_command(cmd: JobCommand, database_url: &str) -> anyhow::Result<()> {

@@ -540,3 +540,56 @@ fn replay_prints_a_table_of_answers_used_and_accuracy() {
         .unwrap();
     assert!(failed(out).contains("--confidence"));
 }
+
+#[test]
+fn workflow_check_lists_the_steps_or_names_the_line_of_the_first_error() {
+    let dir = std::env::temp_dir().join(format!("tutti-wf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("persons.cy");
+    std::fs::write(
+        &good,
+        "T = read_table(\"people.csv\");\n\
+         (B, C) = 3a_kn(T, \"i.html\", \"l.html\", k=2, n=3, question=\"Is ${name} a person?\", answers=[\"Yes\", \"No\"]);\n\
+         write_table(C, file=\"labels.csv\");\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["workflow", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let text = succeeded(out);
+    assert!(text.contains("B, C = human_label(T)"), "{text}");
+    assert!(
+        text.contains("files it needs: people.csv, i.html, l.html"),
+        "{text}"
+    );
+    let bad = dir.join("bad.cy");
+    std::fs::write(
+        &bad,
+        "T = read_table(\"people.csv\");\nU = sample_random(T, n=0);\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["workflow", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = failed(out);
+    assert!(
+        err.contains("line 2, column 24") && err.contains("at least 1"),
+        "{err}"
+    );
+    let spec = dir.join("spec.json");
+    std::fs::write(&spec, "{\"nodes\": [{\"op\": \"read_table\", \"file\": \"a.csv\", \"outputs\": [\"T\"]}, {\"op\": \"write_table\", \"inputs\": [\"X\"], \"file\": \"o.csv\"}]}").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["workflow", "check"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let err = failed(out);
+    assert!(
+        err.contains("nodes[1].inputs[0]") && err.contains("X is not defined"),
+        "{err}"
+    );
+}
