@@ -988,47 +988,30 @@ macro_rules! store_impl {
             }
 
             async fn gold_record(&self, job: JobId, worker: UserId) -> Result<GoldRecord> {
-                let answers: i64 = sqlx::query(
-                    "SELECT COUNT(*) FROM assignments WHERE job_id = $1 AND worker_id = $2 \
-                     AND status = 'submitted'",
+                // One round trip: this runs on every lease of a job with
+                // control questions and every submit under adaptive redundancy.
+                let r = sqlx::query(
+                    "SELECT (SELECT COUNT(*) FROM assignments WHERE job_id = $1 AND worker_id = $2 \
+                       AND status = 'submitted') AS answers, \
+                     g.seen, g.correct, g.stopped_at, \
+                     (SELECT skill FROM job_workers WHERE job_id = $1 AND worker_id = $2 \
+                       AND method IN ('onecoin', 'ds', 'mv', 'kofn', 'wawa', 'zbs', 'mace')) AS skill \
+                     FROM (SELECT 1 AS one) AS x \
+                     LEFT JOIN job_gold g ON g.job_id = $1 AND g.worker_id = $2",
                 )
                 .bind(job.0)
                 .bind(worker.0)
                 .fetch_one(self.reader())
-                .await?
-                .try_get(0)?;
-                let gold = sqlx::query(
-                    "SELECT seen, correct, stopped_at FROM job_gold WHERE job_id = $1 AND worker_id = $2",
-                )
-                .bind(job.0)
-                .bind(worker.0)
-                .fetch_optional(self.reader())
                 .await?;
-                let skill: Option<f64> = sqlx::query(
-                    // Only methods whose skill is a probability of being right.
-                    "SELECT skill FROM job_workers WHERE job_id = $1 AND worker_id = $2 \
-                     AND method IN ('onecoin', 'ds', 'mv', 'kofn', 'wawa', 'zbs', 'mace')",
-                )
-                .bind(job.0)
-                .bind(worker.0)
-                .fetch_optional(self.reader())
-                .await?
-                .map(|r| r.try_get(0))
-                .transpose()?;
-                let count = |v: i64| u64::try_from(v).unwrap_or(0);
-                Ok(match gold {
-                    Some(r) => GoldRecord {
-                        answers: count(answers),
-                        seen: count(r.try_get("seen")?),
-                        correct: count(r.try_get("correct")?),
-                        stopped_at: r.try_get::<Option<i64>, _>("stopped_at")?.map(Timestamp),
-                        skill,
-                    },
-                    None => GoldRecord {
-                        answers: count(answers),
-                        skill,
-                        ..GoldRecord::default()
-                    },
+                // Only methods whose skill is a probability of being right
+                // count as an accuracy (not GLAD's ability, not weights).
+                let count = |v: Option<i64>| v.map_or(0, |v| u64::try_from(v).unwrap_or(0));
+                Ok(GoldRecord {
+                    answers: count(r.try_get("answers")?),
+                    seen: count(r.try_get("seen")?),
+                    correct: count(r.try_get("correct")?),
+                    stopped_at: r.try_get::<Option<i64>, _>("stopped_at")?.map(Timestamp),
+                    skill: r.try_get("skill")?,
                 })
             }
 

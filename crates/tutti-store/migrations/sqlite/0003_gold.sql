@@ -13,3 +13,7 @@ CREATE TABLE job_gold (
     stopped_at INTEGER,
     PRIMARY KEY (job_id, worker_id)
 );
+
+-- A worker's answers in a job, counted on every lease of a job with control
+-- questions.
+CREATE INDEX assignments_submitted_worker ON assignments(job_id, worker_id) WHERE status = 'submitted';
