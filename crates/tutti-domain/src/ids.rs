@@ -33,4 +33,6 @@ id_type! {
     TaskId,
     /// One lease of a task to one person, and its answer.
     AssignmentId,
+    /// One run of a workflow.
+    RunId,
 }

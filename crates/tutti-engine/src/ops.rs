@@ -25,16 +25,9 @@ pub enum ReadError {
     },
 }
 
-/// `read_table`: the rows of a CSV file (a header line first; UTF-8, a
-/// byte-order mark and CRLF line ends tolerated) with an `_id` column
-/// 1..N in front. Values are kept as text, as the file holds them.
-pub fn read_csv(bytes: &[u8]) -> Result<Table, ReadError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
-    let headers = reader.headers().map_err(|e| ReadError::BadLine {
-        line: 1,
-        message: e.to_string(),
-    })?;
+/// The columns of a table read from a CSV header: `_id` first, then the
+/// header's names (trimmed); `_id` or a name given twice is refused.
+pub fn header_columns(headers: &csv::StringRecord) -> Result<Vec<String>, ReadError> {
     if headers.is_empty() || headers.iter().all(str::is_empty) {
         return Err(ReadError::Empty);
     }
@@ -52,6 +45,20 @@ pub fn read_csv(bytes: &[u8]) -> Result<Table, ReadError> {
         }
         columns.push(h.to_owned());
     }
+    Ok(columns)
+}
+
+/// `read_table`: the rows of a CSV file (a header line first; UTF-8, a
+/// byte-order mark and CRLF line ends tolerated) with an `_id` column
+/// 1..N in front. Values are kept as text, as the file holds them.
+pub fn read_csv(bytes: &[u8]) -> Result<Table, ReadError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
+    let headers = reader.headers().map_err(|e| ReadError::BadLine {
+        line: 1,
+        message: e.to_string(),
+    })?;
+    let columns = header_columns(headers)?;
     let mut rows = Vec::new();
     for (i, rec) in reader.records().enumerate() {
         let rec = rec.map_err(|e| ReadError::BadLine {
@@ -77,10 +84,24 @@ pub fn read_csv(bytes: &[u8]) -> Result<Table, ReadError> {
 /// the table has no more), kept in their original order. The same seed
 /// draws the same rows.
 pub fn sample(table: &Table, n: u64, seed: u64) -> Table {
-    let len = table.rows.len();
+    Table {
+        columns: table.columns.clone(),
+        rows: sample_indices(table.rows.len(), n, seed)
+            .into_iter()
+            .map(|i| table.rows[i].clone())
+            .collect(),
+    }
+}
+
+/// The row positions `sample_random` draws from a table of `len` rows:
+/// `n` of them (all when `len` is smaller), ascending. The same seed draws
+/// the same positions.
+pub fn sample_indices(len: usize, n: u64, seed: u64) -> Vec<usize> {
     let n = usize::try_from(n).unwrap_or(usize::MAX).min(len);
-    // A partial Fisher-Yates shuffle of the row indices.
-    let mut index: Vec<usize> = (0..len).collect();
+    // A partial Fisher-Yates shuffle of the row indices, kept sparse so a
+    // small sample of a large table costs little.
+    let mut swapped: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut chosen = Vec::with_capacity(n);
     let mut state = seed;
     for i in 0..n {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -89,14 +110,13 @@ pub fn sample(table: &Table, n: u64, seed: u64) -> Table {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
         let j = i + (z % (len - i) as u64) as usize;
-        index.swap(i, j);
+        let at_j = *swapped.get(&j).unwrap_or(&j);
+        let at_i = *swapped.get(&i).unwrap_or(&i);
+        swapped.insert(j, at_i);
+        chosen.push(at_j);
     }
-    let mut chosen = index[..n].to_vec();
     chosen.sort_unstable();
-    Table {
-        columns: table.columns.clone(),
-        rows: chosen.into_iter().map(|i| table.rows[i].clone()).collect(),
-    }
+    chosen
 }
 
 /// `write_table`: the table as CSV with a header line; null is an empty

@@ -190,6 +190,69 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// What a failed query means for the person who wrote it: a timeout, a
+/// table that is not an input, or SQLite's own message.
+pub fn query_error(
+    e: sqlx::Error,
+    limits: SqlLimits,
+    inputs: &[(String, Vec<String>)],
+) -> SqlError {
+    let names = inputs
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    query_error_named(e, limits, &names)
+}
+
+fn query_error_named(e: sqlx::Error, limits: SqlLimits, names: &str) -> SqlError {
+    let message = match &e {
+        sqlx::Error::Database(d) => d.message().to_owned(),
+        other => other.to_string(),
+    };
+    if message.contains("interrupted") {
+        SqlError::Timeout(u64::try_from(limits.time.as_millis()).unwrap_or(u64::MAX))
+    } else if let Some(table) = message.strip_prefix("no such table: ") {
+        SqlError::UnknownTable {
+            table: table.to_owned(),
+            inputs: names.to_owned(),
+        }
+    } else {
+        SqlError::Query(message)
+    }
+}
+
+/// Checks that `query` is a single read-only `SELECT` over these input
+/// tables (name and columns) alone: the text is checked, then the query
+/// is prepared in an empty database holding just empty copies of the
+/// inputs, so any other name it reads is refused before it runs anywhere.
+pub async fn check_scope(inputs: &[(String, Vec<String>)], query: &str) -> Result<(), SqlError> {
+    check(query)?;
+    let mut conn = SqliteConnectOptions::from_str("sqlite::memory:")
+        .map_err(|e| SqlError::Query(e.to_string()))?
+        .connect()
+        .await
+        .map_err(|e| SqlError::Query(e.to_string()))?;
+    for (name, columns) in inputs {
+        let table = Table {
+            columns: columns.clone(),
+            rows: Vec::new(),
+        };
+        load(&mut conn, name, &table)
+            .await
+            .map_err(|e| SqlError::Input(name.clone(), e.to_string()))?;
+    }
+    conn.execute("PRAGMA query_only = ON")
+        .await
+        .map_err(|e| SqlError::Query(e.to_string()))?;
+    let prepared = (&mut conn)
+        .prepare(sqlx::AssertSqlSafe(query.to_owned()).into_sql_str())
+        .await
+        .map_err(|e| query_error(e, SqlLimits::default(), inputs));
+    let _ = conn.close().await;
+    prepared.map(|_| ())
+}
+
 /// Runs `query` over `inputs` (name and table) in the sandbox.
 pub async fn run_select(
     inputs: &[(&str, &Table)],
@@ -220,22 +283,7 @@ pub async fn run_select(
         .await
         .map_err(|e| SqlError::Query(e.to_string()))?
         .set_progress_handler(10_000, move || Instant::now() < deadline);
-    let fail = |e: sqlx::Error| -> SqlError {
-        let message = match &e {
-            sqlx::Error::Database(d) => d.message().to_owned(),
-            other => other.to_string(),
-        };
-        if message.contains("interrupted") {
-            SqlError::Timeout(u64::try_from(limits.time.as_millis()).unwrap_or(u64::MAX))
-        } else if let Some(table) = message.strip_prefix("no such table: ") {
-            SqlError::UnknownTable {
-                table: table.to_owned(),
-                inputs: names.clone(),
-            }
-        } else {
-            SqlError::Query(message)
-        }
-    };
+    let fail = |e: sqlx::Error| query_error_named(e, limits, &names);
     let prepared = (&mut conn)
         .prepare(sqlx::AssertSqlSafe(query.to_owned()).into_sql_str())
         .await

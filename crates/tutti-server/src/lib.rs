@@ -36,6 +36,10 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     /// How often the lease monitor runs; `None` runs no monitor.
     pub monitor_interval: Option<Duration>,
+    /// Where runs keep their tables (one SQLite file per run).
+    pub runs_dir: std::path::PathBuf,
+    /// Whether this process runs workflows in the background.
+    pub run_workflows: bool,
 }
 
 impl Default for Settings {
@@ -43,6 +47,8 @@ impl Default for Settings {
         Self {
             max_upload_bytes: 1 << 30,
             monitor_interval: Some(Duration::from_secs(5)),
+            runs_dir: std::path::PathBuf::from("tutti-runs"),
+            run_workflows: true,
         }
     }
 }
@@ -56,6 +62,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Short-lived caches of tokens, jobs and roles.
     pub caches: Arc<cache::Caches>,
+    /// The workflow runner (its files are read here too).
+    pub runner: Arc<tutti_engine::runner::Runner>,
 }
 
 /// The whole router: API, docs, web pages, health.
@@ -85,14 +93,24 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+        let runner = tutti_engine::runner::Runner::new(
+            store.clone(),
+            tutti_engine::runner::RunnerSettings::new(settings.runs_dir.clone()),
+        );
         Ok(Self {
             listener,
             state: AppState {
                 store,
                 settings: Arc::new(settings),
                 caches: Arc::default(),
+                runner,
             },
         })
+    }
+
+    /// The shared state (the store, the runner).
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// The bound address.
@@ -112,12 +130,20 @@ impl Application {
             .settings
             .monitor_interval
             .map(|every| tokio::spawn(monitor::run(self.state.store.clone(), every)));
+        let runner = self
+            .state
+            .settings
+            .run_workflows
+            .then(|| tokio::spawn(self.state.runner.clone().run()));
         let app = router(self.state);
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         if let Some(m) = monitor {
             m.abort();
+        }
+        if let Some(r) = runner {
+            r.abort();
         }
         served.map_err(Into::into)
     }

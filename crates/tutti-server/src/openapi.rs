@@ -12,7 +12,7 @@ use utoipa_swagger_ui::SwaggerUi;
 /// Tutti's API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tutti API", description = "Human-in-the-loop data work: jobs, items, the worker loop, results, label quality."),
+    info(title = "Tutti API", description = "Human-in-the-loop data work: jobs, items, the worker loop, results, label quality, workflow runs."),
     paths(
         api::users::create_user, api::users::list_users, api::users::me, api::users::update_user,
         api::users::create_token, api::users::list_tokens, api::users::revoke_token,
@@ -21,6 +21,8 @@ use utoipa_swagger_ui::SwaggerUi;
         api::jobs::create_job, api::jobs::list_jobs, api::jobs::get_job, api::jobs::update_job, api::jobs::import_items,
         api::results::results, api::results::export,
         api::quality::aggregate, api::quality::aggregation, api::quality::workers,
+        api::runs::create_run, api::runs::list_runs, api::runs::get_run, api::runs::table_rows,
+        api::runs::output, api::runs::cancel_run, api::runs::retry_node,
         api::work::next, api::work::get_assignment, api::work::submit, api::work::skip, api::work::release, api::work::my_jobs,
     ),
     modifiers(&BearerAuth),
@@ -31,6 +33,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "work", description = "The worker loop: next, submit, skip, release"),
         (name = "results", description = "Labels and answers"),
         (name = "quality", description = "Re-aggregation and worker quality"),
+        (name = "runs", description = "Workflow runs: start, follow, sample, download, cancel, retry"),
     )
 )]
 pub struct ApiDoc;

@@ -33,7 +33,7 @@ pub use model::*;
 use async_trait::async_trait;
 use std::sync::Arc;
 use tutti_domain::FieldError;
-use tutti_domain::ids::{AssignmentId, JobId, TokenId, UserId, WorkspaceId};
+use tutti_domain::ids::{AssignmentId, JobId, RunId, TokenId, UserId, WorkspaceId};
 use tutti_domain::job::JobConfig;
 use tutti_domain::role::Role;
 use tutti_domain::time::Timestamp;
@@ -279,6 +279,52 @@ pub trait Store: Send + Sync + 'static {
     /// Per worker who touched the job: answers, skips, abandoned leases,
     /// agreement with the labels, estimated skill and time per answer.
     async fn worker_quality(&self, job: JobId) -> Result<Vec<WorkerQuality>>;
+
+    // --- workflow runs ---
+
+    /// Stores a run, its files and its steps (all idle), queued.
+    async fn create_run(&self, new: &NewRun, now: Timestamp) -> Result<Run>;
+    /// A run by id.
+    async fn get_run(&self, id: RunId) -> Result<Option<Run>>;
+    /// A workspace's runs after the cursor, newest first when `after` is
+    /// `None`... in id order descending.
+    async fn list_runs(&self, ws: WorkspaceId, before: Option<i64>, limit: u32)
+    -> Result<Vec<Run>>;
+    /// An uploaded file of a run.
+    async fn run_file(&self, id: RunId, name: &str) -> Result<Option<Vec<u8>>>;
+    /// A run's steps in order.
+    async fn run_nodes(&self, id: RunId) -> Result<Vec<RunNode>>;
+    /// Runs the runner must look at: not final, or with an announcement
+    /// due by `now`.
+    async fn runs_to_advance(&self, now: Timestamp) -> Result<Vec<RunId>>;
+    /// Records what the runner did, in one transaction; false (and nothing
+    /// changed) when the run was cancelled or retried since the runner read
+    /// it, or a final status is reported for a cancelled run.
+    async fn report_run(&self, id: RunId, report: &RunReport) -> Result<bool>;
+    /// A human step's job: the existing one, or a new one made with these
+    /// rows and tied to the step, in one transaction (so a crash never
+    /// leaves a second job behind).
+    async fn node_job(
+        &self,
+        run: &Run,
+        node: i64,
+        config: &JobConfig,
+        rows: &[ImportRow],
+        now: Timestamp,
+    ) -> Result<JobId>;
+    /// Cancels a run that is not final; returns it as it is now.
+    async fn cancel_run(&self, id: RunId, now: Timestamp) -> Result<Option<Run>>;
+    /// Asks for a failed step to run again.
+    async fn retry_node(&self, id: RunId, node: i64, now: Timestamp) -> Result<RetryOutcome>;
+    /// Records a webhook delivery attempt: `delivered`, `failed` (given
+    /// up), or `pending` with the time of the next try.
+    async fn webhook_attempt(
+        &self,
+        id: RunId,
+        state: &str,
+        next_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<()>;
 }
 
 #[cfg(test)]

@@ -30,6 +30,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "adaptive",
         sql: include_str!("../migrations/sqlite/0004_adaptive.sql"),
     },
+    Migration {
+        version: 5,
+        name: "runs",
+        sql: include_str!("../migrations/sqlite/0005_runs.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -53,6 +58,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 4,
         name: "adaptive",
         sql: include_str!("../migrations/postgres/0004_adaptive.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "runs",
+        sql: include_str!("../migrations/postgres/0005_runs.sql"),
     },
 ];
 

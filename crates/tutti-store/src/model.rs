@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tutti_domain::ids::{AssignmentId, JobId, TaskId, TokenId, UserId, WorkspaceId};
+use tutti_domain::ids::{AssignmentId, JobId, RunId, TaskId, TokenId, UserId, WorkspaceId};
 use tutti_domain::job::JobConfig;
 use tutti_domain::policy::{Policy, Side, Votes};
 use tutti_domain::role::Role;
@@ -563,4 +563,234 @@ pub struct GoldCheck {
     pub correct: bool,
     /// The known answer.
     pub expected: String,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Accepted; the runner has not started it (or it waits for the run it
+    /// follows).
+    Queued,
+    /// Automatic steps are running.
+    Running,
+    /// Only human steps are left, and they wait for people.
+    Waiting,
+    /// Every step finished.
+    Completed,
+    /// A step failed; retry it to go on.
+    Failed,
+    /// Stopped by a person.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status for a stored word.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => RunStatus::Queued,
+            "running" => RunStatus::Running,
+            "waiting" => RunStatus::Waiting,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Whether the run is over (nothing more will run by itself).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+/// Where a step of a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    /// Not started (its inputs are not ready).
+    Idle,
+    /// Running now.
+    Running,
+    /// A human step whose job waits for people.
+    Waiting,
+    /// Done; its outputs are stored.
+    Completed,
+    /// Failed; see its error.
+    Failed,
+    /// Failed, and a retry was asked for; the runner runs it again.
+    Retrying,
+}
+
+impl NodeStatus {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Idle => "idle",
+            NodeStatus::Running => "running",
+            NodeStatus::Waiting => "waiting",
+            NodeStatus::Completed => "completed",
+            NodeStatus::Failed => "failed",
+            NodeStatus::Retrying => "retrying",
+        }
+    }
+
+    /// The status for a stored word.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "idle" => NodeStatus::Idle,
+            "running" => NodeStatus::Running,
+            "waiting" => NodeStatus::Waiting,
+            "completed" => NodeStatus::Completed,
+            "failed" => NodeStatus::Failed,
+            "retrying" => NodeStatus::Retrying,
+            _ => return None,
+        })
+    }
+}
+
+/// A workflow run as the store holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Run {
+    /// Id.
+    pub id: RunId,
+    /// The workspace it belongs to.
+    pub workspace_id: WorkspaceId,
+    /// A name people recognise it by.
+    pub name: String,
+    /// `cy`, `json` or `yaml`.
+    pub format: String,
+    /// The program as sent.
+    pub program: String,
+    /// Parameters the program's steps are given (`${name}` in queries).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub params: Map<String, Value>,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// Why it failed, for a person.
+    pub error: Option<String>,
+    /// Bumped by every cancel and retry, so the runner never overwrites a
+    /// person's decision with a stale report.
+    #[serde(skip)]
+    pub generation: i64,
+    /// The run whose completion starts this one.
+    pub after_run: Option<RunId>,
+    /// Where the finished run is announced.
+    pub webhook_url: Option<String>,
+    /// The secret the announcement is signed with (never shown).
+    #[serde(skip)]
+    pub webhook_secret: Option<String>,
+    /// `pending`, `delivered` or `failed`.
+    pub webhook_state: Option<String>,
+    /// Deliveries tried.
+    pub webhook_attempts: i64,
+    /// When the next delivery is due.
+    #[serde(skip)]
+    pub webhook_next_at: Option<Timestamp>,
+    /// Who made it.
+    pub created_by: UserId,
+    /// When made.
+    pub created_at: Timestamp,
+    /// When the runner first took it up.
+    pub started_at: Option<Timestamp>,
+    /// When it finished.
+    pub finished_at: Option<Timestamp>,
+    /// When last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A run as requested, checked by the caller.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// The workspace.
+    pub workspace_id: WorkspaceId,
+    /// Its name.
+    pub name: String,
+    /// `cy`, `json` or `yaml`.
+    pub format: String,
+    /// The program.
+    pub program: String,
+    /// Parameters.
+    pub params: Map<String, Value>,
+    /// Uploaded files by name.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The steps: operator and a label (its outputs, or its file).
+    pub nodes: Vec<(String, String)>,
+    /// The run whose completion starts this one.
+    pub after_run: Option<RunId>,
+    /// Where to announce the finished run, and the signing secret.
+    pub webhook: Option<(String, String)>,
+    /// Who asks.
+    pub created_by: UserId,
+}
+
+/// One step of a run as last reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunNode {
+    /// Its place in the workflow, from 0.
+    pub index: i64,
+    /// The operator.
+    pub op: String,
+    /// Its outputs (or the file it writes).
+    pub label: String,
+    /// Where it stands.
+    pub status: NodeStatus,
+    /// Rows read.
+    pub rows_in: i64,
+    /// Rows written.
+    pub rows_out: i64,
+    /// When it started.
+    pub started_at: Option<Timestamp>,
+    /// When it finished.
+    pub finished_at: Option<Timestamp>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// A human step's job.
+    pub job_id: Option<JobId>,
+}
+
+/// What the runner reports after advancing a run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The generation the runner read; a report against an older one is
+    /// refused.
+    pub generation: i64,
+    /// The run's status now.
+    pub status: RunStatus,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Steps whose state changed.
+    pub nodes: Vec<RunNode>,
+    /// When.
+    pub now: Timestamp,
+}
+
+/// Result of asking to retry a step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RetryOutcome {
+    /// The step will run again.
+    Retrying(Box<Run>),
+    /// The run has no such step.
+    NoSuchNode,
+    /// The step has not failed.
+    NotFailed(NodeStatus),
 }

@@ -58,7 +58,7 @@ macro_rules! store_impl {
         use sqlx::Row as _;
         use std::collections::BTreeMap;
         use tutti_domain::FieldError;
-        use tutti_domain::ids::{AssignmentId, JobId, TaskId, TokenId, UserId, WorkspaceId};
+        use tutti_domain::ids::{AssignmentId, JobId, RunId, TaskId, TokenId, UserId, WorkspaceId};
         use tutti_domain::job::JobConfig;
         use tutti_domain::policy::{Outcome, Policy, Side, Tally, Votes};
         use tutti_domain::role::Role;
@@ -131,6 +131,52 @@ macro_rules! store_impl {
                 created_by: UserId(row.try_get("created_by")?),
                 created_at: Timestamp(row.try_get("created_at")?),
                 updated_at: Timestamp(row.try_get("updated_at")?),
+            })
+        }
+
+        fn run_from(row: &$row) -> Result<Run> {
+            let status: &str = row.try_get("status")?;
+            Ok(Run {
+                id: RunId(row.try_get("id")?),
+                workspace_id: WorkspaceId(row.try_get("workspace_id")?),
+                name: row.try_get("name")?,
+                format: row.try_get("format")?,
+                program: row.try_get("program")?,
+                params: object_of(row.try_get("params")?)?,
+                status: RunStatus::parse(status).ok_or_else(|| {
+                    StoreError::Internal(anyhow::anyhow!("stored run status {status:?}"))
+                })?,
+                error: row.try_get("error")?,
+                generation: row.try_get("generation")?,
+                after_run: row.try_get::<Option<i64>, _>("after_run")?.map(RunId),
+                webhook_url: row.try_get("webhook_url")?,
+                webhook_secret: row.try_get("webhook_secret")?,
+                webhook_state: row.try_get("webhook_state")?,
+                webhook_attempts: row.try_get("webhook_attempts")?,
+                webhook_next_at: row.try_get::<Option<i64>, _>("webhook_next_at")?.map(Timestamp),
+                created_by: UserId(row.try_get("created_by")?),
+                created_at: Timestamp(row.try_get("created_at")?),
+                started_at: row.try_get::<Option<i64>, _>("started_at")?.map(Timestamp),
+                finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Timestamp),
+                updated_at: Timestamp(row.try_get("updated_at")?),
+            })
+        }
+
+        fn run_node_from(row: &$row) -> Result<RunNode> {
+            let status: &str = row.try_get("status")?;
+            Ok(RunNode {
+                index: row.try_get("idx")?,
+                op: row.try_get("op")?,
+                label: row.try_get("label")?,
+                status: NodeStatus::parse(status).ok_or_else(|| {
+                    StoreError::Internal(anyhow::anyhow!("stored step status {status:?}"))
+                })?,
+                rows_in: row.try_get("rows_in")?,
+                rows_out: row.try_get("rows_out")?,
+                started_at: row.try_get::<Option<i64>, _>("started_at")?.map(Timestamp),
+                finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Timestamp),
+                error: row.try_get("error")?,
+                job_id: row.try_get::<Option<i64>, _>("job_id")?.map(JobId),
             })
         }
 
@@ -1127,6 +1173,278 @@ macro_rules! store_impl {
                     })
                 })
                 .transpose()
+            }
+
+            async fn create_run(&self, new: &NewRun, now: Timestamp) -> Result<Run> {
+                let mut tx = self.writer().begin().await?;
+                let (url, secret) = match &new.webhook {
+                    Some((u, s)) => (Some(u.as_str()), Some(s.as_str())),
+                    None => (None, None),
+                };
+                let row = sqlx::query(
+                    "INSERT INTO runs (workspace_id, name, format, program, params, status, after_run, \
+                     webhook_url, webhook_secret, created_by, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $10) RETURNING *",
+                )
+                .bind(new.workspace_id.0)
+                .bind(&new.name)
+                .bind(&new.format)
+                .bind(&new.program)
+                .bind(json_text(&new.params))
+                .bind(new.after_run.map(|r| r.0))
+                .bind(url)
+                .bind(secret)
+                .bind(new.created_by.0)
+                .bind(now.0)
+                .fetch_one(&mut *tx)
+                .await?;
+                let run = run_from(&row)?;
+                for (name, content) in &new.files {
+                    sqlx::query("INSERT INTO run_files (run_id, name, content) VALUES ($1, $2, $3)")
+                        .bind(run.id.0)
+                        .bind(name)
+                        .bind(content.as_slice())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (i, (op, label)) in new.nodes.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO run_nodes (run_id, idx, op, label, status) VALUES ($1, $2, $3, $4, 'idle')",
+                    )
+                    .bind(run.id.0)
+                    .bind(i as i64)
+                    .bind(op)
+                    .bind(label)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(run)
+            }
+
+            async fn get_run(&self, id: RunId) -> Result<Option<Run>> {
+                sqlx::query("SELECT * FROM runs WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map(|r| run_from(&r))
+                    .transpose()
+            }
+
+            async fn list_runs(&self, ws: WorkspaceId, before: Option<i64>, limit: u32) -> Result<Vec<Run>> {
+                sqlx::query(
+                    "SELECT * FROM runs WHERE workspace_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                )
+                .bind(ws.0)
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(run_from)
+                .collect()
+            }
+
+            async fn run_file(&self, id: RunId, name: &str) -> Result<Option<Vec<u8>>> {
+                Ok(sqlx::query("SELECT content FROM run_files WHERE run_id = $1 AND name = $2")
+                    .bind(id.0)
+                    .bind(name)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map(|r| r.try_get::<Vec<u8>, _>(0))
+                    .transpose()?)
+            }
+
+            async fn run_nodes(&self, id: RunId) -> Result<Vec<RunNode>> {
+                sqlx::query("SELECT * FROM run_nodes WHERE run_id = $1 ORDER BY idx")
+                    .bind(id.0)
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(run_node_from)
+                    .collect()
+            }
+
+            async fn runs_to_advance(&self, now: Timestamp) -> Result<Vec<RunId>> {
+                Ok(sqlx::query(
+                    "SELECT id FROM runs WHERE status IN ('queued', 'running', 'waiting') \
+                     OR (webhook_state = 'pending' AND webhook_next_at <= $1) ORDER BY id",
+                )
+                .bind(now.0)
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| r.try_get::<i64, _>(0).map(RunId))
+                .collect::<std::result::Result<_, _>>()?)
+            }
+
+            async fn report_run(&self, id: RunId, report: &RunReport) -> Result<bool> {
+                let mut tx = self.writer().begin().await?;
+                let final_ = report.status.is_final();
+                let webhook_due = report.status == RunStatus::Completed || report.status == RunStatus::Failed;
+                let updated = sqlx::query(
+                    "UPDATE runs SET status = $1, error = $2, updated_at = $3, \
+                     started_at = COALESCE(started_at, $3), \
+                     finished_at = CASE WHEN $4 THEN $3 ELSE NULL END, \
+                     webhook_state = CASE WHEN $5 AND webhook_url IS NOT NULL AND webhook_state IS NULL \
+                        THEN 'pending' ELSE webhook_state END, \
+                     webhook_next_at = CASE WHEN $5 AND webhook_url IS NOT NULL AND webhook_state IS NULL \
+                        THEN $3 ELSE webhook_next_at END \
+                     WHERE id = $6 AND generation = $7 AND status <> 'cancelled'",
+                )
+                .bind(report.status.as_str())
+                .bind(report.error.as_deref())
+                .bind(report.now.0)
+                .bind(final_)
+                .bind(webhook_due)
+                .bind(id.0)
+                .bind(report.generation)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                for n in &report.nodes {
+                    sqlx::query(
+                        "UPDATE run_nodes SET status = $1, rows_in = $2, rows_out = $3, started_at = $4, \
+                         finished_at = $5, error = $6, job_id = COALESCE($7, job_id) WHERE run_id = $8 AND idx = $9",
+                    )
+                    .bind(n.status.as_str())
+                    .bind(n.rows_in)
+                    .bind(n.rows_out)
+                    .bind(n.started_at.map(|t| t.0))
+                    .bind(n.finished_at.map(|t| t.0))
+                    .bind(n.error.as_deref())
+                    .bind(n.job_id.map(|j| j.0))
+                    .bind(id.0)
+                    .bind(n.index)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn node_job(
+                &self,
+                run: &Run,
+                node: i64,
+                config: &JobConfig,
+                rows: &[ImportRow],
+                now: Timestamp,
+            ) -> Result<JobId> {
+                let mut tx = self.writer().begin().await?;
+                let existing: Option<i64> = sqlx::query(concat!(
+                    "SELECT job_id FROM run_nodes WHERE run_id = $1 AND idx = $2",
+                    $for_update
+                ))
+                .bind(run.id.0)
+                .bind(node)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+                if let Some(job) = existing {
+                    tx.rollback().await?;
+                    return Ok(JobId(job));
+                }
+                let job: i64 = sqlx::query(
+                    "INSERT INTO jobs (workspace_id, config, created_by, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                )
+                .bind(run.workspace_id.0)
+                .bind(json_text(config))
+                .bind(run.created_by.0)
+                .bind(now.0)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+                let fresh = config.policy.fresh();
+                let (w_slots, s_slots) = (i64::from(fresh.worker_slots), i64::from(fresh.steward_slots));
+                for (i, chunk) in rows.chunks(1000).enumerate() {
+                    insert_rows(&mut tx, job, 1 + (i * 1000) as i64, chunk, w_slots, s_slots).await?;
+                }
+                sqlx::query("UPDATE run_nodes SET job_id = $1 WHERE run_id = $2 AND idx = $3")
+                    .bind(job)
+                    .bind(run.id.0)
+                    .bind(node)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(JobId(job))
+            }
+
+            async fn cancel_run(&self, id: RunId, now: Timestamp) -> Result<Option<Run>> {
+                sqlx::query(
+                    "UPDATE runs SET status = 'cancelled', generation = generation + 1, updated_at = $1, \
+                     finished_at = $1 WHERE id = $2 AND status IN ('queued', 'running', 'waiting', 'failed')",
+                )
+                .bind(now.0)
+                .bind(id.0)
+                .execute(self.writer())
+                .await?;
+                self.get_run(id).await
+            }
+
+            async fn retry_node(&self, id: RunId, node: i64, now: Timestamp) -> Result<RetryOutcome> {
+                let mut tx = self.writer().begin().await?;
+                let row = sqlx::query(concat!(
+                    "SELECT status FROM run_nodes WHERE run_id = $1 AND idx = $2",
+                    $for_update
+                ))
+                .bind(id.0)
+                .bind(node)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    return Ok(RetryOutcome::NoSuchNode);
+                };
+                let status: String = row.try_get(0)?;
+                let status = NodeStatus::parse(&status).unwrap_or(NodeStatus::Idle);
+                if status != NodeStatus::Failed {
+                    return Ok(RetryOutcome::NotFailed(status));
+                }
+                sqlx::query(
+                    "UPDATE run_nodes SET status = 'retrying', error = NULL, finished_at = NULL \
+                     WHERE run_id = $1 AND idx = $2",
+                )
+                .bind(id.0)
+                .bind(node)
+                .execute(&mut *tx)
+                .await?;
+                let row = sqlx::query(
+                    "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL, \
+                     generation = generation + 1, updated_at = $1, webhook_state = NULL, \
+                     webhook_attempts = 0, webhook_next_at = NULL WHERE id = $2 RETURNING *",
+                )
+                .bind(now.0)
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await?;
+                let run = run_from(&row)?;
+                tx.commit().await?;
+                Ok(RetryOutcome::Retrying(Box::new(run)))
+            }
+
+            async fn webhook_attempt(
+                &self,
+                id: RunId,
+                state: &str,
+                next_at: Option<Timestamp>,
+                now: Timestamp,
+            ) -> Result<()> {
+                sqlx::query(
+                    "UPDATE runs SET webhook_state = $1, webhook_next_at = $2, \
+                     webhook_attempts = webhook_attempts + 1, updated_at = $3 WHERE id = $4",
+                )
+                .bind(state)
+                .bind(next_at.map(|t| t.0))
+                .bind(now.0)
+                .bind(id.0)
+                .execute(self.writer())
+                .await?;
+                Ok(())
             }
 
             async fn worker_quality(&self, job: JobId) -> Result<Vec<WorkerQuality>> {

@@ -87,15 +87,39 @@ struct ServeArgs {
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "TUTTI_MAX_UPLOAD_BYTES", default_value_t = 1 << 30)]
     max_upload_bytes: u64,
+    /// Where workflow runs keep their tables (default: beside a SQLite
+    /// database, or ./tutti-runs).
+    #[arg(long, env = "TUTTI_RUNS_DIR")]
+    runs_dir: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
-    fn settings(&self) -> Settings {
+    fn settings(&self, database_url: &str) -> Settings {
         Settings {
             max_upload_bytes: self.max_upload_bytes,
             monitor_interval: (self.monitor_interval > 0)
                 .then(|| Duration::from_secs(self.monitor_interval)),
+            runs_dir: self
+                .runs_dir
+                .clone()
+                .unwrap_or_else(|| default_runs_dir(database_url)),
+            run_workflows: true,
         }
+    }
+}
+
+/// Run files beside a SQLite database (`tutti.db` keeps them in
+/// `tutti.db.runs/`), else in `./tutti-runs`.
+fn default_runs_dir(database_url: &str) -> std::path::PathBuf {
+    let path = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|p| p.split('?').next().unwrap_or(p));
+    match path {
+        Some(p) if !p.is_empty() && !p.contains(":memory:") => {
+            std::path::PathBuf::from(format!("{p}.runs"))
+        }
+        _ => std::path::PathBuf::from("tutti-runs"),
     }
 }
 
@@ -184,12 +208,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let store = open(&cli.database_url).await?;
-            serve(store, &args, None).await
+            serve(store, &args.settings(&cli.database_url), &args.bind, None).await
         }
         Command::Demo { serve: args, items } => {
             let store = open(&cli.database_url).await?;
             let tokens = demo::populate(store.as_ref(), items).await?;
-            serve(store, &args, Some(tokens)).await
+            serve(
+                store,
+                &args.settings(&cli.database_url),
+                &args.bind,
+                Some(tokens),
+            )
+            .await
         }
         Command::Monitor { interval, once } => {
             let store = open(&cli.database_url).await?;
@@ -312,10 +342,11 @@ async fn issue(store: &dyn Store, user: &tutti_store::User, name: &str) -> anyho
 
 async fn serve(
     store: Arc<dyn Store>,
-    args: &ServeArgs,
+    settings: &Settings,
+    bind: &str,
     demo: Option<Vec<(String, String)>>,
 ) -> anyhow::Result<()> {
-    let app = Application::build(store, args.settings(), &args.bind).await?;
+    let app = Application::build(store, settings.clone(), bind).await?;
     let addr = app.local_addr();
     tracing::info!(%addr, "tutti is serving");
     if let Some(tokens) = demo {

@@ -14,6 +14,53 @@ pub mod spec;
 use serde::Serialize;
 use std::fmt;
 
+/// The languages a workflow is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Cymphony's `.cy` language.
+    Cy,
+    /// The native spec in JSON.
+    Json,
+}
+
+impl Format {
+    /// The format's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Cy => "cy",
+            Format::Json => "json",
+        }
+    }
+
+    /// The format for a name (`cy`, `json`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "cy" => Some(Format::Cy),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+
+    /// The format a file name suggests: `.json` is a spec, anything else a
+    /// program.
+    pub fn of_file(name: &str) -> Self {
+        if name.to_lowercase().ends_with(".json") {
+            Format::Json
+        } else {
+            Format::Cy
+        }
+    }
+}
+
+/// Parses and checks a workflow written in `format`.
+pub fn parse(format: Format, src: &str) -> Result<Workflow, WorkflowError> {
+    match format {
+        Format::Cy => cy::parse(src),
+        Format::Json => spec::parse(src),
+    }
+}
+
 /// A place in a program: 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Span {
@@ -162,6 +209,16 @@ pub struct Node {
     pub span: Option<Span>,
 }
 
+impl Node {
+    /// What the step makes, for lists: its outputs, or the file it writes.
+    pub fn label(&self) -> String {
+        match &self.op {
+            Op::WriteTable { file } => file.clone(),
+            _ => self.outputs.join(", "),
+        }
+    }
+}
+
 /// A checked workflow: nodes in an order where every input is defined by an
 /// earlier node.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -202,7 +259,9 @@ impl Workflow {
         nodes: &[Node],
         locate: impl Fn(usize, Option<usize>) -> WorkflowError,
     ) -> Result<(), WorkflowError> {
-        let mut defined: Vec<&str> = Vec::new();
+        // Tables are named by their variables, and table names do not
+        // tell case apart: `a` and `A` would be one table.
+        let mut defined: std::collections::HashSet<String> = std::collections::HashSet::new();
         for (i, n) in nodes.iter().enumerate() {
             if i == 0 && !matches!(n.op, Op::ReadTable { .. }) {
                 return Err(with_message(
@@ -211,7 +270,7 @@ impl Workflow {
                 ));
             }
             for (j, input) in n.inputs.iter().enumerate() {
-                if !defined.contains(&input.as_str()) {
+                if !defined.contains(&input.to_lowercase()) {
                     return Err(with_message(
                         locate(i, Some(j)),
                         format!("{input} is not defined before it is used"),
@@ -219,13 +278,23 @@ impl Workflow {
                 }
             }
             for out in &n.outputs {
-                if defined.contains(&out.as_str()) {
+                let key = out.to_lowercase();
+                if key.starts_with("_tutti") || key.starts_with("sqlite_") {
                     return Err(with_message(
                         locate(i, None),
-                        format!("{out} is already defined; give each table its own name"),
+                        format!(
+                            "{out} is a reserved name; names may not start with _tutti or sqlite_"
+                        ),
                     ));
                 }
-                defined.push(out);
+                if !defined.insert(key) {
+                    return Err(with_message(
+                        locate(i, None),
+                        format!(
+                            "{out} is already defined (names do not tell case apart); give each table its own name"
+                        ),
+                    ));
+                }
             }
         }
         if nodes.is_empty() {

@@ -5,6 +5,7 @@
 pub mod jobs;
 pub mod quality;
 pub mod results;
+pub mod runs;
 pub mod users;
 pub mod work;
 pub mod workspaces;
@@ -61,6 +62,18 @@ pub fn routes() -> Router<AppState> {
             post(quality::aggregate).get(quality::aggregation),
         )
         .route("/api/v1/jobs/{id}/workers", get(quality::workers))
+        .route(
+            "/api/v1/workspaces/{ws}/runs",
+            post(runs::create_run).get(runs::list_runs),
+        )
+        .route("/api/v1/runs/{id}", get(runs::get_run))
+        .route("/api/v1/runs/{id}/tables/{name}", get(runs::table_rows))
+        .route("/api/v1/runs/{id}/outputs/{file}", get(runs::output))
+        .route("/api/v1/runs/{id}/cancel", post(runs::cancel_run))
+        .route(
+            "/api/v1/runs/{id}/nodes/{index}/retry",
+            post(runs::retry_node),
+        )
         .route("/api/v1/jobs/{id}/next", post(work::next))
         .route("/api/v1/assignments/{id}", get(work::get_assignment))
         .route("/api/v1/assignments/{id}/submit", post(work::submit))

@@ -1,0 +1,952 @@
+//! A run's tables: one SQLite file per run, holding every table the run's
+//! variables name (under those names), the files `write_table` produced,
+//! and a ledger of finished steps.
+//!
+//! Each step commits its output table(s) and its ledger entry in **one
+//! transaction**, so after a crash a step is either wholly done (and not
+//! run again) or not at all (and run again from its inputs, which are
+//! already committed). Steps that call out in batches (`model_call`) commit
+//! each batch's rows with the batch's ledger entry the same way.
+//!
+//! The file is the run's own: a query in it can see only this run's
+//! tables, and a step's query is first prepared against empty copies of
+//! just its inputs (see [`crate::sql`]), so it cannot read its siblings or
+//! the ledger either.
+
+use crate::ops;
+use crate::sql::{self, SqlError, SqlLimits};
+use crate::table::Table;
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous};
+use sqlx::{
+    ConnectOptions as _, Connection as _, Executor as _, Row as _, SqliteConnection, TypeInfo as _,
+    ValueRef as _,
+};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Rows per multi-row insert (kept under SQLite's bound-parameter limit).
+const MAX_PARAMS: usize = 30_000;
+
+/// A finished step as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    /// The step's index in the workflow.
+    pub node: usize,
+    /// Rows read.
+    pub rows_in: i64,
+    /// Rows written (to its first output, or the file).
+    pub rows_out: i64,
+    /// When it started and finished (ms since the epoch).
+    pub started_at: i64,
+    /// When it finished.
+    pub finished_at: i64,
+}
+
+/// What a step's failure looks like to the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// The step.
+    pub node: usize,
+    /// Why, for a person.
+    pub error: String,
+    /// When.
+    pub at: i64,
+}
+
+/// Why a step could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The user's query was refused or failed.
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    /// An input file is not a readable table.
+    #[error("{file}: {error}")]
+    Read {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        error: ops::ReadError,
+    },
+    /// A file is over a configured limit.
+    #[error("{0}")]
+    Limit(String),
+    /// The run's own file failed: an internal error, logged, not shown.
+    #[error("the run's storage failed")]
+    Storage(#[from] sqlx::Error),
+}
+
+/// Column names and row count of a table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableInfo {
+    /// The variable.
+    pub name: String,
+    /// Columns in order.
+    pub columns: Vec<String>,
+    /// Rows.
+    pub rows: i64,
+}
+
+/// One run's tables and ledger.
+pub struct RunData {
+    conn: SqliteConnection,
+    path: PathBuf,
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A CSV field as SQLite should hold it: a number when the text is exactly
+/// how that number prints (so `15` compares as 15 but `007` stays text and
+/// every value writes back out as it was read), else text.
+fn typed(field: &str) -> Value {
+    if let Ok(i) = field.parse::<i64>()
+        && i.to_string() == field
+    {
+        return Value::from(i);
+    }
+    if field.contains('.')
+        && let Ok(f) = field.parse::<f64>()
+        && f.is_finite()
+        && f.to_string() == field
+        && let Some(n) = serde_json::Number::from_f64(f)
+    {
+        return Value::Number(n);
+    }
+    Value::String(field.to_owned())
+}
+
+fn bind_value<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    v: &Value,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    match v {
+        Value::Null => q.bind(None::<String>),
+        Value::Bool(b) => q.bind(i64::from(*b)),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => q.bind(i),
+            None => q.bind(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => q.bind(s.clone()),
+        other => q.bind(other.to_string()),
+    }
+}
+
+/// A cell read back from SQLite as JSON.
+pub(crate) fn cell(row: &SqliteRow, i: usize) -> Result<Value, sqlx::Error> {
+    let raw = row.try_get_raw(i)?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let kind = raw.type_info().name().to_owned();
+    Ok(match kind.as_str() {
+        "INTEGER" => Value::from(row.try_get::<i64, _>(i)?),
+        "REAL" => serde_json::Number::from_f64(row.try_get::<f64, _>(i)?)
+            .map_or(Value::Null, Value::Number),
+        "BLOB" => Value::String(
+            row.try_get::<Vec<u8>, _>(i)?
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        ),
+        _ => Value::String(row.try_get::<String, _>(i)?),
+    })
+}
+
+fn csv_field(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Sqlite>;
+
+impl RunData {
+    /// Opens (creating if needed) the run file at `path`.
+    pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+        }
+        let mut conn = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .connect()
+            .await?;
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS _tutti_tables (name TEXT PRIMARY KEY, node INTEGER NOT NULL, \
+                columns TEXT NOT NULL, rows INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS _tutti_steps (node INTEGER PRIMARY KEY, status TEXT NOT NULL, \
+                rows_in INTEGER NOT NULL DEFAULT 0, rows_out INTEGER NOT NULL DEFAULT 0, \
+                started_at INTEGER, finished_at INTEGER, error TEXT);
+             CREATE TABLE IF NOT EXISTS _tutti_batches (node INTEGER NOT NULL, batch INTEGER NOT NULL, \
+                rows INTEGER NOT NULL, PRIMARY KEY (node, batch));
+             CREATE TABLE IF NOT EXISTS _tutti_files (name TEXT PRIMARY KEY, node INTEGER NOT NULL, \
+                content BLOB NOT NULL);",
+        )
+        .await?;
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the file.
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+
+    /// Finished steps, by index.
+    pub async fn done(&mut self) -> Result<Vec<Done>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT node, rows_in, rows_out, started_at, finished_at FROM _tutti_steps \
+             WHERE status = 'completed' ORDER BY node",
+        )
+        .fetch_all(&mut self.conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Done {
+                    node: usize::try_from(r.try_get::<i64, _>(0)?).unwrap_or(usize::MAX),
+                    rows_in: r.try_get(1)?,
+                    rows_out: r.try_get(2)?,
+                    started_at: r.try_get::<Option<i64>, _>(3)?.unwrap_or(0),
+                    finished_at: r.try_get::<Option<i64>, _>(4)?.unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Failed steps, by index.
+    pub async fn failed(&mut self) -> Result<Vec<Failed>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT node, error, finished_at FROM _tutti_steps WHERE status = 'failed' ORDER BY node",
+        )
+        .fetch_all(&mut self.conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Failed {
+                    node: usize::try_from(r.try_get::<i64, _>(0)?).unwrap_or(usize::MAX),
+                    error: r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
+                    at: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Records a step's failure (the step wrote nothing).
+    pub async fn fail(&mut self, node: usize, error: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO _tutti_steps (node, status, error, finished_at) VALUES ($1, 'failed', $2, $3) \
+             ON CONFLICT (node) DO UPDATE SET status = 'failed', error = excluded.error, \
+             finished_at = excluded.finished_at",
+        )
+        .bind(node as i64)
+        .bind(error)
+        .bind(now_ms())
+        .execute(&mut self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a failed step so it runs again.
+    pub async fn reset_failed(&mut self, node: usize) -> Result<bool, sqlx::Error> {
+        let r = sqlx::query("DELETE FROM _tutti_steps WHERE node = $1 AND status = 'failed'")
+            .bind(node as i64)
+            .execute(&mut self.conn)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// A table's columns and row count, if the run has made it.
+    pub async fn table(&mut self, name: &str) -> Result<Option<TableInfo>, sqlx::Error> {
+        let row = sqlx::query("SELECT columns, rows FROM _tutti_tables WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut self.conn)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(TableInfo {
+                name: name.to_owned(),
+                columns: serde_json::from_str(&r.try_get::<String, _>(0)?).unwrap_or_default(),
+                rows: r.try_get(1)?,
+            }),
+            None => None,
+        })
+    }
+
+    /// Every table the run has made, in the order made.
+    pub async fn tables(&mut self) -> Result<Vec<TableInfo>, sqlx::Error> {
+        let rows =
+            sqlx::query("SELECT name, columns, rows FROM _tutti_tables ORDER BY node, rowid")
+                .fetch_all(&mut self.conn)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TableInfo {
+                    name: r.try_get(0)?,
+                    columns: serde_json::from_str(&r.try_get::<String, _>(1)?).unwrap_or_default(),
+                    rows: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Rows `offset..offset+limit` of a table, in order.
+    pub async fn rows(
+        &mut self,
+        name: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Option<Table>, sqlx::Error> {
+        let Some(info) = self.table(name).await? else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT * FROM {} ORDER BY rowid LIMIT $1 OFFSET $2",
+            quote(name)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&mut self.conn)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut values = Vec::with_capacity(info.columns.len());
+            for i in 0..r.columns().len() {
+                values.push(cell(r, i)?);
+            }
+            out.push(values);
+        }
+        Ok(Some(Table {
+            columns: info.columns,
+            rows: out,
+        }))
+    }
+
+    /// A file `write_table` produced.
+    pub async fn file(&mut self, name: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        sqlx::query_scalar("SELECT content FROM _tutti_files WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut self.conn)
+            .await
+    }
+
+    /// The files produced so far, with their sizes in bytes.
+    pub async fn files(&mut self) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        let rows = sqlx::query("SELECT name, length(content) FROM _tutti_files ORDER BY node")
+            .fetch_all(&mut self.conn)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn finish(
+        tx: &mut Tx<'_>,
+        node: usize,
+        outputs: &[&str],
+        rows_in: i64,
+        started_at: i64,
+    ) -> Result<Done, sqlx::Error> {
+        let mut rows_out = 0;
+        for (i, out) in outputs.iter().enumerate() {
+            let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {}",
+                quote(out)
+            )))
+            .fetch_one(&mut **tx)
+            .await?;
+            let cols: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT name FROM pragma_table_info({})",
+                sql_string(out)
+            )))
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
+            sqlx::query(
+                "INSERT INTO _tutti_tables (name, node, columns, rows) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(*out)
+            .bind(node as i64)
+            .bind(serde_json::to_string(&cols).unwrap_or_default())
+            .bind(count)
+            .execute(&mut **tx)
+            .await?;
+            if i == 0 {
+                rows_out = count;
+            }
+        }
+        Self::ledger(tx, node, rows_in, rows_out, started_at).await
+    }
+
+    async fn ledger(
+        tx: &mut Tx<'_>,
+        node: usize,
+        rows_in: i64,
+        rows_out: i64,
+        started_at: i64,
+    ) -> Result<Done, sqlx::Error> {
+        let finished_at = now_ms();
+        sqlx::query(
+            "INSERT INTO _tutti_steps (node, status, rows_in, rows_out, started_at, finished_at) \
+             VALUES ($1, 'completed', $2, $3, $4, $5) ON CONFLICT (node) DO UPDATE SET \
+             status = 'completed', rows_in = excluded.rows_in, rows_out = excluded.rows_out, \
+             started_at = excluded.started_at, finished_at = excluded.finished_at, error = NULL",
+        )
+        .bind(node as i64)
+        .bind(rows_in)
+        .bind(rows_out)
+        .bind(started_at)
+        .bind(finished_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(Done {
+            node,
+            rows_in,
+            rows_out,
+            started_at,
+            finished_at,
+        })
+    }
+
+    async fn create_table(
+        tx: &mut Tx<'_>,
+        name: &str,
+        columns: &[String],
+    ) -> Result<(), sqlx::Error> {
+        let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {} ({})",
+            quote(name),
+            cols.join(", ")
+        )))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_rows(
+        tx: &mut Tx<'_>,
+        name: &str,
+        width: usize,
+        rows: &[Vec<Value>],
+    ) -> Result<(), sqlx::Error> {
+        if width == 0 || rows.is_empty() {
+            return Ok(());
+        }
+        let per = (MAX_PARAMS / width).clamp(1, 500);
+        let one = format!("({})", vec!["?"; width].join(","));
+        for chunk in rows.chunks(per) {
+            let sql = format!(
+                "INSERT INTO {} VALUES {}",
+                quote(name),
+                vec![one.as_str(); chunk.len()].join(",")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in chunk {
+                for i in 0..width {
+                    q = bind_value(q, row.get(i).unwrap_or(&Value::Null));
+                }
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// `read_table`: parses `bytes` as CSV into table `out` (with `_id`
+    /// 1..N in front), streaming, and records the step, in one transaction.
+    pub async fn read_csv(
+        &mut self,
+        node: usize,
+        out: &str,
+        file: &str,
+        bytes: &[u8],
+        max_rows: u64,
+    ) -> Result<Done, StepError> {
+        let started = now_ms();
+        let read_err = |error| StepError::Read {
+            file: file.to_owned(),
+            error,
+        };
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
+        let headers = reader
+            .headers()
+            .map_err(|e| {
+                read_err(ops::ReadError::BadLine {
+                    line: 1,
+                    message: e.to_string(),
+                })
+            })?
+            .clone();
+        let columns = ops::header_columns(&headers).map_err(read_err)?;
+        let mut tx = self.conn.begin().await?;
+        Self::create_table(&mut tx, out, &columns).await?;
+        let width = columns.len();
+        let batch_rows = (MAX_PARAMS / width).clamp(1, 500) * 8;
+        let mut batch: Vec<Vec<Value>> = Vec::with_capacity(batch_rows);
+        let mut n: u64 = 0;
+        let mut record = csv::StringRecord::new();
+        loop {
+            let more = reader.read_record(&mut record).map_err(|e| {
+                read_err(ops::ReadError::BadLine {
+                    line: e.position().map_or(n + 2, |p| p.line()),
+                    message: match e.kind() {
+                        csv::ErrorKind::UnequalLengths {
+                            expected_len, len, ..
+                        } => format!("{len} fields where the header has {expected_len}"),
+                        _ => e.to_string(),
+                    },
+                })
+            })?;
+            if !more {
+                break;
+            }
+            n += 1;
+            if n > max_rows {
+                return Err(StepError::Limit(format!(
+                    "{file} has more than {max_rows} rows, the most a table may hold here"
+                )));
+            }
+            let mut row = Vec::with_capacity(width);
+            row.push(Value::from(n));
+            row.extend(record.iter().map(typed));
+            batch.push(row);
+            if batch.len() == batch_rows {
+                Self::insert_rows(&mut tx, out, width, &batch).await?;
+                batch.clear();
+            }
+        }
+        Self::insert_rows(&mut tx, out, width, &batch).await?;
+        let done = Self::finish(&mut tx, node, &[out], 0, started).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Loads an in-memory table as `out` and records the step, in one
+    /// transaction (a human step's answers and labels, a source's rows).
+    pub async fn put_tables(
+        &mut self,
+        node: usize,
+        rows_in: i64,
+        outputs: &[(&str, &Table)],
+    ) -> Result<Done, StepError> {
+        let started = now_ms();
+        let mut tx = self.conn.begin().await?;
+        for (name, table) in outputs {
+            Self::create_table(&mut tx, name, &table.columns).await?;
+            Self::insert_rows(&mut tx, name, table.columns.len(), &table.rows).await?;
+        }
+        let names: Vec<&str> = outputs.iter().map(|(n, _)| *n).collect();
+        let done = Self::finish(&mut tx, node, &names, rows_in, started).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn count(&mut self, name: &str) -> Result<i64, sqlx::Error> {
+        Ok(self.table(name).await?.map_or(0, |t| t.rows))
+    }
+
+    /// `sample_random`: `n` rows of `input` drawn with `seed`, in their
+    /// order, as `out`.
+    pub async fn sample(
+        &mut self,
+        node: usize,
+        input: &str,
+        out: &str,
+        n: u64,
+        seed: u64,
+    ) -> Result<Done, StepError> {
+        let started = now_ms();
+        let len = self.count(input).await?;
+        let chosen = ops::sample_indices(usize::try_from(len).unwrap_or(0), n, seed);
+        let positions: Vec<i64> = chosen.iter().map(|&i| i as i64).collect();
+        let mut tx = self.conn.begin().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {o} AS SELECT * FROM {i} WHERE 0",
+            o = quote(out),
+            i = quote(input)
+        )))
+        .execute(&mut *tx)
+        .await?;
+        // Row positions (0-based, in rowid order) become rowids through a
+        // numbered copy of the rowids.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {o} SELECT i.* FROM (SELECT rowid AS r, row_number() OVER (ORDER BY rowid) - 1 AS p \
+             FROM {i}) AS k JOIN json_each($1) AS j ON j.value = k.p JOIN {i} AS i ON i.rowid = k.r ORDER BY k.r",
+            o = quote(out),
+            i = quote(input)
+        )))
+        .bind(serde_json::to_string(&positions).unwrap_or_default())
+        .execute(&mut *tx)
+        .await?;
+        let done = Self::finish(&mut tx, node, &[out], len, started).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// `exec_sql`/`sql`: the user's query over `inputs`, as `out`. The
+    /// query is checked and prepared against empty copies of the inputs
+    /// alone before it runs here, and stops at the time limit.
+    pub async fn sql(
+        &mut self,
+        node: usize,
+        inputs: &[&str],
+        out: &str,
+        query: &str,
+        limits: SqlLimits,
+    ) -> Result<Done, StepError> {
+        let started = now_ms();
+        let mut shapes = Vec::with_capacity(inputs.len());
+        let mut rows_in = 0;
+        for name in inputs {
+            let info = self
+                .table(name)
+                .await?
+                .ok_or_else(|| SqlError::Input((*name).to_owned(), "it was not made".into()))?;
+            rows_in += info.rows;
+            shapes.push((name.to_string(), info.columns));
+        }
+        sql::check_scope(&shapes, query).await?;
+        let deadline = Instant::now() + limits.time;
+        self.conn
+            .lock_handle()
+            .await?
+            .set_progress_handler(10_000, move || Instant::now() < deadline);
+        let mut tx = self.conn.begin().await?;
+        let created = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {} AS SELECT * FROM (\n{}\n)",
+            quote(out),
+            query.trim().trim_end_matches(';')
+        )))
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = created {
+            drop(tx);
+            self.conn.lock_handle().await?.remove_progress_handler();
+            return Err(sql::query_error(e, limits, &shapes).into());
+        }
+        let done = Self::finish(&mut tx, node, &[out], rows_in, started).await?;
+        if done.rows_out > i64::try_from(limits.max_rows).unwrap_or(i64::MAX) {
+            drop(tx);
+            self.conn.lock_handle().await?.remove_progress_handler();
+            return Err(SqlError::TooManyRows(limits.max_rows).into());
+        }
+        tx.commit().await?;
+        self.conn.lock_handle().await?.remove_progress_handler();
+        Ok(done)
+    }
+
+    /// `write_table`: `input` as CSV (header first; null as an empty
+    /// field), kept as the run's output file `file`.
+    pub async fn write_csv(
+        &mut self,
+        node: usize,
+        input: &str,
+        file: &str,
+    ) -> Result<Done, StepError> {
+        use futures_util::TryStreamExt as _;
+        let started = now_ms();
+        let info = self
+            .table(input)
+            .await?
+            .ok_or_else(|| SqlError::Input(input.to_owned(), "it was not made".into()))?;
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let _ = w.write_record(&info.columns);
+        let mut n = 0i64;
+        {
+            let sql = format!("SELECT * FROM {} ORDER BY rowid", quote(input));
+            let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut self.conn);
+            let mut fields: Vec<String> = Vec::with_capacity(info.columns.len());
+            while let Some(row) = stream.try_next().await? {
+                fields.clear();
+                for i in 0..info.columns.len() {
+                    fields.push(csv_field(&cell(&row, i)?));
+                }
+                let _ = w.write_record(&fields);
+                n += 1;
+            }
+        }
+        let content = w.into_inner().unwrap_or_default();
+        let mut tx = self.conn.begin().await?;
+        sqlx::query("INSERT INTO _tutti_files (name, node, content) VALUES ($1, $2, $3)")
+            .bind(file)
+            .bind(node as i64)
+            .bind(content)
+            .execute(&mut *tx)
+            .await?;
+        let done = Self::ledger(&mut tx, node, n, n, started).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Every row of a table as (column, value) maps, in order.
+    pub async fn all_rows(&mut self, name: &str) -> Result<Option<Table>, sqlx::Error> {
+        self.rows(name, 0, i64::MAX).await
+    }
+
+    /// Batches of a batched step already committed, in order, with their
+    /// row counts.
+    pub async fn batches(&mut self, node: usize) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+        let rows =
+            sqlx::query("SELECT batch, rows FROM _tutti_batches WHERE node = $1 ORDER BY batch")
+                .bind(node as i64)
+                .fetch_all(&mut self.conn)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Commits one batch of a batched step: its rows appended to `out`
+    /// (created on the first batch with `columns`) and the batch's ledger
+    /// entry, in one transaction. A batch already committed is refused
+    /// (returns false) and changes nothing.
+    pub async fn put_batch(
+        &mut self,
+        node: usize,
+        batch: i64,
+        out: &str,
+        columns: &[String],
+        rows: &[Vec<Value>],
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.conn.begin().await?;
+        let fresh = sqlx::query(
+            "INSERT INTO _tutti_batches (node, batch, rows) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(node as i64)
+        .bind(batch)
+        .bind(rows.len() as i64)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !fresh {
+            return Ok(false);
+        }
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1")
+                .bind(out)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            Self::create_table(&mut tx, out, columns).await?;
+        }
+        Self::insert_rows(&mut tx, out, columns.len(), rows).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Closes a batched step: records `out` (made empty with `columns` if
+    /// no batch had rows) and the step, in one transaction.
+    pub async fn finish_batched(
+        &mut self,
+        node: usize,
+        out: &str,
+        columns: &[String],
+        rows_in: i64,
+        started_at: i64,
+    ) -> Result<Done, sqlx::Error> {
+        let mut tx = self.conn.begin().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1")
+                .bind(out)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            Self::create_table(&mut tx, out, columns).await?;
+        }
+        let done = Self::finish(&mut tx, node, &[out], rows_in, started_at).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+}
+
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn data() -> (tempdir::Dir, RunData) {
+        let dir = tempdir::Dir::new();
+        let d = RunData::open(&dir.0.join("run.sqlite")).await.unwrap();
+        (dir, d)
+    }
+
+    mod tempdir {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let p = std::env::temp_dir().join(format!(
+                    "tutti-rundata-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::SeqCst)
+                ));
+                std::fs::create_dir_all(&p).unwrap();
+                Self(p)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn csv_fields_become_numbers_only_when_they_print_back_the_same() {
+        assert_eq!(typed("15"), Value::from(15));
+        assert_eq!(typed("-3"), Value::from(-3));
+        assert_eq!(typed("1.5"), serde_json::json!(1.5));
+        assert_eq!(typed("007"), Value::from("007"));
+        assert_eq!(typed("1.50"), Value::from("1.50"));
+        assert_eq!(typed("+3"), Value::from("+3"));
+        assert_eq!(typed("1e3"), Value::from("1e3"));
+        assert_eq!(typed(""), Value::from(""));
+        assert_eq!(typed("Ada"), Value::from("Ada"));
+    }
+
+    #[tokio::test]
+    async fn a_chain_of_steps_reads_samples_queries_and_writes_back_what_it_read() {
+        let (_dir, mut d) = data().await;
+        let csv = b"name,price,zip\nAda,15,007\nBob,9,123\nCy,1.5,\n";
+        let done = d.read_csv(0, "T", "t.csv", csv, 100).await.unwrap();
+        assert_eq!((done.rows_in, done.rows_out), (0, 3));
+        d.sql(
+            1,
+            &["T"],
+            "U",
+            "SELECT * FROM T WHERE price > 5",
+            SqlLimits::default(),
+        )
+        .await
+        .unwrap();
+        let u = d.all_rows("U").await.unwrap().unwrap();
+        let names: Vec<&Value> = u.rows.iter().map(|r| &r[1]).collect();
+        assert_eq!(
+            names,
+            [&Value::from("Ada"), &Value::from("Bob")],
+            "15 and 9 compare as numbers"
+        );
+        d.sample(2, "T", "S", 2, 7).await.unwrap();
+        assert_eq!(d.table("S").await.unwrap().unwrap().rows, 2);
+        d.write_csv(3, "T", "out.csv").await.unwrap();
+        assert_eq!(
+            String::from_utf8(d.file("out.csv").await.unwrap().unwrap()).unwrap(),
+            "_id,name,price,zip\n1,Ada,15,007\n2,Bob,9,123\n3,Cy,1.5,\n"
+        );
+        let nodes: Vec<usize> = d.done().await.unwrap().iter().map(|s| s.node).collect();
+        assert_eq!(nodes, [0, 1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_sample_here_draws_the_rows_the_in_memory_sample_draws() {
+        let (_dir, mut d) = data().await;
+        let mut csv = String::from("x\n");
+        for i in 0..500 {
+            csv.push_str(&format!("v{i}\n"));
+        }
+        d.read_csv(0, "T", "t.csv", csv.as_bytes(), 1000)
+            .await
+            .unwrap();
+        d.sample(1, "T", "S", 37, 11).await.unwrap();
+        let here = d.all_rows("S").await.unwrap().unwrap();
+        let all = d.all_rows("T").await.unwrap().unwrap();
+        assert_eq!(here.rows, ops::sample(&all, 37, 11).rows);
+    }
+
+    #[tokio::test]
+    async fn a_query_cannot_read_tables_that_are_not_its_inputs_or_the_ledger() {
+        let (_dir, mut d) = data().await;
+        d.read_csv(0, "T", "t.csv", b"a\n1\n", 10).await.unwrap();
+        d.read_csv(1, "Secret", "s.csv", b"b\n2\n", 10)
+            .await
+            .unwrap();
+        for q in [
+            "SELECT * FROM Secret",
+            "SELECT * FROM _tutti_steps",
+            "SELECT * FROM T JOIN _tutti_files",
+        ] {
+            let e = d
+                .sql(2, &["T"], "U", q, SqlLimits::default())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(e, StepError::Sql(SqlError::UnknownTable { .. })),
+                "{q}: {e}"
+            );
+        }
+        let e = d
+            .sql(
+                2,
+                &["T"],
+                "U",
+                "SELECT name FROM sqlite_master",
+                SqlLimits::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StepError::Sql(SqlError::Forbidden(_))), "{e}");
+        assert!(
+            d.table("U").await.unwrap().is_none(),
+            "a refused step leaves nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_query_over_its_time_limit_stops_and_leaves_nothing() {
+        let (_dir, mut d) = data().await;
+        d.read_csv(0, "T", "t.csv", b"a\n1\n", 10).await.unwrap();
+        let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                    SELECT max(x) FROM c, T";
+        let limits = SqlLimits {
+            time: std::time::Duration::from_millis(200),
+            max_rows: 10,
+        };
+        let e = d.sql(1, &["T"], "U", slow, limits).await.unwrap_err();
+        assert!(matches!(e, StepError::Sql(SqlError::Timeout(200))), "{e}");
+        assert!(d.table("U").await.unwrap().is_none());
+        // The connection still works, without the old deadline.
+        d.sql(1, &["T"], "U", "SELECT a FROM T", limits)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_committed_once_with_its_rows() {
+        let (_dir, mut d) = data().await;
+        let cols = vec!["_id".to_owned(), "y".to_owned()];
+        let rows = vec![vec![Value::from(1), Value::from("a")]];
+        assert!(d.put_batch(4, 0, "M", &cols, &rows).await.unwrap());
+        assert!(!d.put_batch(4, 0, "M", &cols, &rows).await.unwrap());
+        assert!(d.put_batch(4, 1, "M", &cols, &rows).await.unwrap());
+        d.finish_batched(4, "M", &cols, 2, 0).await.unwrap();
+        assert_eq!(d.table("M").await.unwrap().unwrap().rows, 2);
+        assert_eq!(d.batches(4).await.unwrap(), [(0, 1), (1, 1)]);
+    }
+}

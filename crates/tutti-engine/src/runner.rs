@@ -1,0 +1,778 @@
+//! The background runner: takes up every run that is not finished and
+//! moves it on, step by step, never inside an HTTP request.
+//!
+//! A pass over a run reads its workflow from the store, opens the run's
+//! file ([`RunData`]) and runs every step whose inputs are ready, in
+//! workflow order. Automatic steps run to the end and commit their outputs
+//! with their ledger entry; a human step becomes a job (made once, in one
+//! transaction with the link to its step) and waits: when every task of the
+//! job is decided, its answers and labels become the step's two tables and
+//! the workflow goes on. Progress is reported to the store in batches so
+//! that lists and the API show per-step status.
+//!
+//! What is done is read from the run's file, not from the report, so a
+//! runner killed at any moment and started again carries on from the last
+//! committed step: nothing is lost and nothing is done twice.
+
+use crate::rundata::{Done, RunData, StepError};
+use crate::sql::SqlLimits;
+use crate::table::Table;
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tutti_domain::ids::RunId;
+use tutti_domain::job::{JobConfig, JobSpec, PolicySpec};
+use tutti_domain::time::Timestamp;
+use tutti_domain::workflow::{self, Crowd, Format, HumanLabel, Node, Op, Workflow};
+use tutti_store::{
+    ImportRow, NodeStatus, Run, RunNode, RunReport, RunStatus, Store, StoreError, now,
+};
+
+/// How the runner works.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// Where run files live.
+    pub dir: PathBuf,
+    /// Limits on each step's query.
+    pub sql: SqlLimits,
+    /// Most rows a file read into a table may have.
+    pub max_rows: u64,
+    /// How often runs waiting for people are looked at.
+    pub poll: Duration,
+    /// Seconds between webhook tries, doubling each time.
+    pub webhook_backoff: Duration,
+    /// Tries before an announcement is given up.
+    pub webhook_attempts: i64,
+}
+
+impl RunnerSettings {
+    /// Defaults with run files under `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            sql: SqlLimits::default(),
+            max_rows: 50_000_000,
+            poll: Duration::from_millis(500),
+            webhook_backoff: Duration::from_secs(2),
+            webhook_attempts: 8,
+        }
+    }
+}
+
+/// The runner: one per process.
+pub struct Runner {
+    store: Arc<dyn Store>,
+    settings: RunnerSettings,
+    busy: Mutex<HashSet<RunId>>,
+    wake: Notify,
+    http: reqwest::Client,
+}
+
+/// How long a batch of step reports may wait before it is written.
+const REPORT_EVERY: Duration = Duration::from_millis(250);
+
+/// Rows of a human step's results read per page.
+const PAGE: u32 = 1000;
+
+fn ts(ms: i64) -> Option<Timestamp> {
+    (ms > 0).then_some(Timestamp(ms))
+}
+
+/// The file a run's tables live in.
+pub fn run_path(dir: &std::path::Path, id: RunId) -> PathBuf {
+    dir.join(format!("run-{}.sqlite", id.0))
+}
+
+/// The parts of a Cymphony instructions file.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Instructions {
+    /// `<short-instructions>`.
+    pub short: String,
+    /// `<long-instructions>`.
+    pub long: String,
+}
+
+fn between(html: &str, tag: &str) -> Option<String> {
+    let lower = html.to_lowercase();
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = lower.find(&open)? + open.len();
+    let end = lower[start..].find(&close)? + start;
+    Some(html[start..end].trim().to_owned())
+}
+
+/// Reads `<short-instructions>` and `<long-instructions>` from an
+/// instructions file (the whole file is the short text when it has
+/// neither).
+pub fn instructions(html: &str) -> Instructions {
+    let short = between(html, "short-instructions");
+    let long = between(html, "long-instructions");
+    match (short, long) {
+        (None, None) => Instructions {
+            short: html.trim().to_owned(),
+            long: String::new(),
+        },
+        (s, l) => Instructions {
+            short: s.unwrap_or_default(),
+            long: l.unwrap_or_default(),
+        },
+    }
+}
+
+/// Reads `<design-layout>` from a layout file (the whole file when the tag
+/// is missing).
+pub fn layout(html: &str) -> String {
+    between(html, "design-layout").unwrap_or_else(|| html.trim().to_owned())
+}
+
+/// A human step's job, as the workflow describes it.
+pub fn job_config(
+    run: &Run,
+    node: &Node,
+    h: &HumanLabel,
+    files: &HashMap<String, String>,
+) -> Result<JobConfig, String> {
+    let text = |name: &Option<String>| -> Result<Option<String>, String> {
+        match name {
+            None => Ok(None),
+            Some(f) => files
+                .get(f)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| format!("the file {f} was not uploaded with the run")),
+        }
+    };
+    let ins = text(&h.instructions)?
+        .map(|s| instructions(&s))
+        .unwrap_or_default();
+    let lay = text(&h.layout)?
+        .map(|s| layout(&s))
+        .filter(|s| !s.is_empty());
+    let spec = JobSpec {
+        name: format!("{} · {}", run.name, node.label()),
+        question: h.question.clone(),
+        answers: Some(h.answers.clone()),
+        free_text: false,
+        short_instructions: ins.short,
+        long_instructions: ins.long,
+        layout: lay,
+        policy: PolicySpec {
+            k: h.k,
+            n: h.n,
+            l: h.stewards.map(|s| s.0),
+            m: h.stewards.map(|s| s.1),
+            time_limit_secs: h.time_limit_secs,
+            aggregation: None,
+            gold: None,
+            adaptive: None,
+        },
+    };
+    JobConfig::parse(spec).map_err(|e| format!("{}: {}", e.field, e.message))
+}
+
+impl Runner {
+    /// A runner over `store`.
+    pub fn new(store: Arc<dyn Store>, settings: RunnerSettings) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            settings,
+            busy: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &RunnerSettings {
+        &self.settings
+    }
+
+    /// Asks the runner to look at runs now (a run was made, cancelled or
+    /// retried).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Opens a run's file to read its tables.
+    pub async fn open(&self, id: RunId) -> Result<RunData, sqlx::Error> {
+        RunData::open(&run_path(&self.settings.dir, id)).await
+    }
+
+    /// Runs forever: every `poll` (or when woken), starts a pass over
+    /// each run that needs one and is not already being advanced here.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            match self.store.runs_to_advance(now()).await {
+                Ok(ids) => {
+                    for id in ids {
+                        if !self.busy.lock().expect("runner lock").insert(id) {
+                            continue;
+                        }
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = me.advance(id).await {
+                                tracing::error!(run = id.0, error = ?e, "advancing a run failed");
+                            }
+                            me.busy.lock().expect("runner lock").remove(&id);
+                        });
+                    }
+                }
+                Err(e) => tracing::error!(error = ?e, "listing runs to advance failed"),
+            }
+            let _ = tokio::time::timeout(self.settings.poll, self.wake.notified()).await;
+        }
+    }
+
+    /// Advances a run until it has to wait (for people, the run it follows
+    /// or an announcement's next try) or ends. Returns the status reported.
+    pub async fn advance(&self, id: RunId) -> anyhow::Result<Option<RunStatus>> {
+        let Some(run) = self.store.get_run(id).await? else {
+            return Ok(None);
+        };
+        if run.status.is_final() {
+            if run.webhook_state.as_deref() == Some("pending") {
+                self.announce(&run).await?;
+            }
+            return Ok(Some(run.status));
+        }
+        if let Some(prev) = run.after_run {
+            let before = self.store.get_run(prev).await?;
+            match before.map(|r| r.status) {
+                Some(RunStatus::Completed) => {}
+                Some(s) if s.is_final() => {
+                    let msg = format!("run {prev}, which this run follows, ended {}", s.as_str());
+                    self.report(&run, RunStatus::Failed, Some(msg), Vec::new())
+                        .await?;
+                    return Ok(Some(RunStatus::Failed));
+                }
+                Some(_) => return Ok(Some(RunStatus::Queued)),
+                None => {
+                    let msg = format!("run {prev}, which this run follows, does not exist");
+                    self.report(&run, RunStatus::Failed, Some(msg), Vec::new())
+                        .await?;
+                    return Ok(Some(RunStatus::Failed));
+                }
+            }
+        }
+        let format = Format::parse(&run.format).unwrap_or(Format::Cy);
+        let wf = match workflow::parse(format, &run.program) {
+            Ok(w) => w,
+            Err(e) => {
+                self.report(&run, RunStatus::Failed, Some(e.to_string()), Vec::new())
+                    .await?;
+                return Ok(Some(RunStatus::Failed));
+            }
+        };
+        let mut data = self.open(id).await?;
+        let result = self.pass(&run, &wf, &mut data).await;
+        data.close().await;
+        let status = result?;
+        if status.is_final()
+            && let Some(fresh) = self.store.get_run(id).await?
+            && fresh.webhook_state.as_deref() == Some("pending")
+        {
+            self.announce(&fresh).await?;
+        }
+        Ok(Some(status))
+    }
+
+    async fn report(
+        &self,
+        run: &Run,
+        status: RunStatus,
+        error: Option<String>,
+        nodes: Vec<RunNode>,
+    ) -> anyhow::Result<bool> {
+        let report = RunReport {
+            generation: run.generation,
+            status,
+            error,
+            nodes,
+            now: now(),
+        };
+        Ok(self.store.report_run(run.id, &report).await?)
+    }
+
+    async fn pass(
+        &self,
+        run: &Run,
+        wf: &Workflow,
+        data: &mut RunData,
+    ) -> anyhow::Result<RunStatus> {
+        let stored = self.store.run_nodes(run.id).await?;
+        for n in &stored {
+            if n.status == NodeStatus::Retrying {
+                data.reset_failed(usize::try_from(n.index).unwrap_or(usize::MAX))
+                    .await?;
+            }
+        }
+        let mut known: HashMap<usize, RunNode> = stored
+            .into_iter()
+            .map(|n| (usize::try_from(n.index).unwrap_or(usize::MAX), n))
+            .collect();
+        let mut producer: HashMap<String, usize> = HashMap::new();
+        for (i, n) in wf.nodes.iter().enumerate() {
+            for o in &n.outputs {
+                producer.insert(o.to_lowercase(), i);
+            }
+        }
+        let mut done: HashMap<usize, Done> = data
+            .done()
+            .await?
+            .into_iter()
+            .map(|d| (d.node, d))
+            .collect();
+        let failed: HashMap<usize, String> = data
+            .failed()
+            .await?
+            .into_iter()
+            .map(|f| (f.node, f.error))
+            .collect();
+        let mut changed: Vec<RunNode> = Vec::new();
+        let mut last_report = Instant::now();
+        let node_of = |i: usize, known: &HashMap<usize, RunNode>| -> RunNode {
+            known.get(&i).cloned().unwrap_or(RunNode {
+                index: i as i64,
+                op: wf.nodes[i].op.name().to_owned(),
+                label: wf.nodes[i].label(),
+                status: NodeStatus::Idle,
+                rows_in: 0,
+                rows_out: 0,
+                started_at: None,
+                finished_at: None,
+                error: None,
+                job_id: None,
+            })
+        };
+        // Bring the report in line with the run's file (a crash may have
+        // come between a commit and its report).
+        for (i, d) in &done {
+            let mut n = node_of(*i, &known);
+            if n.status != NodeStatus::Completed {
+                n.status = NodeStatus::Completed;
+                n.rows_in = d.rows_in;
+                n.rows_out = d.rows_out;
+                n.started_at = ts(d.started_at);
+                n.finished_at = ts(d.finished_at);
+                n.error = None;
+                known.insert(*i, n.clone());
+                changed.push(n);
+            }
+        }
+        let mut first_failure: Option<String> = None;
+        for (i, e) in &failed {
+            let mut n = node_of(*i, &known);
+            if first_failure.is_none() {
+                first_failure = Some(format!("step {} ({}): {e}", i + 1, n.op));
+            }
+            if n.status != NodeStatus::Failed {
+                n.status = NodeStatus::Failed;
+                n.error = Some(e.clone());
+                known.insert(*i, n.clone());
+                changed.push(n);
+            }
+        }
+        if let Some(e) = first_failure {
+            self.report(run, RunStatus::Failed, Some(e), changed)
+                .await?;
+            return Ok(RunStatus::Failed);
+        }
+        if run.status == RunStatus::Queued
+            && !self
+                .report(run, RunStatus::Running, None, std::mem::take(&mut changed))
+                .await?
+        {
+            return Ok(RunStatus::Cancelled);
+        }
+        let mut waiting = false;
+        for (i, node) in wf.nodes.iter().enumerate() {
+            if done.contains_key(&i) {
+                continue;
+            }
+            let ready = node.inputs.iter().all(|v| {
+                producer
+                    .get(&v.to_lowercase())
+                    .is_some_and(|p| done.contains_key(p))
+            });
+            if !ready {
+                continue;
+            }
+            let started = now();
+            let outcome = match &node.op {
+                Op::HumanLabel(h) => match self.human(run, i, node, h, data, &mut known).await? {
+                    Some(r) => r,
+                    None => {
+                        waiting = true;
+                        let mut n = node_of(i, &known);
+                        if n.status != NodeStatus::Waiting {
+                            n.status = NodeStatus::Waiting;
+                            n.started_at = n.started_at.or(Some(started));
+                            known.insert(i, n.clone());
+                            changed.push(n);
+                        }
+                        continue;
+                    }
+                },
+                _ => self.automatic(run, i, node, data).await,
+            };
+            let mut n = node_of(i, &known);
+            match outcome {
+                Ok(d) => {
+                    n.status = NodeStatus::Completed;
+                    n.rows_in = d.rows_in;
+                    n.rows_out = d.rows_out;
+                    n.started_at = n.started_at.or(ts(d.started_at));
+                    n.finished_at = ts(d.finished_at);
+                    n.error = None;
+                    done.insert(i, d);
+                    known.insert(i, n.clone());
+                    changed.push(n);
+                }
+                Err(StepError::Storage(e)) => return Err(e.into()),
+                Err(e) => {
+                    let message = e.to_string();
+                    data.fail(i, &message).await?;
+                    n.status = NodeStatus::Failed;
+                    n.error = Some(message.clone());
+                    n.started_at = Some(started);
+                    n.finished_at = Some(now());
+                    changed.push(n.clone());
+                    let error = format!("step {} ({}): {message}", i + 1, n.op);
+                    self.report(run, RunStatus::Failed, Some(error), changed)
+                        .await?;
+                    return Ok(RunStatus::Failed);
+                }
+            }
+            if last_report.elapsed() >= REPORT_EVERY {
+                last_report = Instant::now();
+                if !self
+                    .report(run, RunStatus::Running, None, std::mem::take(&mut changed))
+                    .await?
+                {
+                    return Ok(RunStatus::Cancelled);
+                }
+            }
+        }
+        let status = if done.len() == wf.nodes.len() {
+            RunStatus::Completed
+        } else if waiting {
+            RunStatus::Waiting
+        } else {
+            RunStatus::Running
+        };
+        if !self.report(run, status, None, changed).await? {
+            return Ok(RunStatus::Cancelled);
+        }
+        Ok(status)
+    }
+
+    async fn automatic(
+        &self,
+        run: &Run,
+        i: usize,
+        node: &Node,
+        data: &mut RunData,
+    ) -> Result<Done, StepError> {
+        let out = node.outputs.first().map(String::as_str).unwrap_or("");
+        match &node.op {
+            Op::ReadTable { file } => {
+                let bytes = self
+                    .store
+                    .run_file(run.id, file)
+                    .await
+                    .map_err(|e| StepError::Storage(store_err(e)))?
+                    .ok_or_else(|| {
+                        StepError::Limit(format!("the file {file} was not uploaded with the run"))
+                    })?;
+                data.read_csv(i, out, file, &bytes, self.settings.max_rows)
+                    .await
+            }
+            Op::Sample { n, seed } => {
+                data.sample(i, &node.inputs[0], out, *n, seed.unwrap_or(0))
+                    .await
+            }
+            Op::Sql { query } => {
+                let inputs: Vec<&str> = node.inputs.iter().map(String::as_str).collect();
+                let query = fill_params(query, &run.params);
+                data.sql(i, &inputs, out, &query, self.settings.sql).await
+            }
+            Op::WriteTable { file } => data.write_csv(i, &node.inputs[0], file).await,
+            Op::HumanLabel(_) => unreachable!("human steps are run by Runner::human"),
+        }
+    }
+
+    /// A human step: makes its job once, then checks whether every task is
+    /// decided. `None` while it waits.
+    async fn human(
+        &self,
+        run: &Run,
+        i: usize,
+        node: &Node,
+        h: &HumanLabel,
+        data: &mut RunData,
+        known: &mut HashMap<usize, RunNode>,
+    ) -> anyhow::Result<Option<Result<Done, StepError>>> {
+        let (answers_out, labels_out) = (&node.outputs[0], &node.outputs[1]);
+        // A job already made: look at its progress before reading any rows.
+        if let Some(job) = known.get(&i).and_then(|n| n.job_id)
+            && self.store.job_progress(job).await?.open > 0
+        {
+            return Ok(None);
+        }
+        let answer_cols = vec!["_id".to_owned(), "worker_id".into(), "annotation".into()];
+        let label_cols = vec!["_id".to_owned(), "label".into()];
+        let Some(input) = data.all_rows(&node.inputs[0]).await? else {
+            return Ok(Some(Err(StepError::Limit(format!(
+                "the table {} was not made",
+                node.inputs[0]
+            )))));
+        };
+        if input.rows.is_empty() {
+            let a = Table {
+                columns: answer_cols,
+                rows: Vec::new(),
+            };
+            let l = Table {
+                columns: label_cols,
+                rows: Vec::new(),
+            };
+            let d = data
+                .put_tables(i, 0, &[(answers_out, &a), (labels_out, &l)])
+                .await;
+            return Ok(Some(d));
+        }
+        if h.crowd == Crowd::MechanicalTurk {
+            return Ok(Some(Err(StepError::Limit(
+                "3a_amt sends tasks to Mechanical Turk, and this server has no Mechanical Turk \
+                 connector configured; use 3a_kn or 3a_knlm for in-house workers"
+                    .into(),
+            ))));
+        }
+        let job = match known.get(&i).and_then(|n| n.job_id) {
+            Some(j) => j,
+            None => {
+                let mut files = HashMap::new();
+                for f in [&h.instructions, &h.layout].into_iter().flatten() {
+                    if let Some(b) = self.store.run_file(run.id, f).await? {
+                        files.insert(f.clone(), String::from_utf8_lossy(&b).into_owned());
+                    }
+                }
+                let config = match job_config(run, node, h, &files) {
+                    Ok(c) => c,
+                    Err(e) => return Ok(Some(Err(StepError::Limit(e)))),
+                };
+                let rows: Vec<ImportRow> = input
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        let obj: Map<String, Value> = input
+                            .columns
+                            .iter()
+                            .cloned()
+                            .zip(r.iter().cloned())
+                            .collect();
+                        ImportRow {
+                            data: Value::Object(obj).to_string(),
+                            gold: None,
+                        }
+                    })
+                    .collect();
+                let job = self
+                    .store
+                    .node_job(run, i as i64, &config, &rows, now())
+                    .await?;
+                if let Some(n) = known.get_mut(&i) {
+                    n.job_id = Some(job);
+                }
+                job
+            }
+        };
+        let progress = self.store.job_progress(job).await?;
+        if progress.open > 0 {
+            return Ok(None);
+        }
+        // Every task is decided: the answers and labels become tables.
+        let mut labels = Vec::new();
+        let mut ids: HashMap<i64, Value> = HashMap::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.results_page(job, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for t in page {
+                let id = t.data.get("_id").cloned().unwrap_or(Value::from(t.seq));
+                let label = t.label.map_or(Value::from("undecided"), Value::from);
+                ids.insert(t.seq, id.clone());
+                labels.push(vec![id, label]);
+            }
+        }
+        let mut answers = Vec::new();
+        let mut after_id = 0;
+        loop {
+            let page = self.store.answers_page(job, after_id, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after_id = last.assignment_id.0;
+            for a in page {
+                let id = ids.get(&a.seq).cloned().unwrap_or(Value::from(a.seq));
+                answers.push(vec![
+                    id,
+                    Value::from(a.worker_id.0),
+                    Value::from(a.annotation),
+                ]);
+            }
+        }
+        let a = Table {
+            columns: answer_cols,
+            rows: answers,
+        };
+        let l = Table {
+            columns: label_cols,
+            rows: labels,
+        };
+        let d = data
+            .put_tables(
+                i,
+                input.rows.len() as i64,
+                &[(answers_out, &a), (labels_out, &l)],
+            )
+            .await;
+        Ok(Some(d))
+    }
+
+    /// Delivers the run's announcement once, scheduling the next try with
+    /// backoff on failure.
+    async fn announce(&self, run: &Run) -> anyhow::Result<()> {
+        let (Some(url), secret) = (&run.webhook_url, run.webhook_secret.as_deref()) else {
+            return Ok(());
+        };
+        if run.webhook_next_at.is_some_and(|t| t > now()) {
+            return Ok(());
+        }
+        let body = serde_json::json!({
+            "event": format!("run.{}", run.status.as_str()),
+            "run": {
+                "id": run.id,
+                "name": run.name,
+                "status": run.status,
+                "error": run.error,
+                "workspace_id": run.workspace_id,
+            },
+            "attempt": run.webhook_attempts + 1,
+        })
+        .to_string();
+        let signature = crate::hmac::sign(secret.unwrap_or("").as_bytes(), body.as_bytes());
+        let sent = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-tutti-signature", format!("sha256={signature}"))
+            .header(
+                "x-tutti-delivery",
+                format!("run-{}-{}", run.id, run.status.as_str()),
+            )
+            .body(body)
+            .send()
+            .await;
+        let ok = matches!(&sent, Ok(r) if r.status().is_success());
+        if ok {
+            self.store
+                .webhook_attempt(run.id, "delivered", None, now())
+                .await?;
+        } else {
+            let attempts = run.webhook_attempts + 1;
+            if attempts >= self.settings.webhook_attempts {
+                tracing::warn!(run = run.id.0, "giving up announcing the run");
+                self.store
+                    .webhook_attempt(run.id, "failed", None, now())
+                    .await?;
+            } else {
+                let wait = self.settings.webhook_backoff.as_millis() as i64
+                    * (1i64 << (attempts - 1).clamp(0, 20));
+                self.store
+                    .webhook_attempt(run.id, "pending", Some(Timestamp(now().0 + wait)), now())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn store_err(e: StoreError) -> sqlx::Error {
+    sqlx::Error::Protocol(e.to_string())
+}
+
+/// Puts a run's parameters into a query: `${name}` becomes the value as a
+/// SQL literal (text quoted, numbers as they are), so a date range or a
+/// threshold is given per run without building SQL by hand.
+pub fn fill_params(query: &str, params: &Map<String, Value>) -> String {
+    let mut out = String::with_capacity(query.len());
+    let mut rest = query;
+    while let Some(start) = rest.find("${") {
+        let Some(len) = rest[start + 2..].find('}') else {
+            break;
+        };
+        let name = &rest[start + 2..start + 2 + len];
+        out.push_str(&rest[..start]);
+        match params.get(name) {
+            Some(Value::Number(n)) => out.push_str(&n.to_string()),
+            Some(Value::Bool(b)) => out.push_str(if *b { "1" } else { "0" }),
+            Some(Value::Null) => out.push_str("NULL"),
+            Some(Value::String(s)) => {
+                out.push('\'');
+                out.push_str(&s.replace('\'', "''"));
+                out.push('\'');
+            }
+            Some(other) => {
+                out.push('\'');
+                out.push_str(&other.to_string().replace('\'', "''"));
+                out.push('\'');
+            }
+            None => out.push_str(&rest[start..start + 3 + len]),
+        }
+        rest = &rest[start + 3 + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parameters_fill_queries_as_sql_literals() {
+        let p: Map<String, Value> = serde_json::from_value(json!({
+            "from": "2024-01-01", "min": 3, "who": "O'Hara"
+        }))
+        .unwrap();
+        assert_eq!(
+            fill_params(
+                "SELECT * FROM T WHERE d >= ${from} AND n > ${min} AND w = ${who} AND x = ${unset}",
+                &p
+            ),
+            "SELECT * FROM T WHERE d >= '2024-01-01' AND n > 3 AND w = 'O''Hara' AND x = ${unset}"
+        );
+    }
+
+    #[test]
+    fn instructions_and_layouts_are_read_from_cymphonys_tags() {
+        let i = instructions(
+            "<html><short-instructions>Say yes for people.</short-instructions>\n\
+             <long-instructions><p>More.</p></long-instructions></html>",
+        );
+        assert_eq!(i.short, "Say yes for people.");
+        assert_eq!(i.long, "<p>More.</p>");
+        assert_eq!(instructions("Just this").short, "Just this");
+        assert_eq!(
+            layout("<DESIGN-LAYOUT><b>${name}</b></DESIGN-LAYOUT>"),
+            "<b>${name}</b>"
+        );
+    }
+}

@@ -1,0 +1,476 @@
+//! Workflow runs through the API, against the real server on port 0 and
+//! its background runner: on SQLite always, and on PostgreSQL too when
+//! `TUTTI_TEST_POSTGRES_URL` is set.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const PEOPLE: &str = "name,kind\nAda Lovelace,person\nParis,city\nAlan Turing,person\nOslo,city\nGrace Hopper,person\nNile,river\n";
+
+const INSTRUCTIONS: &str = "<short-instructions>Say Yes for people.</short-instructions>\
+    <long-instructions><p>A person is a human being.</p></long-instructions>";
+
+const LAYOUT: &str = "<design-layout><h2>${name}</h2></design-layout>";
+
+const PROGRAM: &str = r#"/* Persons: ask in-house workers, keep the yeses. */
+T = read_table("people.csv");
+S = sample_random(T, n=5, seed=3);
+(B, C) = 3a_kn(S, "instructions.html", "layout.html", k=2, n=3,
+               question="Is ${name} a person?", answers=["Yes","No"], annotation_time_limit=3600);
+D = exec_sql(S, C, query="SELECT S.* FROM S JOIN C ON S._id = C._id WHERE C.label = 'Yes' ORDER BY S._id");
+write_table(D, file="persons.csv");
+"#;
+
+fn files() -> Value {
+    json!({"people.csv": PEOPLE, "instructions.html": INSTRUCTIONS, "layout.html": LAYOUT})
+}
+
+async fn start(app: &TestApp, ws: i64, token: &str, body: Value) -> i64 {
+    let (s, r) = app
+        .post(&format!("/api/v1/workspaces/{ws}/runs"), token, body)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(r["status"], "queued");
+    r["id"].as_i64().unwrap()
+}
+
+/// Polls a run until its status is one of `want`.
+async fn wait_for(app: &TestApp, run: i64, token: &str, want: &[&str]) -> Value {
+    for _ in 0..400 {
+        let (s, r) = app.get(&format!("/api/v1/runs/{run}"), token).await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        if want.contains(&r["status"].as_str().unwrap_or("")) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, r) = app.get(&format!("/api/v1/runs/{run}"), token).await;
+    panic!("run {run} never reached {want:?}: {r:#}");
+}
+
+/// Workers answer every task of a job until it is finished: Yes for a
+/// person, No otherwise.
+async fn answer_all(app: &TestApp, job: i64, workers: &[String]) {
+    loop {
+        let mut any = false;
+        for w in workers {
+            let (s, a) = app.next(job, w).await;
+            if s != StatusCode::OK || a["assignment"].is_null() {
+                continue;
+            }
+            any = true;
+            let a = &a["assignment"];
+            let yes = a["data"]["kind"] == "person";
+            let id = a["id"].as_i64().unwrap();
+            let (s, r) = app.submit(id, w, if yes { "Yes" } else { "No" }).await;
+            assert_eq!(s, StatusCode::OK, "{r}");
+        }
+        if !any {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cymphony_program_runs_through_people_to_its_output_file() {
+    for app in apps().await {
+        let (ws, req, workers) = app.team("cy", 3).await;
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"name": "persons", "program": PROGRAM, "files": files()}),
+        )
+        .await;
+        let r = wait_for(&app, run, &req, &["waiting"]).await;
+        let nodes = r["nodes"].as_array().unwrap();
+        let statuses: Vec<&str> = nodes
+            .iter()
+            .map(|n| n["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            statuses,
+            ["completed", "completed", "waiting", "idle", "idle"],
+            "{r:#}"
+        );
+        assert_eq!(
+            (nodes[1]["rows_in"].as_i64(), nodes[1]["rows_out"].as_i64()),
+            (Some(6), Some(5))
+        );
+        let job = nodes[2]["job_id"]
+            .as_i64()
+            .expect("the human step has a job");
+        // The job carries the instructions and layout from the files.
+        let (s, j) = app.get(&format!("/api/v1/jobs/{job}"), &req).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(j["short_instructions"], "Say Yes for people.");
+        assert_eq!(j["layout"], "<h2>${name}</h2>");
+        assert_eq!(j["progress"]["tasks"], 5);
+        answer_all(&app, job, &workers).await;
+        let r = wait_for(&app, run, &req, &["completed"]).await;
+        assert!(r["finished_at"].is_string(), "{r:#}");
+        // The sample, by the same seed, is what the engine's sample draws.
+        let (s, sample) = app
+            .get(&format!("/api/v1/runs/{run}/tables/S?limit=10"), &req)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{sample}");
+        assert_eq!(sample["total"], 5);
+        let persons_in_sample: Vec<Value> = sample["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == "person")
+            .map(|r| json!([r["_id"], r["name"], r["kind"]]))
+            .collect();
+        // Per-worker answers and labels, Cymphony's two outputs.
+        let (_, b) = app
+            .get(&format!("/api/v1/runs/{run}/tables/B?limit=100"), &req)
+            .await;
+        assert_eq!(b["columns"], json!(["_id", "worker_id", "annotation"]));
+        assert!(
+            b["total"].as_i64().unwrap() >= 10,
+            "k=2 needs at least two answers per row: {b}"
+        );
+        let (_, c) = app.get(&format!("/api/v1/runs/{run}/tables/C"), &req).await;
+        assert_eq!(c["columns"], json!(["_id", "label"]));
+        assert_eq!(c["total"], 5);
+        let (s, csv) = app
+            .text(&format!("/api/v1/runs/{run}/outputs/persons.csv"), &req)
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let mut want = String::from("_id,name,kind\n");
+        for r in &persons_in_sample {
+            want.push_str(&format!(
+                "{},{},{}\n",
+                r[0],
+                r[1].as_str().unwrap(),
+                r[2].as_str().unwrap()
+            ));
+        }
+        assert_eq!(csv, want);
+        assert!(!persons_in_sample.is_empty());
+        let (_, list) = app
+            .get(&format!("/api/v1/workspaces/{ws}/runs"), &req)
+            .await;
+        assert_eq!(list["items"][0]["id"], run);
+        // Outsiders see nothing.
+        let (_, other, _) = app.team("cy-other", 0).await;
+        let (s, _) = app.get(&format!("/api/v1/runs/{run}"), &other).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn bad_programs_are_refused_before_any_run_starts_with_where_and_why() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("bad", 0).await;
+        let path = format!("/api/v1/workspaces/{ws}/runs");
+        let cases = [
+            (
+                json!({"program": "T = read_table(\"people.csv\")\nU = ;", "files": files()}),
+                "program",
+                "line 2",
+            ),
+            (
+                json!({"program": "T = read_table(\"people.csv\");\nU = exec_sql(X, query=\"SELECT 1\");", "files": files()}),
+                "program",
+                "X is not defined",
+            ),
+            (
+                json!({"program": "T = read_table(\"missing.csv\");"}),
+                "files.missing.csv",
+                "send it in files",
+            ),
+            (
+                json!({"program": "T = read_table(\"people.csv\");\nU = exec_sql(T, query=\"SELECT * FROM sqlite_master\");", "files": files()}),
+                "program",
+                "sqlite_master",
+            ),
+            (
+                json!({"program": "T = read_table(\"people.csv\");\nU = exec_sql(T, query=\"DELETE FROM T\");", "files": files()}),
+                "program",
+                "line 2",
+            ),
+            (
+                json!({"program": "T = frobnicate(\"people.csv\");", "files": files()}),
+                "program",
+                "unknown operator",
+            ),
+            (
+                json!({"program": "T = read_table(\"people.csv\");", "files": files(), "format": "xml"}),
+                "format",
+                "cy or json",
+            ),
+            (
+                json!({"program": "T = read_table(\"people.csv\");", "files": files(), "webhook": {"url": "ftp://x", "secret": "0123456789abcdef"}}),
+                "webhook.url",
+                "http",
+            ),
+            (
+                json!({"program": "T = read_table(\"people.csv\");", "files": files(), "after_run": 999999}),
+                "after_run",
+                "not a run",
+            ),
+        ];
+        for (body, field, words) in cases {
+            let (s, e) = app.post(&path, &req, body.clone()).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {e}");
+            assert_eq!(e["error"]["field"], field, "{body}: {e}");
+            let message = e["error"]["message"].as_str().unwrap();
+            assert!(message.contains(words), "{body}: {message}");
+        }
+        let (s, e) = app.post(&path, &req, json!({"programme": "x"})).await;
+        assert!(s.is_client_error(), "{e}");
+        let (_, list) = app.get(&path, &req).await;
+        assert_eq!(list["items"], json!([]), "no run was stored");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_step_fails_its_run_with_the_cause_and_leaves_other_runs_alone() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("fail", 0).await;
+        // The query reads U, which is a table of the run but not an input
+        // of the step: the sandbox refuses it.
+        let sneaky = "T = read_table(\"people.csv\");\nU = exec_sql(T, query=\"SELECT name FROM T\");\n\
+                      V = exec_sql(T, query=\"SELECT * FROM U\");\nwrite_table(V, file=\"v.csv\");";
+        let bad = start(&app, ws, &req, json!({"program": sneaky, "files": files()})).await;
+        let good_program = "T = read_table(\"people.csv\");\nU = exec_sql(T, query=\"SELECT name FROM T WHERE kind = 'city'\");\nwrite_table(U, file=\"cities.csv\");";
+        let good = start(
+            &app,
+            ws,
+            &req,
+            json!({"program": good_program, "files": files()}),
+        )
+        .await;
+        let r = wait_for(&app, bad, &req, &["failed"]).await;
+        let step = &r["nodes"][2];
+        assert_eq!(step["status"], "failed");
+        let error = step["error"].as_str().unwrap();
+        assert!(
+            error.contains("reads U, which is not an input of this step"),
+            "{error}"
+        );
+        assert!(
+            r["error"].as_str().unwrap().starts_with("step 3 (sql)"),
+            "{r}"
+        );
+        assert_eq!(
+            r["nodes"][1]["status"], "completed",
+            "what was done is kept"
+        );
+        let g = wait_for(&app, good, &req, &["completed"]).await;
+        assert_eq!(g["outputs"], json!([{"name": "cities.csv", "bytes": 16}]));
+        // A retry runs the step again; here it fails again the same way.
+        let (s, e) = app
+            .post(
+                &format!("/api/v1/runs/{bad}/nodes/1/retry"),
+                &req,
+                json!({}),
+            )
+            .await;
+        assert_eq!((s, error_code(&e)), (StatusCode::CONFLICT, "not_failed"));
+        let (s, e) = app
+            .post(
+                &format!("/api/v1/runs/{bad}/nodes/9/retry"),
+                &req,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+        let (s, r) = app
+            .post(
+                &format!("/api/v1/runs/{bad}/nodes/2/retry"),
+                &req,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        assert_eq!(r["status"], "running");
+        let r = wait_for(&app, bad, &req, &["failed"]).await;
+        assert_eq!(r["nodes"][2]["status"], "failed");
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_run_stops_and_cannot_be_cancelled_twice() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("cancel", 1).await;
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"program": PROGRAM, "files": files()}),
+        )
+        .await;
+        wait_for(&app, run, &req, &["waiting"]).await;
+        let (s, r) = app
+            .post(&format!("/api/v1/runs/{run}/cancel"), &req, json!({}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        assert_eq!(r["status"], "cancelled");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let (_, r) = app.get(&format!("/api/v1/runs/{run}"), &req).await;
+        assert_eq!(
+            r["status"], "cancelled",
+            "the runner does not bring it back"
+        );
+        let (s, e) = app
+            .post(&format!("/api/v1/runs/{run}/cancel"), &req, json!({}))
+            .await;
+        assert_eq!((s, error_code(&e)), (StatusCode::CONFLICT, "run_finished"));
+    }
+}
+
+#[tokio::test]
+async fn a_human_step_over_no_rows_completes_at_once_and_a_run_can_follow_another() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("empty", 0).await;
+        let program = "T = read_table(\"people.csv\");\nE = exec_sql(T, query=\"SELECT * FROM T WHERE 0\");\n\
+            (B, C) = 3a_kn(E, \"instructions.html\", \"layout.html\", k=1, n=1, question=\"?\", answers=[\"a\",\"b\"]);\n\
+            write_table(C, file=\"labels.csv\");";
+        let first = start(
+            &app,
+            ws,
+            &req,
+            json!({"program": program, "files": files()}),
+        )
+        .await;
+        let second = start(
+            &app,
+            ws,
+            &req,
+            json!({"program": "T = read_table(\"people.csv\");\nwrite_table(T, file=\"t.csv\");",
+                   "files": files(), "after_run": first}),
+        )
+        .await;
+        let r = wait_for(&app, first, &req, &["completed"]).await;
+        assert!(r["nodes"][2]["job_id"].is_null(), "no job for no rows");
+        let (_, csv) = app
+            .text(&format!("/api/v1/runs/{first}/outputs/labels.csv"), &req)
+            .await;
+        assert_eq!(csv, "_id,label\n");
+        let r2 = wait_for(&app, second, &req, &["completed"]).await;
+        assert!(
+            r2["started_at"].as_str().unwrap() >= r["finished_at"].as_str().unwrap(),
+            "{r2} started before {r} finished"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_finished_run_is_announced_with_a_signed_webhook() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    for app in apps().await {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4);
+        let server = tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                    if n == 0 {
+                        break;
+                    }
+                }
+                // The first delivery is refused, to see it retried.
+                let status = if first {
+                    "503 Service Unavailable"
+                } else {
+                    "204 No Content"
+                };
+                first = false;
+                sock.write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await
+                .unwrap();
+                tx.send(String::from_utf8_lossy(&buf).to_string())
+                    .await
+                    .unwrap();
+            }
+        });
+        let (ws, req, _) = app.team("hook", 0).await;
+        let secret = "a-secret-of-some-length";
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"program": "T = read_table(\"people.csv\");", "files": files(),
+                   "webhook": {"url": format!("http://{addr}/hook"), "secret": secret}}),
+        )
+        .await;
+        let refused = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let delivered = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(refused.contains("\"attempt\":1"), "{refused}");
+        let (head, body) = delivered.split_once("\r\n\r\n").unwrap();
+        let sig = head
+            .lines()
+            .find_map(|l| {
+                l.to_lowercase()
+                    .strip_prefix("x-tutti-signature: sha256=")
+                    .map(str::to_owned)
+            })
+            .expect("signed");
+        assert_eq!(
+            sig,
+            tutti_engine::hmac::sign(secret.as_bytes(), body.as_bytes())
+        );
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            (
+                v["event"].as_str(),
+                v["run"]["id"].as_i64(),
+                v["attempt"].as_i64()
+            ),
+            (Some("run.completed"), Some(run), Some(2))
+        );
+        for _ in 0..100 {
+            let (_, r) = app.get(&format!("/api/v1/runs/{run}"), &req).await;
+            if r["webhook_state"] == "delivered" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (_, r) = app.get(&format!("/api/v1/runs/{run}"), &req).await;
+        assert_eq!(
+            (r["webhook_state"].as_str(), r["webhook_attempts"].as_i64()),
+            (Some("delivered"), Some(2))
+        );
+        assert!(
+            r.get("webhook_secret").is_none(),
+            "the secret is never shown"
+        );
+        server.abort();
+    }
+}
