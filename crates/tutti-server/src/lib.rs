@@ -5,6 +5,7 @@
 //!   tokens, CSRF-checked forms).
 //! - [`import`]: streaming item imports (CSV, JSON Lines, Label Studio JSON).
 //! - [`monitor`]: the lease monitor that reopens abandoned tasks.
+//! - [`simulate`]: synthetic workers that answer through the public API.
 //! - [`openapi`]: the OpenAPI document generated from the handlers, and the
 //!   interactive page at `/docs` (assets embedded, works offline).
 //!
@@ -20,6 +21,7 @@ pub mod import;
 pub mod monitor;
 pub mod openapi;
 pub mod quality;
+pub mod simulate;
 pub mod web;
 
 use axum::Router;
@@ -64,6 +66,10 @@ pub struct AppState {
     pub caches: Arc<cache::Caches>,
     /// The workflow runner (its files are read here too).
     pub runner: Arc<tutti_engine::runner::Runner>,
+    /// This server's own address, for simulated workers.
+    pub base_url: String,
+    /// Simulations started through the API, by run.
+    pub simulations: Arc<std::sync::Mutex<std::collections::HashMap<i64, api::runs::Simulation>>>,
 }
 
 /// The whole router: API, docs, web pages, health.
@@ -97,6 +103,14 @@ impl Application {
             store.clone(),
             tutti_engine::runner::RunnerSettings::new(settings.runs_dir.clone()),
         );
+        let local = listener
+            .local_addr()
+            .map_err(|e| anyhow::anyhow!("reading the bound address: {e}"))?;
+        let host = if local.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            local.ip()
+        };
         Ok(Self {
             listener,
             state: AppState {
@@ -104,6 +118,8 @@ impl Application {
                 settings: Arc::new(settings),
                 caches: Arc::default(),
                 runner,
+                base_url: format!("http://{}", SocketAddr::new(host, local.port())),
+                simulations: Arc::default(),
             },
         })
     }

@@ -474,3 +474,71 @@ async fn a_finished_run_is_announced_with_a_signed_webhook() {
         server.abort();
     }
 }
+
+#[tokio::test]
+async fn simulated_workers_finish_a_run_and_report_their_precision() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("sim", 0).await;
+        let mut csv = String::from("name,gold_label\n");
+        for i in 0..20 {
+            csv.push_str(&format!(
+                "item {i},{}\n",
+                if i % 3 == 0 { "Yes" } else { "No" }
+            ));
+        }
+        let program = "T = read_table(\"items.csv\");\n\
+            (B, C) = 3a_kn(T, \"instructions.html\", \"layout.html\", k=2, n=3, question=\"${name}?\", answers=[\"Yes\",\"No\"]);\n\
+            R = exec_sql(T, C, query=\"SELECT count(*) AS right FROM T JOIN C ON T._id = C._id WHERE T.gold_label = C.label\");\n\
+            write_table(R, file=\"right.csv\");";
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"program": program, "files": {"items.csv": csv, "instructions.html": INSTRUCTIONS, "layout.html": LAYOUT}}),
+        )
+        .await;
+        let path = format!("/api/v1/runs/{run}/simulation");
+        let (s, e) = app
+            .post(&path, &req, json!({"workers": 0, "accuracy": 1.0}))
+            .await;
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("workers"))
+        );
+        let (s, e) = app
+            .post(&path, &req, json!({"workers": 3, "accuracy": 1.5}))
+            .await;
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("accuracy"))
+        );
+        let (s, sim) = app
+            .post(&path, &req, json!({"workers": 3, "accuracy": 1.0, "answer_ms": 2, "burst": 5, "gap_ms": 20, "seed": 4}))
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{sim}");
+        assert_eq!(sim["workers"].as_array().unwrap().len(), 3);
+        wait_for(&app, run, &req, &["completed"]).await;
+        let (_, csv) = app
+            .text(&format!("/api/v1/runs/{run}/outputs/right.csv"), &req)
+            .await;
+        assert_eq!(csv, "right\n20\n", "perfect workers label every row right");
+        let mut report = Value::Null;
+        for _ in 0..100 {
+            let (s, r) = app.get(&path, &req).await;
+            assert_eq!(s, StatusCode::OK, "{r}");
+            if r["state"] == "finished" {
+                report = r;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let workers = report["report"].as_array().expect("a finished report");
+        let total: u64 = workers.iter().map(|w| w["answers"].as_u64().unwrap()).sum();
+        assert!(total >= 40, "k=2 of 20 rows needs 40 answers: {report}");
+        for w in workers {
+            if w["with_gold"].as_u64().unwrap() > 0 {
+                assert_eq!(w["precision"], 1.0, "{w}");
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod aggregate;
 mod bench;
 mod bench_aggregate;
 mod demo;
+mod run;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -21,13 +22,9 @@ use tutti_store::{NewUser, Store};
 #[command(name = "tutti", version, about)]
 struct Cli {
     /// Where Tutti keeps everything: sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
-    #[arg(
-        long,
-        env = "TUTTI_DATABASE_URL",
-        default_value = "sqlite://tutti.db",
-        global = true
-    )]
-    database_url: String,
+    /// [default: sqlite://tutti.db; for `tutti run`, a database in --out]
+    #[arg(long, env = "TUTTI_DATABASE_URL", global = true)]
+    database_url: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -66,6 +63,11 @@ enum Command {
     /// Check a workflow (a .cy program or a JSON spec) and list its steps.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
+    /// Run a workflow (.cy program or .json spec) from the terminal, with a
+    /// live progress line per step; files it names are found beside it.
+    Run(run::RunArgs),
+    /// Let simulated workers answer a workspace's jobs on a running server.
+    Simulate(run::SimulateArgs),
     /// Aggregate crowd answers from a CSV file into labels (no database needed).
     Aggregate(aggregate::AggregateArgs),
     /// Replay recorded answers through adaptive redundancy and report
@@ -204,25 +206,32 @@ async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
         .with_context(|| format!("opening {}", tutti_store::redact_url(url)))
 }
 
+/// The store when none is named.
+const DEFAULT_DATABASE_URL: &str = "sqlite://tutti.db";
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let database_url = cli
+        .database_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
     match cli.command {
         Command::Serve(args) => {
-            let store = open(&cli.database_url).await?;
-            serve(store, &args.settings(&cli.database_url), &args.bind, None).await
+            let store = open(&database_url).await?;
+            serve(store, &args.settings(&database_url), &args.bind, None).await
         }
         Command::Demo { serve: args, items } => {
-            let store = open(&cli.database_url).await?;
+            let store = open(&database_url).await?;
             let tokens = demo::populate(store.as_ref(), items).await?;
             serve(
                 store,
-                &args.settings(&cli.database_url),
+                &args.settings(&database_url),
                 &args.bind,
                 Some(tokens),
             )
             .await
         }
         Command::Monitor { interval, once } => {
-            let store = open(&cli.database_url).await?;
+            let store = open(&database_url).await?;
             if once {
                 let n = tutti_server::monitor::sweep(store.as_ref()).await?;
                 println!("reopened {n} overdue leases");
@@ -239,7 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             role,
             display_name,
         }) => {
-            let store = open(&cli.database_url).await?;
+            let store = open(&database_url).await?;
             let name = tutti_server::api::users::parse_user_name(&name)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let user = store
@@ -258,7 +267,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(TokenCommand::Create { user, name }) => {
-            let store = open(&cli.database_url).await?;
+            let store = open(&database_url).await?;
             let user = store
                 .get_user_by_name(&user)
                 .await?
@@ -266,8 +275,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", issue(store.as_ref(), &user, &name).await?);
             Ok(())
         }
-        Command::Bench(cmd) => bench::run(cmd, &cli.database_url).await,
-        Command::Job(cmd) => job_command(cmd, &cli.database_url).await,
+        Command::Run(args) => run::run(args, cli.database_url).await,
+        Command::Simulate(args) => run::simulate(args).await,
+        Command::Bench(cmd) => bench::run(cmd, &database_url).await,
+        Command::Job(cmd) => job_command(cmd, &database_url).await,
         Command::Workflow(WorkflowCommand::Check { file }) => check_workflow(&file),
         Command::Aggregate(args) => aggregate::run(&args),
         Command::Replay(args) => aggregate::replay(&args),

@@ -71,6 +71,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}/outputs/{file}", get(runs::output))
         .route("/api/v1/runs/{id}/cancel", post(runs::cancel_run))
         .route(
+            "/api/v1/runs/{id}/simulation",
+            post(runs::start_simulation).get(runs::get_simulation),
+        )
+        .route(
             "/api/v1/runs/{id}/nodes/{index}/retry",
             post(runs::retry_node),
         )

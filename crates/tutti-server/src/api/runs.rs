@@ -423,3 +423,154 @@ pub async fn retry_node(
         )),
     }
 }
+
+/// Simulated workers for a run, as asked.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationSpec {
+    /// How many workers (1-100).
+    pub workers: u32,
+    /// How they behave.
+    #[serde(flatten)]
+    pub behaviour: crate::simulate::Behaviour,
+}
+
+/// A simulation started through the API.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Simulation {
+    /// The run it works for.
+    pub run_id: i64,
+    /// `running` until the run is final, then `finished`.
+    pub state: String,
+    /// The workers' names.
+    pub workers: Vec<String>,
+    /// Each worker's answers and precision against `gold_label`, once
+    /// finished.
+    pub report: Vec<crate::simulate::WorkerReport>,
+}
+
+/// Lets simulated workers answer a run's human steps until the run ends:
+/// `workers` new accounts join the run's workspace and answer through the
+/// public API (rows with `gold_label` correctly with probability
+/// `accuracy`). Follow it at GET `.../simulation`.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/simulation", tag = "runs", request_body = SimulationSpec,
+    params(("id" = i64, Path, description = "run id")),
+    responses((status = 202, body = Simulation), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn start_simulation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(spec): ApiJson<SimulationSpec>,
+) -> Result<(StatusCode, Json<Simulation>), ApiError> {
+    let run = run_of(&state, &caller, id, true).await?;
+    if !(1..=100).contains(&spec.workers) {
+        return Err(unprocessable("workers", "must be between 1 and 100"));
+    }
+    spec.behaviour.check()?;
+    if run.status.is_final() {
+        return Err(ApiError::conflict(
+            "run_finished",
+            format!("the run is already {}", run.status.as_str()),
+        ));
+    }
+    {
+        let sims = state.simulations.lock().expect("simulations lock");
+        if sims.get(&id).is_some_and(|s| s.state == "running") {
+            return Err(ApiError::conflict(
+                "simulation_running",
+                "a simulation is already working on this run",
+            ));
+        }
+    }
+    let mut workers = Vec::new();
+    let stamp = tutti_store::now().0;
+    for i in 0..spec.workers {
+        let name = format!("sim-r{id}-{stamp}-{i}");
+        let user = state
+            .store
+            .create_user(
+                &tutti_store::NewUser {
+                    name: name.clone(),
+                    display_name: format!("Simulated worker {}", i + 1),
+                    role: tutti_domain::role::Role::Worker,
+                },
+                tutti_store::now(),
+            )
+            .await?;
+        state
+            .store
+            .set_member(run.workspace_id, user.id, tutti_domain::role::Role::Worker)
+            .await?;
+        let token = crate::auth::new_token();
+        state
+            .store
+            .create_token(
+                user.id,
+                "simulation",
+                &crate::auth::token_hash(&token),
+                tutti_store::now(),
+            )
+            .await?;
+        workers.push(crate::simulate::SimWorker { name, token });
+    }
+    let sim = Simulation {
+        run_id: id,
+        state: "running".into(),
+        workers: workers.iter().map(|w| w.name.clone()).collect(),
+        report: Vec::new(),
+    };
+    state
+        .simulations
+        .lock()
+        .expect("simulations lock")
+        .insert(id, sim.clone());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (store, base, sims) = (
+        state.store.clone(),
+        state.base_url.clone(),
+        state.simulations.clone(),
+    );
+    let behaviour = spec.behaviour;
+    let watch_stop = stop.clone();
+    tokio::spawn(async move {
+        // Stop the workers when the run is over.
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            match store.get_run(RunId(id)).await {
+                Ok(Some(r)) if !r.status.is_final() => {}
+                _ => break,
+            }
+        }
+        watch_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    tokio::spawn(async move {
+        let report = crate::simulate::work(&base, workers, behaviour, stop).await;
+        if let Some(s) = sims.lock().expect("simulations lock").get_mut(&id) {
+            s.state = "finished".into();
+            s.report = report;
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(sim)))
+}
+
+/// The simulation working on a run, with its report once finished.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/simulation", tag = "runs",
+    params(("id" = i64, Path, description = "run id")),
+    responses((status = 200, body = Simulation), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_simulation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Simulation>, ApiError> {
+    run_of(&state, &caller, id, false).await?;
+    state
+        .simulations
+        .lock()
+        .expect("simulations lock")
+        .get(&id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("simulation"))
+}
