@@ -58,24 +58,26 @@ impl Drop for Server {
 }
 
 async fn start(db: &str, runs: &Path, port: u16) -> Server {
-    let child = tutti(db)
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--runs-dir",
-        ])
-        .arg(runs)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let server = Server {
+        child: tutti(db)
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--runs-dir",
+            ])
+            .arg(runs)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    };
     let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
         if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
             && r.status().is_success()
         {
-            return Server { child };
+            return server;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
