@@ -7,6 +7,7 @@
 //!   output committed with its ledger entry in one transaction.
 //! - [`runner`]: the background runner that moves every unfinished run
 //!   on, makes a job of each human step and announces finished runs.
+//! - [`model`]: `model_call`, batches sent to an HTTP model service.
 //! - [`hmac`]: the signature on announcements.
 //! - [`sql`]: a workflow's `exec_sql`/`sql` step, run in a sandbox that
 //!   sees only the step's input tables, cannot write, attach or load
@@ -14,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod hmac;
+pub mod model;
 pub mod ops;
 pub mod rundata;
 pub mod runner;

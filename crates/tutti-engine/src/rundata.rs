@@ -68,9 +68,13 @@ pub enum StepError {
         /// What is wrong.
         error: ops::ReadError,
     },
-    /// A file is over a configured limit.
+    /// A file is over a configured limit, or the step cannot run as
+    /// written.
     #[error("{0}")]
     Limit(String),
+    /// A model service gave no results.
+    #[error(transparent)]
+    Model(#[from] crate::model::CallError),
     /// The run's own file failed: an internal error, logged, not shown.
     #[error("the run's storage failed")]
     Storage(#[from] sqlx::Error),
@@ -91,6 +95,16 @@ pub struct TableInfo {
 pub struct RunData {
     conn: SqliteConnection,
     path: PathBuf,
+    /// Tables made, as read back (a table never changes once made).
+    known: std::collections::HashMap<String, TableInfo>,
+    /// When the running query must stop, in nanoseconds from `epoch`
+    /// (0: no query running); read by the connection's progress handler.
+    deadline: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    epoch: Instant,
+}
+
+fn sql_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 fn quote(name: &str) -> String {
@@ -196,9 +210,27 @@ impl RunData {
                 content BLOB NOT NULL);",
         )
         .await?;
+        // A step's row limit is checked inside its own transaction: a row
+        // that breaks this check aborts the step before it commits.
+        conn.execute(
+            "CREATE TEMP TABLE _tutti_guard (within_limit INTEGER NOT NULL CHECK (within_limit))",
+        )
+        .await?;
+        let deadline = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let epoch = Instant::now();
+        let watched = deadline.clone();
+        conn.lock_handle()
+            .await?
+            .set_progress_handler(10_000, move || {
+                let d = watched.load(std::sync::atomic::Ordering::Relaxed);
+                d == 0 || (epoch.elapsed().as_nanos() as u64) < d
+            });
         Ok(Self {
             conn,
             path: path.to_owned(),
+            known: std::collections::HashMap::new(),
+            deadline,
+            epoch,
         })
     }
 
@@ -277,16 +309,23 @@ impl RunData {
 
     /// A table's columns and row count, if the run has made it.
     pub async fn table(&mut self, name: &str) -> Result<Option<TableInfo>, sqlx::Error> {
+        if let Some(t) = self.known.get(name) {
+            return Ok(Some(t.clone()));
+        }
         let row = sqlx::query("SELECT columns, rows FROM _tutti_tables WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut self.conn)
             .await?;
         Ok(match row {
-            Some(r) => Some(TableInfo {
-                name: name.to_owned(),
-                columns: serde_json::from_str(&r.try_get::<String, _>(0)?).unwrap_or_default(),
-                rows: r.try_get(1)?,
-            }),
+            Some(r) => {
+                let info = TableInfo {
+                    name: name.to_owned(),
+                    columns: serde_json::from_str(&r.try_get::<String, _>(0)?).unwrap_or_default(),
+                    rows: r.try_get(1)?,
+                };
+                self.known.insert(name.to_owned(), info.clone());
+                Some(info)
+            }
             None => None,
         })
     }
@@ -369,28 +408,14 @@ impl RunData {
         let mut rows_out = 0;
         for (i, out) in outputs.iter().enumerate() {
             let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT count(*) FROM {}",
+                "INSERT INTO _tutti_tables (name, node, columns, rows) \
+                 SELECT $1, $2, (SELECT json_group_array(name) FROM pragma_table_info($1)), \
+                 (SELECT count(*) FROM {}) RETURNING rows",
                 quote(out)
             )))
-            .fetch_one(&mut **tx)
-            .await?;
-            let cols: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT name FROM pragma_table_info({})",
-                sql_string(out)
-            )))
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
-            sqlx::query(
-                "INSERT INTO _tutti_tables (name, node, columns, rows) VALUES ($1, $2, $3, $4)",
-            )
             .bind(*out)
             .bind(node as i64)
-            .bind(serde_json::to_string(&cols).unwrap_or_default())
-            .bind(count)
-            .execute(&mut **tx)
+            .fetch_one(&mut **tx)
             .await?;
             if i == 0 {
                 rows_out = count;
@@ -627,34 +652,164 @@ impl RunData {
             rows_in += info.rows;
             shapes.push((name.to_string(), info.columns));
         }
-        sql::check_scope(&shapes, query).await?;
-        let deadline = Instant::now() + limits.time;
-        self.conn
-            .lock_handle()
-            .await?
-            .set_progress_handler(10_000, move || Instant::now() < deadline);
-        let mut tx = self.conn.begin().await?;
-        let created = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE {} AS SELECT * FROM (\n{}\n)",
-            quote(out),
-            query.trim().trim_end_matches(';')
+        sql::check(query)?;
+        self.check_reads(inputs, query, &shapes, limits).await?;
+        let until = self.epoch.elapsed() + limits.time;
+        self.deadline.store(
+            (until.as_nanos() as u64).max(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let result = self
+            .sql_in(node, out, query, limits, &shapes, rows_in, started)
+            .await;
+        self.deadline.store(0, std::sync::atomic::Ordering::Relaxed);
+        result
+    }
+
+    /// Refuses a query that would read anything but its input tables: the
+    /// query is only compiled (`EXPLAIN`), beside a read of all the inputs,
+    /// and every table the query opens must be one the inputs' read opens
+    /// (tables are told apart by where SQLite keeps them, their root
+    /// pages). A name the run does not hold fails to compile; a table of
+    /// the run that is not an input (or the ledger) is named in the refusal.
+    async fn check_reads(
+        &mut self,
+        inputs: &[&str],
+        query: &str,
+        shapes: &[(String, Vec<String>)],
+        limits: SqlLimits,
+    ) -> Result<(), StepError> {
+        let from: Vec<String> = inputs.iter().map(|t| quote(t)).collect();
+        let plans = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN SELECT 1 FROM {};\nEXPLAIN {}",
+            from.join(", "),
+            query.trim()
         )))
-        .execute(&mut *tx)
-        .await;
-        if let Err(e) = created {
-            drop(tx);
-            self.conn.lock_handle().await?.remove_progress_handler();
-            return Err(sql::query_error(e, limits, &shapes).into());
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| sql::query_error(e, limits, shapes))?;
+        // The second plan starts where addresses start again from 0.
+        let mut allowed = Vec::new();
+        let mut opened = Vec::new();
+        let mut plan = 0;
+        for step in &plans {
+            let addr: i64 = step.try_get(0)?;
+            if addr == 0 {
+                plan += 1;
+            }
+            let opcode: String = step.try_get(1)?;
+            if !matches!(opcode.as_str(), "OpenRead" | "OpenWrite" | "ReopenIdx") {
+                continue;
+            }
+            let (root, db): (i64, i64) = (step.try_get(3)?, step.try_get(4)?);
+            if plan == 1 {
+                allowed.push(root);
+            } else {
+                opened.push((root, db));
+            }
         }
-        let done = Self::finish(&mut tx, node, &[out], rows_in, started).await?;
-        if done.rows_out > i64::try_from(limits.max_rows).unwrap_or(i64::MAX) {
-            drop(tx);
-            self.conn.lock_handle().await?.remove_progress_handler();
-            return Err(SqlError::TooManyRows(limits.max_rows).into());
+        for (root, db) in opened {
+            if db == 0 && allowed.contains(&root) {
+                continue;
+            }
+            let name: Option<String> =
+                sqlx::query_scalar("SELECT tbl_name FROM sqlite_master WHERE rootpage = $1")
+                    .bind(root)
+                    .fetch_optional(&mut self.conn)
+                    .await?;
+            return Err(SqlError::UnknownTable {
+                table: name.unwrap_or_else(|| "a table outside the run".into()),
+                inputs: shapes
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into());
         }
-        tx.commit().await?;
-        self.conn.lock_handle().await?.remove_progress_handler();
-        Ok(done)
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sql_in(
+        &mut self,
+        node: usize,
+        out: &str,
+        query: &str,
+        limits: SqlLimits,
+        shapes: &[(String, Vec<String>)],
+        rows_in: i64,
+        started: i64,
+    ) -> Result<Done, StepError> {
+        // One round trip makes the table, records it and the step, checks
+        // the row limit and commits; any failure rolls it all back.
+        let max = i64::try_from(limits.max_rows).unwrap_or(i64::MAX - 1);
+        let batch = format!(
+            "BEGIN IMMEDIATE;\n\
+             CREATE TABLE {out_q} AS SELECT * FROM (\n{query}\n) LIMIT {limit};\n\
+             INSERT INTO _tutti_tables (name, node, columns, rows) SELECT {out_s}, {node}, \
+               (SELECT json_group_array(name) FROM pragma_table_info({out_s})), \
+               (SELECT count(*) FROM {out_q}) RETURNING columns, rows;\n\
+             INSERT INTO _tutti_steps (node, status, rows_in, rows_out, started_at, finished_at) \
+               SELECT {node}, 'completed', {rows_in}, rows, {started}, {finished} \
+               FROM _tutti_tables WHERE name = {out_s} \
+               ON CONFLICT (node) DO UPDATE SET status = 'completed', rows_in = excluded.rows_in, \
+               rows_out = excluded.rows_out, started_at = excluded.started_at, \
+               finished_at = excluded.finished_at, error = NULL \
+               RETURNING rows_out, finished_at;\n\
+             INSERT INTO temp._tutti_guard SELECT rows <= {max} FROM _tutti_tables WHERE name = {out_s};\n\
+             DELETE FROM temp._tutti_guard;\n\
+             COMMIT;",
+            out_q = quote(out),
+            out_s = sql_literal(out),
+            query = query.trim().trim_end_matches(';'),
+            limit = max.saturating_add(1),
+            finished = now_ms(),
+        );
+        let made = sqlx::raw_sql(sqlx::AssertSqlSafe(batch))
+            .fetch_all(&mut self.conn)
+            .await;
+        let (made, row) = match made {
+            Ok(rows) if rows.len() == 2 => {
+                let mut rows = rows.into_iter();
+                (rows.next(), rows.next())
+            }
+            Ok(_) => (None, None),
+            Err(e) => {
+                self.rollback().await;
+                if e.to_string().contains("within_limit") {
+                    return Err(SqlError::TooManyRows(limits.max_rows).into());
+                }
+                return Err(sql::query_error(e, limits, shapes).into());
+            }
+        };
+        let (Some(made), Some(row)) = (made, row) else {
+            self.rollback().await;
+            return Err(StepError::Storage(sqlx::Error::Protocol(
+                "the step's record was not written".into(),
+            )));
+        };
+        let (rows_out, finished_at): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let columns: String = made.try_get(0)?;
+        self.known.insert(
+            out.to_owned(),
+            TableInfo {
+                name: out.to_owned(),
+                columns: serde_json::from_str(&columns).unwrap_or_default(),
+                rows: made.try_get(1)?,
+            },
+        );
+        Ok(Done {
+            node,
+            rows_in,
+            rows_out,
+            started_at: started,
+            finished_at,
+        })
+    }
+
+    async fn rollback(&mut self) {
+        let _ = self.conn.execute("ROLLBACK").await;
     }
 
     /// `write_table`: `input` as CSV (header first; null as an empty
@@ -780,10 +935,6 @@ impl RunData {
         tx.commit().await?;
         Ok(done)
     }
-}
-
-fn sql_string(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 #[cfg(test)]
@@ -935,6 +1086,30 @@ mod tests {
         d.sql(1, &["T"], "U", "SELECT a FROM T", limits)
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_query_over_its_row_limit_is_refused_and_leaves_nothing() {
+        let (_dir, mut d) = data().await;
+        d.read_csv(0, "T", "t.csv", b"a\n1\n2\n3\n", 10)
+            .await
+            .unwrap();
+        let limits = SqlLimits {
+            time: std::time::Duration::from_secs(5),
+            max_rows: 2,
+        };
+        let e = d
+            .sql(1, &["T"], "U", "SELECT * FROM T", limits)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StepError::Sql(SqlError::TooManyRows(2))), "{e}");
+        assert!(d.table("U").await.unwrap().is_none());
+        assert!(d.done().await.unwrap().iter().all(|s| s.node != 1));
+        let ok = d
+            .sql(1, &["T"], "U", "SELECT * FROM T WHERE a > 1", limits)
+            .await
+            .unwrap();
+        assert_eq!(ok.rows_out, 2, "exactly at the limit is fine");
     }
 
     #[tokio::test]

@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use tutti_domain::ids::RunId;
 use tutti_domain::job::{JobConfig, JobSpec, PolicySpec};
 use tutti_domain::time::Timestamp;
-use tutti_domain::workflow::{self, Crowd, Format, HumanLabel, Node, Op, Workflow};
+use tutti_domain::workflow::{self, Crowd, Format, HumanLabel, ModelCall, Node, Op, Workflow};
 use tutti_store::{
     ImportRow, NodeStatus, Run, RunNode, RunReport, RunStatus, Store, StoreError, now,
 };
@@ -419,7 +419,31 @@ impl Runner {
                         continue;
                     }
                 },
-                _ => self.automatic(run, i, node, data).await,
+                _ => {
+                    // A step still going after a moment is shown as running.
+                    let mut marker = node_of(i, &known);
+                    marker.status = NodeStatus::Running;
+                    marker.started_at = Some(started);
+                    let (store, report) = (
+                        self.store.clone(),
+                        RunReport {
+                            generation: run.generation,
+                            status: RunStatus::Running,
+                            error: None,
+                            nodes: vec![marker],
+                            now: started,
+                        },
+                    );
+                    let id = run.id;
+                    let shown = tokio::spawn(async move {
+                        tokio::time::sleep(REPORT_EVERY).await;
+                        let _ = store.report_run(id, &report).await;
+                    });
+                    let r = self.automatic(run, i, node, data).await;
+                    // Quick steps are never shown running.
+                    shown.abort();
+                    r
+                }
             };
             let mut n = node_of(i, &known);
             match outcome {
@@ -503,8 +527,100 @@ impl Runner {
                 data.sql(i, &inputs, out, &query, self.settings.sql).await
             }
             Op::WriteTable { file } => data.write_csv(i, &node.inputs[0], file).await,
+            Op::ModelCall(m) => self.model_call(run, i, node, m, data).await,
             Op::HumanLabel(_) => unreachable!("human steps are run by Runner::human"),
         }
+    }
+
+    /// A model step: batches not yet committed are sent in order, each
+    /// batch's results committed with its ledger entry.
+    async fn model_call(
+        &self,
+        run: &Run,
+        i: usize,
+        node: &Node,
+        m: &ModelCall,
+        data: &mut RunData,
+    ) -> Result<Done, StepError> {
+        let started = now().0;
+        let input = &node.inputs[0];
+        let out = &node.outputs[0];
+        let info = data
+            .table(input)
+            .await?
+            .ok_or_else(|| StepError::Limit(format!("the table {input} was not made")))?;
+        for c in &m.columns {
+            if !info.columns.contains(c) {
+                return Err(StepError::Limit(format!(
+                    "column {c} is not in {input} (its columns: {})",
+                    info.columns.join(", ")
+                )));
+            }
+        }
+        let kept: Vec<usize> = (0..info.columns.len())
+            .filter(|&c| !m.fields.contains(&info.columns[c]))
+            .collect();
+        let mut columns: Vec<String> = kept.iter().map(|&c| info.columns[c].clone()).collect();
+        columns.extend(m.fields.iter().cloned());
+        let sent: Vec<usize> = if m.columns.is_empty() {
+            (0..info.columns.len()).collect()
+        } else {
+            (0..info.columns.len())
+                .filter(|&c| m.columns.contains(&info.columns[c]))
+                .collect()
+        };
+        let size = i64::from(m.batch_size);
+        let batches = (info.rows + size - 1) / size;
+        let committed: HashSet<i64> = data.batches(i).await?.into_iter().map(|(b, _)| b).collect();
+        for b in 0..batches {
+            if committed.contains(&b) {
+                continue;
+            }
+            let Some(rows) = data.rows(input, b * size, size).await? else {
+                break;
+            };
+            let key = format!("run-{}-step-{}-batch-{b}", run.id, i);
+            let payload: Vec<Value> = rows
+                .rows
+                .iter()
+                .map(|r| {
+                    Value::Object(
+                        sent.iter()
+                            .map(|&c| (info.columns[c].clone(), r[c].clone()))
+                            .collect(),
+                    )
+                })
+                .collect();
+            let body = serde_json::json!({
+                "idempotency_key": key,
+                "run_id": run.id,
+                "step": i,
+                "batch": b,
+                "rows": payload,
+            });
+            let results =
+                crate::model::call_batch(&self.http, m, &key, &body, rows.rows.len()).await?;
+            let out_rows: Vec<Vec<Value>> = rows
+                .rows
+                .into_iter()
+                .zip(results)
+                .map(|(r, res)| {
+                    let mut row: Vec<Value> = kept.iter().map(|&c| r[c].clone()).collect();
+                    row.extend(m.fields.iter().map(|f| match res.get(f) {
+                        None => Value::Null,
+                        Some(v @ (Value::Object(_) | Value::Array(_))) => {
+                            Value::from(v.to_string())
+                        }
+                        Some(v) => v.clone(),
+                    }));
+                    row
+                })
+                .collect();
+            data.put_batch(i, b, out, &columns, &out_rows).await?;
+        }
+        Ok(data
+            .finish_batched(i, out, &columns, info.rows, started)
+            .await?)
     }
 
     /// A human step: makes its job once, then checks whether every task is

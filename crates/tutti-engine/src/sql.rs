@@ -92,6 +92,7 @@ const FORBIDDEN: &[&str] = &[
     "drop",
     "alter",
     "load_extension",
+    "dbstat",
     "pg_catalog",
     "information_schema",
 ];
@@ -227,30 +228,67 @@ fn query_error_named(e: sqlx::Error, limits: SqlLimits, names: &str) -> SqlError
 /// is prepared in an empty database holding just empty copies of the
 /// inputs, so any other name it reads is refused before it runs anywhere.
 pub async fn check_scope(inputs: &[(String, Vec<String>)], query: &str) -> Result<(), SqlError> {
-    check(query)?;
-    let mut conn = SqliteConnectOptions::from_str("sqlite::memory:")
-        .map_err(|e| SqlError::Query(e.to_string()))?
-        .connect()
-        .await
-        .map_err(|e| SqlError::Query(e.to_string()))?;
-    for (name, columns) in inputs {
-        let table = Table {
-            columns: columns.clone(),
-            rows: Vec::new(),
-        };
-        load(&mut conn, name, &table)
+    let mut scope = Scope::new().await?;
+    let r = scope.check(inputs, query).await;
+    scope.close().await;
+    r
+}
+
+/// An empty in-memory database for [`check_scope`], kept open to check many
+/// queries: each check creates the empty inputs in a transaction, prepares
+/// the query, and rolls back.
+pub struct Scope {
+    conn: sqlx::SqliteConnection,
+}
+
+impl Scope {
+    /// Opens the empty database.
+    pub async fn new() -> Result<Self, SqlError> {
+        let conn = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|e| SqlError::Query(e.to_string()))?
+            .statement_cache_capacity(0)
+            .connect()
             .await
-            .map_err(|e| SqlError::Input(name.clone(), e.to_string()))?;
+            .map_err(|e| SqlError::Query(e.to_string()))?;
+        Ok(Self { conn })
     }
-    conn.execute("PRAGMA query_only = ON")
-        .await
-        .map_err(|e| SqlError::Query(e.to_string()))?;
-    let prepared = (&mut conn)
-        .prepare(sqlx::AssertSqlSafe(query.to_owned()).into_sql_str())
-        .await
-        .map_err(|e| query_error(e, SqlLimits::default(), inputs));
-    let _ = conn.close().await;
-    prepared.map(|_| ())
+
+    /// See [`check_scope`].
+    pub async fn check(
+        &mut self,
+        inputs: &[(String, Vec<String>)],
+        query: &str,
+    ) -> Result<(), SqlError> {
+        check(query)?;
+        let internal = |e: sqlx::Error| SqlError::Query(e.to_string());
+        let mut tx = self.conn.begin().await.map_err(internal)?;
+        let mut creates = String::new();
+        for (name, columns) in inputs {
+            let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+            creates.push_str(&format!(
+                "CREATE TABLE {} ({});\n",
+                quote(name),
+                cols.join(", ")
+            ));
+        }
+        (&mut *tx)
+            .execute(sqlx::AssertSqlSafe(creates))
+            .await
+            .map_err(|e| SqlError::Input(String::from("the step's inputs"), e.to_string()))?;
+        // Only prepared, never run: a name the inputs do not hold fails here.
+        let prepared = (&mut *tx)
+            .prepare(sqlx::AssertSqlSafe(query.to_owned()).into_sql_str())
+            .await
+            .map(|_| ())
+            .map_err(|e| query_error(e, SqlLimits::default(), inputs));
+        tx.rollback().await.map_err(internal)?;
+        prepared
+    }
+
+    /// Closes the database.
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
 }
 
 /// Runs `query` over `inputs` (name and table) in the sandbox.

@@ -74,9 +74,10 @@ pub struct AppState {
 
 /// The whole router: API, docs, web pages, health.
 pub fn router(state: AppState) -> Router {
+    let max_upload = usize::try_from(state.settings.max_upload_bytes).unwrap_or(usize::MAX);
     Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .merge(api::routes())
+        .merge(api::routes(max_upload))
         .merge(web::routes())
         .merge(openapi::routes())
         .fallback(|| async { error::ApiError::not_found("page") })

@@ -542,3 +542,153 @@ async fn simulated_workers_finish_a_run_and_report_their_precision() {
         }
     }
 }
+
+/// A small model service: labels a row `pos` when its text says "good",
+/// counts calls per idempotency key, and refuses each key's first call with
+/// a 503 to be tried again.
+async fn model_service() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
+) {
+    use axum::Json;
+    use axum::http::{HeaderMap, StatusCode as S};
+    let calls: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>> =
+        Default::default();
+    let seen = calls.clone();
+    let app = axum::Router::new()
+        .route(
+            "/predict",
+            axum::routing::post(move |headers: HeaderMap, Json(body): Json<Value>| {
+                let seen = seen.clone();
+                async move {
+                    let key = headers["idempotency-key"].to_str().unwrap().to_owned();
+                    assert_eq!(body["idempotency_key"], key.as_str());
+                    let n = {
+                        let mut m = seen.lock().unwrap();
+                        let n = m.entry(key).or_insert(0);
+                        *n += 1;
+                        *n
+                    };
+                    if n == 1 {
+                        return (S::SERVICE_UNAVAILABLE, Json(json!({"error": "warming up"})));
+                    }
+                    let results: Vec<Value> = body["rows"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| {
+                            let text = r["text"].as_str().unwrap_or("");
+                            json!({"label": if text.contains("good") { "pos" } else { "neg" },
+                                   "length": text.len(), "ignored": true})
+                        })
+                        .collect();
+                    (S::OK, Json(json!({"results": results})))
+                }
+            }),
+        )
+        .route(
+            "/refuse",
+            axum::routing::post(|| async { (S::BAD_REQUEST, "rows need a text column") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), calls)
+}
+
+#[tokio::test]
+async fn a_model_step_sends_batches_with_keys_retries_and_keeps_the_named_fields() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("model", 0).await;
+        let (url, calls) = model_service().await;
+        let mut csv = String::from("text,source\n");
+        for i in 0..25 {
+            csv.push_str(&format!(
+                "{} review {i},web\n",
+                if i % 4 == 0 { "good" } else { "bad" }
+            ));
+        }
+        let spec = json!({"nodes": [
+            {"op": "read_table", "file": "reviews.csv", "outputs": ["T"]},
+            {"op": "model_call", "inputs": ["T"], "outputs": ["P"], "url": format!("{url}/predict"),
+             "fields": ["label", "length"], "columns": ["_id", "text"], "batch_size": 10, "retries": 2},
+            {"op": "sql", "inputs": ["P"], "outputs": ["S"],
+             "query": "SELECT label, count(*) AS n FROM P GROUP BY label ORDER BY label"},
+            {"op": "write_table", "inputs": ["S"], "file": "summary.csv"}
+        ]});
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"format": "json", "program": spec.to_string(), "files": {"reviews.csv": csv}}),
+        )
+        .await;
+        let r = wait_for(&app, run, &req, &["completed", "failed"]).await;
+        assert_eq!(r["status"], "completed", "{r:#}");
+        let (_, p) = app
+            .get(&format!("/api/v1/runs/{run}/tables/P?limit=3"), &req)
+            .await;
+        assert_eq!(
+            p["columns"],
+            json!(["_id", "text", "source", "label", "length"])
+        );
+        assert_eq!(p["total"], 25);
+        assert_eq!(
+            p["rows"][0],
+            json!({"_id": 1, "text": "good review 0", "source": "web", "label": "pos", "length": 13})
+        );
+        let (_, csv) = app
+            .text(&format!("/api/v1/runs/{run}/outputs/summary.csv"), &req)
+            .await;
+        assert_eq!(csv, "label,n\nneg,18\npos,7\n");
+        let calls = calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 3, "25 rows in batches of 10: {calls:?}");
+        assert!(
+            calls.values().all(|&n| n == 2),
+            "each refused once, then answered: {calls:?}"
+        );
+        assert!(
+            calls.contains_key(&format!("run-{run}-step-1-batch-2")),
+            "{calls:?}"
+        );
+
+        // A service that refuses the batch fails the step with its answer.
+        let spec = json!({"nodes": [
+            {"op": "read_table", "file": "reviews.csv", "outputs": ["T"]},
+            {"op": "model_call", "inputs": ["T"], "outputs": ["P"], "url": format!("{url}/refuse"), "fields": ["label"]}
+        ]});
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"format": "json", "program": spec.to_string(), "files": {"reviews.csv": "text\nx\n"}}),
+        )
+        .await;
+        let r = wait_for(&app, run, &req, &["failed"]).await;
+        let error = r["nodes"][1]["error"].as_str().unwrap();
+        assert!(
+            error.contains("answered 400: rows need a text column"),
+            "{error}"
+        );
+        // A bad spec is refused before it runs.
+        let bad = json!({"nodes": [
+            {"op": "read_table", "file": "reviews.csv", "outputs": ["T"]},
+            {"op": "model_call", "inputs": ["T"], "outputs": ["P"], "url": "ftp://x", "fields": ["label"]}
+        ]});
+        let (s, e) = app
+            .post(&format!("/api/v1/workspaces/{ws}/runs"), &req,
+                  json!({"format": "json", "program": bad.to_string(), "files": {"reviews.csv": "text\nx\n"}}))
+            .await;
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("program"))
+        );
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("nodes[1].url"),
+            "{e}"
+        );
+    }
+}

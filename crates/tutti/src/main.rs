@@ -93,6 +93,10 @@ struct ServeArgs {
     /// database, or ./tutti-runs).
     #[arg(long, env = "TUTTI_RUNS_DIR")]
     runs_dir: Option<std::path::PathBuf>,
+    /// Do not run workflows here (when several servers share a PostgreSQL
+    /// store, exactly one should run them).
+    #[arg(long, env = "TUTTI_NO_RUNNER")]
+    no_runner: bool,
 }
 
 impl ServeArgs {
@@ -105,7 +109,7 @@ impl ServeArgs {
                 .runs_dir
                 .clone()
                 .unwrap_or_else(|| default_runs_dir(database_url)),
-            run_workflows: true,
+            run_workflows: !self.no_runner,
         }
     }
 }

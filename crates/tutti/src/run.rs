@@ -370,7 +370,9 @@ pub async fn run(args: RunArgs, database_url: Option<String>) -> anyhow::Result<
             );
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Looking costs the server more the bigger the run: look less often.
+        let steps = view["nodes"].as_array().map_or(0, Vec::len) as u64;
+        tokio::time::sleep(Duration::from_millis(250 + steps / 4)).await;
     };
     stop.store(true, Ordering::SeqCst);
     let reports = match sim {

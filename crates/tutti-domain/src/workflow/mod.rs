@@ -150,6 +150,29 @@ pub struct HumanLabel {
     pub time_limit_secs: Option<u32>,
 }
 
+/// A call of an HTTP model service over a table's rows, in batches.
+///
+/// Each batch is `POST`ed as `{"idempotency_key", "run_id", "step",
+/// "batch", "rows": [...]}` with an `Idempotency-Key` header; the service
+/// answers `{"results": [...]}`, one object per row in order, and the
+/// `fields` named here become columns beside the input's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelCall {
+    /// The service's URL (`http://` or `https://`).
+    pub url: String,
+    /// Result fields kept as columns.
+    pub fields: Vec<String>,
+    /// Input columns sent (all when empty).
+    pub columns: Vec<String>,
+    /// Rows per call.
+    pub batch_size: u32,
+    /// Seconds a call may take.
+    pub timeout_secs: u32,
+    /// Tries after the first, with doubling waits, on timeouts, connection
+    /// errors, 408, 429 and 5xx.
+    pub retries: u32,
+}
+
 /// What a node does.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -180,6 +203,8 @@ pub enum Op {
     /// People label the rows: outputs are per-worker answers
     /// (`_id, worker_id, annotation`) and labels (`_id, label`).
     HumanLabel(Box<HumanLabel>),
+    /// A model service labels the rows.
+    ModelCall(Box<ModelCall>),
 }
 
 impl Op {
@@ -191,6 +216,7 @@ impl Op {
             Op::Sql { .. } => "sql",
             Op::WriteTable { .. } => "write_table",
             Op::HumanLabel(_) => "human_label",
+            Op::ModelCall(_) => "model_call",
         }
     }
 }

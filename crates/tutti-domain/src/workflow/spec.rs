@@ -18,7 +18,7 @@
 //! node with a missing, unknown or ill-typed field, or a graph error, with
 //! the node's path (`nodes[3]`, `nodes[3].inputs[1]`).
 
-use super::{Crowd, HumanLabel, Node, Op, Span, Workflow, WorkflowError};
+use super::{Crowd, HumanLabel, ModelCall, Node, Op, Span, Workflow, WorkflowError};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -63,6 +63,17 @@ enum SpecNode {
         time_limit_secs: Option<u32>,
         #[serde(default)]
         crowd: Option<String>,
+    },
+    ModelCall {
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+        url: String,
+        fields: Vec<String>,
+        #[serde(default)]
+        columns: Vec<String>,
+        batch_size: Option<u32>,
+        timeout_secs: Option<u32>,
+        retries: Option<u32>,
     },
 }
 
@@ -157,6 +168,69 @@ pub fn parse(src: &str) -> Result<Workflow, WorkflowError> {
                 count(&path, "inputs", &inputs, 1..=1)?;
                 nonempty(&path, "file", &file)?;
                 (Op::WriteTable { file }, inputs, vec![])
+            }
+            SpecNode::ModelCall {
+                inputs,
+                outputs,
+                url,
+                fields,
+                columns,
+                batch_size,
+                timeout_secs,
+                retries,
+            } => {
+                count(&path, "inputs", &inputs, 1..=1)?;
+                count(&path, "outputs", &outputs, 1..=1)?;
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(WorkflowError::field(
+                        format!("{path}.url"),
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+                if fields.is_empty() {
+                    return Err(WorkflowError::field(
+                        format!("{path}.fields"),
+                        "must name at least one result field to keep",
+                    ));
+                }
+                for (what, list) in [("fields", &fields), ("columns", &columns)] {
+                    if let Some(bad) = list.iter().position(|f| f.trim().is_empty()) {
+                        return Err(WorkflowError::field(
+                            format!("{path}.{what}[{bad}]"),
+                            "must not be empty",
+                        ));
+                    }
+                }
+                let batch_size = batch_size.unwrap_or(100);
+                if !(1..=10_000).contains(&batch_size) {
+                    return Err(WorkflowError::field(
+                        format!("{path}.batch_size"),
+                        "must be between 1 and 10000",
+                    ));
+                }
+                let timeout_secs = timeout_secs.unwrap_or(30);
+                if !(1..=3600).contains(&timeout_secs) {
+                    return Err(WorkflowError::field(
+                        format!("{path}.timeout_secs"),
+                        "must be between 1 and 3600",
+                    ));
+                }
+                let retries = retries.unwrap_or(3);
+                if retries > 20 {
+                    return Err(WorkflowError::field(
+                        format!("{path}.retries"),
+                        "must be at most 20",
+                    ));
+                }
+                let call = ModelCall {
+                    url,
+                    fields,
+                    columns,
+                    batch_size,
+                    timeout_secs,
+                    retries,
+                };
+                (Op::ModelCall(Box::new(call)), inputs, outputs)
             }
             SpecNode::HumanLabel {
                 inputs,

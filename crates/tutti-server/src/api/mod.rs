@@ -16,8 +16,9 @@ use axum::Router;
 use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
 
-/// All API routes.
-pub fn routes() -> Router<AppState> {
+/// All API routes. `max_upload` bounds the one JSON body that carries
+/// files (a new run's).
+pub fn routes(max_upload: usize) -> Router<AppState> {
     Router::new()
         .route(
             "/api/v1/users",
@@ -64,7 +65,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/jobs/{id}/workers", get(quality::workers))
         .route(
             "/api/v1/workspaces/{ws}/runs",
-            post(runs::create_run).get(runs::list_runs),
+            post(runs::create_run)
+                .layer(axum::extract::DefaultBodyLimit::max(max_upload))
+                .get(runs::list_runs),
         )
         .route("/api/v1/runs/{id}", get(runs::get_run))
         .route("/api/v1/runs/{id}/tables/{name}", get(runs::table_rows))

@@ -239,6 +239,25 @@ async fn run_of(state: &AppState, caller: &Caller, id: i64, manage: bool) -> Res
     Ok(run)
 }
 
+/// Reads a run's file, trying again while the runner keeps changing its
+/// tables faster than a reader's statements can be prepared again.
+async fn with_retries<T, F, Fut>(read: F) -> Result<T, sqlx::Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        match read().await {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("17") && tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(e)
 }
@@ -254,15 +273,15 @@ pub async fn get_run(
 ) -> Result<Json<RunView>, ApiError> {
     let run = run_of(&state, &caller, id, false).await?;
     let nodes = state.store.run_nodes(run.id).await?;
-    let (tables, outputs) = match state.runner.open(run.id).await {
-        Ok(mut data) => {
-            let t = data.tables().await.map_err(internal)?;
-            let f = data.files().await.map_err(internal)?;
-            data.close().await;
-            (t, f)
-        }
-        Err(e) => return Err(internal(e)),
-    };
+    let (tables, outputs) = with_retries(|| async {
+        let mut data = state.runner.open(run.id).await?;
+        let t = data.tables().await?;
+        let f = data.files().await?;
+        data.close().await;
+        Ok((t, f))
+    })
+    .await
+    .map_err(internal)?;
     Ok(Json(RunView {
         run,
         nodes,
@@ -318,10 +337,15 @@ pub async fn table_rows(
     if offset < 0 {
         return Err(ApiError::bad_request("offset must not be negative").with_field("offset"));
     }
-    let mut data = state.runner.open(run.id).await.map_err(internal)?;
-    let info = data.table(&name).await.map_err(internal)?;
-    let rows = data.rows(&name, offset, limit).await.map_err(internal)?;
-    data.close().await;
+    let (info, rows) = with_retries(|| async {
+        let mut data = state.runner.open(run.id).await?;
+        let info = data.table(&name).await?;
+        let rows = data.rows(&name, offset, limit).await?;
+        data.close().await;
+        Ok((info, rows))
+    })
+    .await
+    .map_err(internal)?;
     let (Some(info), Some(t)) = (info, rows) else {
         return Err(ApiError::not_found("table"));
     };
@@ -348,9 +372,14 @@ pub async fn output(
     ApiPath((id, file)): ApiPath<(i64, String)>,
 ) -> Result<Response, ApiError> {
     let run = run_of(&state, &caller, id, false).await?;
-    let mut data = state.runner.open(run.id).await.map_err(internal)?;
-    let content = data.file(&file).await.map_err(internal)?;
-    data.close().await;
+    let content = with_retries(|| async {
+        let mut data = state.runner.open(run.id).await?;
+        let content = data.file(&file).await?;
+        data.close().await;
+        Ok(content)
+    })
+    .await
+    .map_err(internal)?;
     let content = content.ok_or_else(|| ApiError::not_found("output file"))?;
     let disposition = format!(
         "attachment; filename=\"{}\"",

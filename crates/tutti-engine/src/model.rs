@@ -1,0 +1,123 @@
+//! `model_call`: a table's rows sent to an HTTP model service in batches.
+//!
+//! Each batch is one `POST` of `{"idempotency_key", "run_id", "step",
+//! "batch", "rows": [{column: value, …}]}` with the same key in an
+//! `Idempotency-Key` header; the service answers `{"results": [{field:
+//! value, …}, …]}`, one object per row, in order. Timeouts, connection
+//! errors, 408, 429 and 5xx are tried again after 0.5 s, 1 s, 2 s, …; any
+//! other answer fails the step with what the service said.
+//!
+//! A batch's results are committed with the batch's ledger entry in one
+//! transaction ([`crate::rundata::RunData::put_batch`]), and a committed
+//! batch is never sent again: after a crash, only the batch that was in
+//! flight is sent a second time, with the same key, so a service that keeps
+//! keys answers it without doing the work twice.
+
+use serde_json::{Map, Value};
+use std::time::Duration;
+use tutti_domain::workflow::ModelCall;
+
+/// Why a batch got no results.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CallError {
+    /// The service could not be reached or did not answer in time, every
+    /// try.
+    #[error("the model service at {url} did not answer after {tries} tries: {last}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// Tries made.
+        tries: u32,
+        /// The last failure.
+        last: String,
+    },
+    /// The service refused the batch.
+    #[error("the model service answered {status}: {body}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The start of its body.
+        body: String,
+    },
+    /// The answer was not `{"results": [...]}` with one object per row.
+    #[error("the model service's answer {0}")]
+    BadAnswer(String),
+}
+
+fn retryable(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
+}
+
+/// Sends one batch, trying again as the call allows; returns one object
+/// per row.
+pub async fn call_batch(
+    client: &reqwest::Client,
+    call: &ModelCall,
+    key: &str,
+    body: &Value,
+    rows: usize,
+) -> Result<Vec<Map<String, Value>>, CallError> {
+    let mut last = String::new();
+    let tries = call.retries + 1;
+    for attempt in 0..tries {
+        if attempt > 0 {
+            let wait = 500u64.saturating_mul(1 << (attempt - 1).min(10));
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+        let sent = client
+            .post(&call.url)
+            .timeout(Duration::from_secs(u64::from(call.timeout_secs)))
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                last = if e.is_timeout() {
+                    format!("no answer within {} s", call.timeout_secs)
+                } else {
+                    "the connection failed".to_owned()
+                };
+                continue;
+            }
+        };
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            if retryable(status) {
+                last = format!("status {status}");
+                continue;
+            }
+            return Err(CallError::Refused {
+                status,
+                body: text.chars().take(300).collect(),
+            });
+        }
+        let v: Value =
+            serde_json::from_str(&text).map_err(|_| CallError::BadAnswer("is not JSON".into()))?;
+        let Some(results) = v.get("results").and_then(Value::as_array) else {
+            return Err(CallError::BadAnswer("has no \"results\" list".into()));
+        };
+        if results.len() != rows {
+            return Err(CallError::BadAnswer(format!(
+                "has {} results for {rows} rows",
+                results.len()
+            )));
+        }
+        return results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.as_object()
+                    .cloned()
+                    .ok_or_else(|| CallError::BadAnswer(format!("result {i} is not an object")))
+            })
+            .collect();
+    }
+    Err(CallError::Unreachable {
+        url: call.url.clone(),
+        tries,
+        last,
+    })
+}
