@@ -1306,22 +1306,63 @@ macro_rules! store_impl {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                for n in &report.nodes {
-                    sqlx::query(
-                        "UPDATE run_nodes SET status = $1, rows_in = $2, rows_out = $3, started_at = $4, \
-                         finished_at = $5, error = $6, job_id = COALESCE($7, job_id) WHERE run_id = $8 AND idx = $9",
-                    )
-                    .bind(n.status.as_str())
-                    .bind(n.rows_in)
-                    .bind(n.rows_out)
-                    .bind(n.started_at.map(|t| t.0))
-                    .bind(n.finished_at.map(|t| t.0))
-                    .bind(n.error.as_deref())
-                    .bind(n.job_id.map(|j| j.0))
-                    .bind(id.0)
-                    .bind(n.index)
-                    .execute(&mut *tx)
-                    .await?;
+                if !report.nodes.is_empty() {
+                    match $backend {
+                        Backend::Sqlite => {
+                            // Every changed step in one round trip: one
+                            // primary-key update each, values written as
+                            // literals (numbers, or text with quotes doubled).
+                            let lit = |v: Option<i64>| v.map_or("NULL".to_owned(), |v| v.to_string());
+                            let mut sql = String::new();
+                            for n in &report.nodes {
+                                sql.push_str(&format!(
+                                    "UPDATE run_nodes SET status = '{}', rows_in = {}, rows_out = {}, \
+                                     started_at = {}, finished_at = {}, error = {}, job_id = COALESCE({}, job_id) \
+                                     WHERE run_id = {} AND idx = {};\n",
+                                    n.status.as_str(),
+                                    n.rows_in,
+                                    n.rows_out,
+                                    lit(n.started_at.map(|t| t.0)),
+                                    lit(n.finished_at.map(|t| t.0)),
+                                    n.error.as_deref().map_or("NULL".to_owned(), |e| format!("'{}'", e.replace('\'', "''"))),
+                                    lit(n.job_id.map(|j| j.0)),
+                                    id.0,
+                                    n.index,
+                                ));
+                            }
+                            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
+                        }
+                        Backend::Postgres => {
+                            let nodes: Vec<Value> = report
+                                .nodes
+                                .iter()
+                                .map(|n| {
+                                    serde_json::json!({
+                                        "idx": n.index,
+                                        "status": n.status.as_str(),
+                                        "rows_in": n.rows_in,
+                                        "rows_out": n.rows_out,
+                                        "started_at": n.started_at.map(|t| t.0),
+                                        "finished_at": n.finished_at.map(|t| t.0),
+                                        "error": n.error,
+                                        "job_id": n.job_id.map(|j| j.0),
+                                    })
+                                })
+                                .collect();
+                            sqlx::query(
+                                "UPDATE run_nodes SET status = j.status, rows_in = j.rows_in, rows_out = j.rows_out, \
+                                 started_at = j.started_at, finished_at = j.finished_at, error = j.error, \
+                                 job_id = COALESCE(j.job_id, run_nodes.job_id) \
+                                 FROM jsonb_to_recordset($1::text::jsonb) AS j(idx bigint, status text, rows_in bigint, \
+                                   rows_out bigint, started_at bigint, finished_at bigint, error text, job_id bigint) \
+                                 WHERE run_nodes.run_id = $2 AND run_nodes.idx = j.idx",
+                            )
+                            .bind(Value::Array(nodes).to_string())
+                            .bind(id.0)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
                 }
                 tx.commit().await?;
                 Ok(true)
