@@ -4,8 +4,9 @@
 //! "batch", "rows": [{column: value, …}]}` with the same key in an
 //! `Idempotency-Key` header; the service answers `{"results": [{field:
 //! value, …}, …]}`, one object per row, in order. Timeouts, connection
-//! errors, 408, 429 and 5xx are tried again after 0.5 s, 1 s, 2 s, …; any
-//! other answer fails the step with what the service said.
+//! errors, 408, 409 (the same key still being worked), 429 and 5xx are
+//! tried again after 0.5 s, 1 s, 2 s, …; any other answer fails the step
+//! with what the service said.
 //!
 //! A batch's results are committed with the batch's ledger entry in one
 //! transaction ([`crate::rundata::RunData::put_batch`]), and a committed
@@ -44,8 +45,11 @@ pub enum CallError {
     BadAnswer(String),
 }
 
+/// Statuses worth another try: timeouts, rate limits, server trouble, and
+/// 409, which idempotent services answer while an earlier request with the
+/// same key is still being worked.
 fn retryable(status: u16) -> bool {
-    status == 408 || status == 429 || status >= 500
+    matches!(status, 408 | 409 | 429) || status >= 500
 }
 
 /// Sends one batch, trying again as the call allows; returns one object

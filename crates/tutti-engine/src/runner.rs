@@ -527,7 +527,18 @@ impl Runner {
                 data.sql(i, &inputs, out, &query, self.settings.sql).await
             }
             Op::WriteTable { file } => data.write_csv(i, &node.inputs[0], file).await,
-            Op::ModelCall(m) => self.model_call(run, i, node, m, data).await,
+            Op::ModelCall(m) => {
+                let mut m = (**m).clone();
+                m.url = fill_raw(&m.url, &run.params);
+                if !(m.url.starts_with("http://") || m.url.starts_with("https://")) {
+                    return Err(StepError::Limit(format!(
+                        "the model service's URL {:?} is not an http:// or https:// URL \
+                         (is a parameter missing?)",
+                        m.url
+                    )));
+                }
+                self.model_call(run, i, node, &m, data).await
+            }
             Op::HumanLabel(_) => unreachable!("human steps are run by Runner::human"),
         }
     }
@@ -579,7 +590,8 @@ impl Runner {
             let Some(rows) = data.rows(input, b * size, size).await? else {
                 break;
             };
-            let key = format!("run-{}-step-{}-batch-{b}", run.id, i);
+            // Unique across stores too: two deployments both have a run 1.
+            let key = format!("run-{}-{}-step-{}-batch-{b}", run.id, run.created_at.0, i);
             let payload: Vec<Value> = rows
                 .rows
                 .iter()
@@ -821,6 +833,20 @@ impl Runner {
 
 fn store_err(e: StoreError) -> sqlx::Error {
     sqlx::Error::Protocol(e.to_string())
+}
+
+/// Puts a run's parameters into a URL as they are: `${model_url}/predict`
+/// with `model_url` = `http://127.0.0.1:8765` is that service's `/predict`.
+pub fn fill_raw(text: &str, params: &Map<String, Value>) -> String {
+    let mut out = text.to_owned();
+    for (k, v) in params {
+        let value = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out = out.replace(&format!("${{{k}}}"), &value);
+    }
+    out
 }
 
 /// Puts a run's parameters into a query: `${name}` becomes the value as a

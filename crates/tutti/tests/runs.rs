@@ -470,3 +470,249 @@ fn tutti_run_names_the_line_of_a_bad_program_and_a_missing_file() {
     assert!(!r.status.success());
     assert!(err.contains("missing.csv"), "{err}");
 }
+
+/// The example model service (Python), on a free port; `None` when there is
+/// no python3 here.
+struct ModelService {
+    child: Child,
+    url: String,
+}
+
+impl Drop for ModelService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ModelService {
+    async fn start(delay_ms: u32) -> Option<Self> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/model-pipeline/model_service.py");
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg(script)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--delay-ms",
+                &delay_ms.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .ok()?;
+        let service = ModelService {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..200 {
+            if reqwest::get(format!("{}/calls", service.url)).await.is_ok() {
+                return Some(service);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the model service never answered");
+    }
+
+    async fn calls(&self) -> (u64, u64) {
+        let v = self.stats().await;
+        (
+            v["worked"].as_u64().unwrap(),
+            v["repeated"].as_u64().unwrap(),
+        )
+    }
+
+    async fn stats(&self) -> Value {
+        reqwest::get(format!("{}/calls", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_yaml_example_pipeline_calls_the_model_once_per_batch_and_asks_people_the_rest() {
+    let Some(model) = ModelService::start(0).await else {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    };
+    let dir = temp_dir("cli-yaml");
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/model-pipeline/pipeline.yaml");
+    let out = dir.join("out");
+    let r = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .env_remove("TUTTI_DATABASE_URL")
+        .env("TUTTI_LOG", "warn")
+        .arg("run")
+        .arg(&example)
+        .arg("--param")
+        .arg(format!("model_url={}", model.url))
+        .args(["--simulate", "3", "--accuracy", "1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let labels = std::fs::read_to_string(out.join("labels.csv")).unwrap();
+    let reviews = std::fs::read_to_string(example.with_file_name("reviews.csv")).unwrap();
+    let gold: Vec<String> = reviews
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().to_owned())
+        .collect();
+    let rows: Vec<&str> = labels.lines().skip(1).collect();
+    assert_eq!(rows.len(), gold.len(), "every review has one label");
+    let mut by_people = 0;
+    for (row, want) in rows.iter().zip(&gold) {
+        let fields: Vec<&str> = row.rsplitn(3, ',').collect();
+        let (decided_by, sentiment) = (fields[0], fields[1]);
+        if decided_by == "people" {
+            by_people += 1;
+            assert_eq!(
+                sentiment, want,
+                "perfect workers agree with the truth: {row}"
+            );
+        }
+    }
+    assert!(
+        by_people > 0 && by_people < rows.len(),
+        "people checked only the unsure: {by_people}"
+    );
+    // 120 rows in batches of 50: three batches, each worked once.
+    assert_eq!(model.calls().await, (3, 0));
+}
+
+const MODEL_SPEC: &str = r#"{"nodes": [
+  {"op": "read_table", "file": "reviews.csv", "outputs": ["T"]},
+  {"op": "model_call", "inputs": ["T"], "outputs": ["M"], "url": "${model_url}/predict",
+   "columns": ["_id", "text"], "fields": ["sentiment", "confidence"], "batch_size": 20},
+  {"op": "write_table", "inputs": ["M"], "file": "scored.csv"}
+]}"#;
+
+fn reviews(n: usize) -> String {
+    let words = [
+        "great", "bad", "slow", "love", "broken", "fine", "fast", "awful",
+    ];
+    let mut s = String::from("text\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "{} and {} {i}\n",
+            words[i % 8],
+            words[(i / 8) % 8]
+        ));
+    }
+    s
+}
+
+#[tokio::test]
+async fn a_model_step_killed_at_random_moments_never_calls_an_acknowledged_batch_again() {
+    let Some(model) = ModelService::start(15).await else {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    };
+    let mut rng = StdRng::seed_from_u64(7);
+    let batches = 60u64;
+    for db in tutti_store::testing::fresh_urls().await.unwrap() {
+        let before = model.calls().await;
+        let s = setup(db).await;
+        let server = start(&s.db, &s.runs, s.port).await;
+        let (status, r) = call(
+            "POST",
+            &format!("{}/api/v1/workspaces/{}/runs", s.base(), s.ws),
+            &s.requester,
+            Some(
+                json!({"format": "json", "program": MODEL_SPEC, "params": {"model_url": model.url},
+                        "files": {"reviews.csv": reviews(batches as usize * 20)}}),
+            ),
+        )
+        .await;
+        assert_eq!(status, 201, "{r}");
+        let run = r["id"].as_i64().unwrap();
+        let mut server = Some(server);
+        let mut kills = 0u64;
+        // At each kill: how many calls the service had received, and which
+        // batches the dead server had committed (its run file, read while
+        // no process has it open).
+        let mut acknowledged: Vec<(usize, Vec<i64>)> = Vec::new();
+        while kills < 6 {
+            tokio::time::sleep(Duration::from_millis(rng.random_range(50..400))).await;
+            server.take().unwrap().kill_dash_nine();
+            kills += 1;
+            let received = model.stats().await["log"].as_array().unwrap().len();
+            acknowledged.push((received, committed_batches(&s.runs, run).await));
+            server = Some(start(&s.db, &s.runs, s.port).await);
+        }
+        drop(server);
+        let server = s.finish(run).await;
+        let (tables, files) = s.contents(run).await;
+        drop(server);
+        let after = model.calls().await;
+        let (worked, repeated) = (after.0 - before.0, after.1 - before.1);
+        assert_eq!(worked, batches, "every batch worked exactly once");
+        // The promise itself: no batch committed before a kill was sent
+        // again after it.
+        let log: Vec<String> = model.stats().await["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        for (received, batches) in &acknowledged {
+            for key in &log[*received..] {
+                if !key.starts_with(&format!("run-{run}-")) {
+                    continue;
+                }
+                let b: i64 = key.rsplit('-').next().unwrap().parse().unwrap();
+                assert!(
+                    !batches.contains(&b),
+                    "batch {b} was committed before a kill and sent again after it"
+                );
+            }
+        }
+        assert!(
+            acknowledged.iter().any(|(_, b)| !b.is_empty()),
+            "some kills came after committed batches"
+        );
+        assert!(
+            repeated <= kills + 2,
+            "only a batch in flight at a kill is sent again: {repeated} repeats, {kills} kills"
+        );
+        let m = tables.iter().find(|(n, _)| n == "M").unwrap();
+        assert_eq!(m.1.len() as u64, batches * 20, "no row lost or doubled");
+        let ids: Vec<i64> = m.1.iter().map(|r| r["_id"].as_i64().unwrap()).collect();
+        assert!(
+            ids.windows(2).all(|w| w[1] == w[0] + 1),
+            "rows in order, once each"
+        );
+        assert_eq!(files[0].1.lines().count() as u64, batches * 20 + 1);
+        eprintln!("model step: {worked} batches worked, {repeated} sent again after {kills} kills");
+    }
+}
+
+/// The batches of the model step (step 1) a run's file holds as committed.
+async fn committed_batches(runs: &Path, run: i64) -> Vec<i64> {
+    use sqlx::Connection as _;
+    let path = runs.join(format!("run-{run}.sqlite"));
+    if !path.exists() {
+        return Vec::new();
+    }
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let has: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE name = '_tutti_batches'")
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap();
+    let out = if has.is_some() {
+        sqlx::query_scalar("SELECT batch FROM _tutti_batches WHERE node = 1 ORDER BY batch")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    } else {
+        Vec::new()
+    };
+    conn.close().await.unwrap();
+    out
+}

@@ -22,6 +22,8 @@ pub enum Format {
     Cy,
     /// The native spec in JSON.
     Json,
+    /// The native spec in YAML.
+    Yaml,
 }
 
 impl Format {
@@ -30,23 +32,28 @@ impl Format {
         match self {
             Format::Cy => "cy",
             Format::Json => "json",
+            Format::Yaml => "yaml",
         }
     }
 
-    /// The format for a name (`cy`, `json`).
+    /// The format for a name (`cy`, `json`, `yaml`).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "cy" => Some(Format::Cy),
             "json" => Some(Format::Json),
+            "yaml" | "yml" => Some(Format::Yaml),
             _ => None,
         }
     }
 
-    /// The format a file name suggests: `.json` is a spec, anything else a
-    /// program.
+    /// The format a file name suggests: `.json`, `.yaml` and `.yml` are
+    /// specs, anything else a program.
     pub fn of_file(name: &str) -> Self {
-        if name.to_lowercase().ends_with(".json") {
+        let lower = name.to_lowercase();
+        if lower.ends_with(".json") {
             Format::Json
+        } else if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+            Format::Yaml
         } else {
             Format::Cy
         }
@@ -58,6 +65,7 @@ pub fn parse(format: Format, src: &str) -> Result<Workflow, WorkflowError> {
     match format {
         Format::Cy => cy::parse(src),
         Format::Json => spec::parse(src),
+        Format::Yaml => spec::parse_yaml(src),
     }
 }
 
@@ -169,7 +177,7 @@ pub struct ModelCall {
     /// Seconds a call may take.
     pub timeout_secs: u32,
     /// Tries after the first, with doubling waits, on timeouts, connection
-    /// errors, 408, 429 and 5xx.
+    /// errors, 408, 409, 429 and 5xx.
     pub retries: u32,
 }
 

@@ -112,6 +112,30 @@ fn is_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
+/// Parses and checks a workflow spec written in YAML: the same document
+/// as the JSON spec, in YAML's syntax.
+pub fn parse_yaml(src: &str) -> Result<Workflow, WorkflowError> {
+    let value: serde_json::Value = serde_yaml::from_str(src).map_err(|e| {
+        let span = e.location().map(|l| Span {
+            line: l.line() as u32,
+            column: l.column() as u32,
+        });
+        WorkflowError {
+            span,
+            field: None,
+            message: e
+                .to_string()
+                .split(" at line ")
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    })?;
+    let doc: Doc =
+        serde_json::from_value(value).map_err(|e| WorkflowError::field("nodes", e.to_string()))?;
+    compile(doc)
+}
+
 /// Parses and checks a JSON workflow spec.
 pub fn parse(src: &str) -> Result<Workflow, WorkflowError> {
     let doc: Doc = serde_json::from_str(src).map_err(|e| WorkflowError {
@@ -127,6 +151,10 @@ pub fn parse(src: &str) -> Result<Workflow, WorkflowError> {
             .unwrap_or_default()
             .to_owned(),
     })?;
+    compile(doc)
+}
+
+fn compile(doc: Doc) -> Result<Workflow, WorkflowError> {
     let mut nodes = Vec::with_capacity(doc.nodes.len());
     for (i, n) in doc.nodes.into_iter().enumerate() {
         let path = format!("nodes[{i}]");
@@ -181,10 +209,13 @@ pub fn parse(src: &str) -> Result<Workflow, WorkflowError> {
             } => {
                 count(&path, "inputs", &inputs, 1..=1)?;
                 count(&path, "outputs", &outputs, 1..=1)?;
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                if !(url.starts_with("http://")
+                    || url.starts_with("https://")
+                    || url.starts_with("${"))
+                {
                     return Err(WorkflowError::field(
                         format!("{path}.url"),
-                        "must be an http:// or https:// URL",
+                        "must be an http:// or https:// URL (or start with a ${parameter})",
                     ));
                 }
                 if fields.is_empty() {

@@ -26,7 +26,7 @@ pub struct RunSpec {
     /// A name people recognise the run by (default: `run`).
     #[serde(default)]
     pub name: Option<String>,
-    /// `cy` (Cymphony's language, the default) or `json` (the spec).
+    /// `cy` (Cymphony's language, the default), `json` or `yaml` (the spec).
     #[serde(default)]
     pub format: Option<String>,
     /// The program's text.
@@ -70,7 +70,9 @@ fn unprocessable(field: impl Into<String>, message: impl Into<String>) -> ApiErr
 fn check(spec: &RunSpec) -> Result<(Format, Workflow), ApiError> {
     let format = match spec.format.as_deref() {
         None => Format::Cy,
-        Some(f) => Format::parse(f).ok_or_else(|| unprocessable("format", "must be cy or json"))?,
+        Some(f) => {
+            Format::parse(f).ok_or_else(|| unprocessable("format", "must be cy, json or yaml"))?
+        }
     };
     let wf = workflow::parse(format, &spec.program)
         .map_err(|e| unprocessable("program", e.to_string()))?;
