@@ -517,6 +517,40 @@ impl Runner {
                 data.read_csv(i, out, file, &bytes, self.settings.max_rows)
                     .await
             }
+            Op::ReadRun { run: other, table } => {
+                let other = RunId(*other);
+                let source = self
+                    .store
+                    .get_run(other)
+                    .await
+                    .map_err(|e| StepError::Storage(store_err(e)))?;
+                match source {
+                    Some(r)
+                        if r.workspace_id == run.workspace_id
+                            && r.status == RunStatus::Completed => {}
+                    Some(r) if r.workspace_id == run.workspace_id => {
+                        return Err(StepError::Limit(format!(
+                            "run {other} is {}; its tables are read once it has completed",
+                            r.status.as_str()
+                        )));
+                    }
+                    _ => {
+                        return Err(StepError::Limit(format!(
+                            "run {other} is not a run of this workspace"
+                        )));
+                    }
+                }
+                let mut theirs = self.open(other).await?;
+                let rows = theirs.all_rows(table).await;
+                theirs.close().await;
+                let Some(t) = rows? else {
+                    return Err(StepError::Limit(format!(
+                        "run {other} has no table {table}"
+                    )));
+                };
+                let n = t.rows.len() as i64;
+                data.put_tables(i, n, &[(out, &t)]).await
+            }
             Op::Sample { n, seed } => {
                 data.sample(i, &node.inputs[0], out, *n, seed.unwrap_or(0))
                     .await

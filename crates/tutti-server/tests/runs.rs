@@ -694,3 +694,69 @@ async fn a_model_step_sends_batches_with_keys_retries_and_keeps_the_named_fields
         );
     }
 }
+
+#[tokio::test]
+async fn a_run_reads_another_runs_table_by_reference_within_its_workspace_only() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("chain", 0).await;
+        let first = start(
+            &app,
+            ws,
+            &req,
+            json!({"program": "T = read_table(\"people.csv\");\nP = exec_sql(T, query=\"SELECT _id, name FROM T WHERE kind = 'person'\");",
+                   "files": files()}),
+        )
+        .await;
+        // Started at once, but after the first: an active-learning loop's
+        // next round.
+        let spec = json!({"nodes": [
+            {"op": "read_run", "run": first, "table": "P", "outputs": ["people"]},
+            {"op": "sql", "inputs": ["people"], "outputs": ["N"], "query": "SELECT count(*) AS n FROM people"},
+            {"op": "write_table", "inputs": ["N"], "file": "n.csv"}
+        ]});
+        let second = start(
+            &app,
+            ws,
+            &req,
+            json!({"format": "json", "program": spec.to_string(), "after_run": first}),
+        )
+        .await;
+        wait_for(&app, second, &req, &["completed"]).await;
+        let (_, csv) = app
+            .text(&format!("/api/v1/runs/{second}/outputs/n.csv"), &req)
+            .await;
+        assert_eq!(csv, "n\n3\n");
+        // Another workspace cannot name it.
+        let (other_ws, other, _) = app.team("chain-other", 0).await;
+        let (s, e) = app
+            .post(
+                &format!("/api/v1/workspaces/{other_ws}/runs"),
+                &other,
+                json!({"format": "json", "program": spec.to_string()}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a run of this workspace"),
+            "{e}"
+        );
+        // A table the run does not have fails the step, saying so.
+        let missing =
+            json!({"nodes": [{"op": "read_run", "run": first, "table": "Nope", "outputs": ["x"]}]});
+        let third = start(
+            &app,
+            ws,
+            &req,
+            json!({"format": "json", "program": missing.to_string()}),
+        )
+        .await;
+        let r = wait_for(&app, third, &req, &["failed"]).await;
+        assert!(
+            r["error"].as_str().unwrap().contains("has no table Nope"),
+            "{r}"
+        );
+    }
+}

@@ -190,6 +190,14 @@ pub enum Op {
         /// The file's name among the run's inputs.
         file: String,
     },
+    /// A table another run of the workspace made, by reference (the run
+    /// must have completed).
+    ReadRun {
+        /// The run.
+        run: i64,
+        /// Its table (a variable of that run).
+        table: String,
+    },
     /// `n` rows drawn at random (all of them if the table is smaller).
     Sample {
         /// Rows to draw.
@@ -220,6 +228,7 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::ReadTable { .. } => "read_table",
+            Op::ReadRun { .. } => "read_run",
             Op::Sample { .. } => "sample",
             Op::Sql { .. } => "sql",
             Op::WriteTable { .. } => "write_table",
@@ -262,6 +271,20 @@ pub struct Workflow {
 }
 
 impl Workflow {
+    /// The runs whose tables the workflow reads by reference.
+    pub fn runs_read(&self) -> Vec<i64> {
+        let mut runs: Vec<i64> = self
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::ReadRun { run, .. } => Some(*run),
+                _ => None,
+            })
+            .collect();
+        runs.dedup();
+        runs
+    }
+
     /// The files the workflow reads, in order of first use.
     pub fn input_files(&self) -> Vec<&str> {
         let mut files: Vec<&str> = Vec::new();
@@ -297,10 +320,10 @@ impl Workflow {
         // tell case apart: `a` and `A` would be one table.
         let mut defined: std::collections::HashSet<String> = std::collections::HashSet::new();
         for (i, n) in nodes.iter().enumerate() {
-            if i == 0 && !matches!(n.op, Op::ReadTable { .. }) {
+            if i == 0 && !matches!(n.op, Op::ReadTable { .. } | Op::ReadRun { .. }) {
                 return Err(with_message(
                     locate(0, None),
-                    "a workflow must start by reading a table (read_table)",
+                    "a workflow must start by reading a table (read_table or read_run)",
                 ));
             }
             for (j, input) in n.inputs.iter().enumerate() {

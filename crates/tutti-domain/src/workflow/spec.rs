@@ -34,6 +34,11 @@ enum SpecNode {
         file: String,
         outputs: Vec<String>,
     },
+    ReadRun {
+        run: i64,
+        table: String,
+        outputs: Vec<String>,
+    },
     Sample {
         inputs: Vec<String>,
         outputs: Vec<String>,
@@ -161,6 +166,21 @@ fn compile(doc: Doc) -> Result<Workflow, WorkflowError> {
         let n: SpecNode = serde_json::from_value(n)
             .map_err(|e| WorkflowError::field(path.clone(), e.to_string()))?;
         let (op, inputs, outputs) = match n {
+            SpecNode::ReadRun {
+                run,
+                table,
+                outputs,
+            } => {
+                count(&path, "outputs", &outputs, 1..=1)?;
+                nonempty(&path, "table", &table)?;
+                if run < 1 {
+                    return Err(WorkflowError::field(
+                        format!("{path}.run"),
+                        "must be a run's id",
+                    ));
+                }
+                (Op::ReadRun { run, table }, vec![], outputs)
+            }
             SpecNode::ReadTable { file, outputs } => {
                 count(&path, "outputs", &outputs, 1..=1)?;
                 nonempty(&path, "file", &file)?;

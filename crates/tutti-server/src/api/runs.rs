@@ -149,6 +149,17 @@ pub async fn create_run(
             }
         }
     }
+    for other in wf.runs_read() {
+        match state.store.get_run(RunId(other)).await? {
+            Some(r) if r.workspace_id == ws => {}
+            _ => {
+                return Err(unprocessable(
+                    "program",
+                    format!("read_run names run {other}, which is not a run of this workspace"),
+                ));
+            }
+        }
+    }
     let wanted = wf.input_files();
     let new = NewRun {
         workspace_id: ws,
