@@ -7,6 +7,8 @@
 //!   output committed with its ledger entry in one transaction.
 //! - [`runner`]: the background runner that moves every unfinished run
 //!   on, makes a job of each human step and announces finished runs.
+//! - [`extdb`]: outside databases (PostgreSQL, MySQL/MariaDB, SQLite) read
+//!   and written by name.
 //! - [`model`]: `model_call`, batches sent to an HTTP model service.
 //! - [`hmac`]: the signature on announcements.
 //! - [`sql`]: a workflow's `exec_sql`/`sql` step, run in a sandbox that
@@ -14,6 +16,7 @@
 //!   anything, and stops at a time limit.
 #![deny(missing_docs)]
 
+pub mod extdb;
 pub mod hmac;
 pub mod model;
 pub mod ops;

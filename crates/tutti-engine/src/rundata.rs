@@ -588,6 +588,65 @@ impl RunData {
         Ok(done)
     }
 
+    /// Loads rows arriving in batches down `rx` as `out` (made with
+    /// `columns`) and records the step, all in one transaction, committed
+    /// only when the sender closes the channel without sending an error;
+    /// an error rolls everything back and is returned.
+    pub async fn load_rows(
+        &mut self,
+        node: usize,
+        out: &str,
+        columns: &[String],
+        mut rx: tokio::sync::mpsc::Receiver<Result<Vec<Vec<Value>>, String>>,
+    ) -> Result<Done, StepError> {
+        let started = now_ms();
+        let mut tx = self.conn.begin().await?;
+        Self::create_table(&mut tx, out, columns).await?;
+        let mut n = 0i64;
+        while let Some(batch) = rx.recv().await {
+            let batch = batch.map_err(StepError::Limit)?;
+            n += batch.len() as i64;
+            Self::insert_rows(&mut tx, out, columns.len(), &batch).await?;
+        }
+        let done = Self::finish(&mut tx, node, &[out], n, started).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Records a step that made no table (it wrote elsewhere).
+    pub async fn record(
+        &mut self,
+        node: usize,
+        rows_in: i64,
+        rows_out: i64,
+        started_at: i64,
+    ) -> Result<Done, sqlx::Error> {
+        let mut tx = self.conn.begin().await?;
+        let done = Self::ledger(&mut tx, node, rows_in, rows_out, started_at).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Records that a batch of a step was delivered; false if it already
+    /// was.
+    pub async fn mark_batch(
+        &mut self,
+        node: usize,
+        batch: i64,
+        rows: i64,
+    ) -> Result<bool, sqlx::Error> {
+        Ok(sqlx::query(
+            "INSERT INTO _tutti_batches (node, batch, rows) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(node as i64)
+        .bind(batch)
+        .bind(rows)
+        .execute(&mut self.conn)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
     async fn count(&mut self, name: &str) -> Result<i64, sqlx::Error> {
         Ok(self.table(name).await?.map_or(0, |t| t.rows))
     }

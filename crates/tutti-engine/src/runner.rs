@@ -46,6 +46,8 @@ pub struct RunnerSettings {
     pub webhook_backoff: Duration,
     /// Tries before an announcement is given up.
     pub webhook_attempts: i64,
+    /// Outside databases workflows may read and write, by name.
+    pub databases: crate::extdb::Databases,
 }
 
 impl RunnerSettings {
@@ -58,6 +60,7 @@ impl RunnerSettings {
             poll: Duration::from_millis(500),
             webhook_backoff: Duration::from_secs(2),
             webhook_attempts: 8,
+            databases: crate::extdb::Databases::new(),
         }
     }
 }
@@ -551,6 +554,78 @@ impl Runner {
                 let n = t.rows.len() as i64;
                 data.put_tables(i, n, &[(out, &t)]).await
             }
+            Op::ReadDatabase {
+                database,
+                query,
+                params,
+            } => {
+                let params: Vec<Value> = params
+                    .iter()
+                    .map(|p| match p {
+                        Value::String(s) => Value::String(fill_raw(s, &run.params)),
+                        other => other.clone(),
+                    })
+                    .collect();
+                let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+                let (cols_tx, cols_rx) = tokio::sync::oneshot::channel();
+                let dbs = self.settings.databases.clone();
+                let req = crate::extdb::ReadRequest {
+                    name: database.clone(),
+                    query: query.clone(),
+                    params,
+                    batch: 5000,
+                    max_rows: self.settings.max_rows,
+                };
+                let failed = tx.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = crate::extdb::read(&dbs, &req, tx, cols_tx).await {
+                        let _ = failed.send(Err(e.to_string())).await;
+                    }
+                });
+
+                let columns = match cols_rx.await {
+                    Ok(c) => c,
+                    Err(_) => {
+                        // It failed before it had columns: its error is next.
+                        let msg = match rx.recv().await {
+                            Some(Err(m)) => m,
+                            _ => format!("database {database} gave no answer"),
+                        };
+                        return Err(StepError::Limit(msg));
+                    }
+                };
+                data.load_rows(i, out, &columns, rx).await
+            }
+            Op::WriteDatabase { database, table } => {
+                let input = &node.inputs[0];
+                let t = data
+                    .all_rows(input)
+                    .await?
+                    .ok_or_else(|| StepError::Limit(format!("the table {input} was not made")))?;
+                let key = format!("run-{}-{}-step-{i}", run.id, run.created_at.0);
+                crate::extdb::write(
+                    &self.settings.databases,
+                    database,
+                    table,
+                    &key,
+                    &t.columns,
+                    &t.rows,
+                )
+                .await
+                .map_err(|e| StepError::Limit(e.to_string()))?;
+                let n = t.rows.len() as i64;
+                Ok(data.record(i, n, n, now().0).await?)
+            }
+            Op::Webhook { url, batch_size } => {
+                let url = fill_raw(url, &run.params);
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(StepError::Limit(format!(
+                        "the webhook URL {url:?} is not an http:// or https:// URL (is a parameter missing?)"
+                    )));
+                }
+                self.webhook_step(run, i, node, &url, *batch_size, data)
+                    .await
+            }
             Op::Sample { n, seed } => {
                 data.sample(i, &node.inputs[0], out, *n, seed.unwrap_or(0))
                     .await
@@ -575,6 +650,98 @@ impl Runner {
             }
             Op::HumanLabel(_) => unreachable!("human steps are run by Runner::human"),
         }
+    }
+
+    /// A webhook step: the input's rows POSTed in batches, each with an
+    /// idempotency key and, when the run has a webhook secret, signed; a
+    /// delivered batch is recorded and never sent again.
+    async fn webhook_step(
+        &self,
+        run: &Run,
+        i: usize,
+        node: &Node,
+        url: &str,
+        batch_size: u32,
+        data: &mut RunData,
+    ) -> Result<Done, StepError> {
+        let started = now().0;
+        let input = &node.inputs[0];
+        let info = data
+            .table(input)
+            .await?
+            .ok_or_else(|| StepError::Limit(format!("the table {input} was not made")))?;
+        let size = i64::from(batch_size);
+        let batches = (info.rows + size - 1) / size;
+        let delivered: HashSet<i64> = data.batches(i).await?.into_iter().map(|(b, _)| b).collect();
+        for b in 0..batches {
+            if delivered.contains(&b) {
+                continue;
+            }
+            let Some(rows) = data.rows(input, b * size, size).await? else {
+                break;
+            };
+            let key = format!("run-{}-{}-step-{i}-batch-{b}", run.id, run.created_at.0);
+            let objects: Vec<Value> = rows
+                .rows
+                .iter()
+                .map(|r| {
+                    Value::Object(
+                        info.columns
+                            .iter()
+                            .cloned()
+                            .zip(r.iter().cloned())
+                            .collect(),
+                    )
+                })
+                .collect();
+            let body = serde_json::json!({
+                "idempotency_key": key,
+                "run_id": run.id,
+                "step": i,
+                "table": input,
+                "batch": b,
+                "batches": batches,
+                "rows": objects,
+            })
+            .to_string();
+            let mut last = String::new();
+            let mut sent = false;
+            for attempt in 0..4u32 {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(500 << (attempt - 1))).await;
+                }
+                let mut req = self
+                    .http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", &key);
+                if let Some(secret) = &run.webhook_secret {
+                    let sig = crate::hmac::sign(secret.as_bytes(), body.as_bytes());
+                    req = req.header("x-tutti-signature", format!("sha256={sig}"));
+                }
+                match req.body(body.clone()).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        sent = true;
+                        break;
+                    }
+                    Ok(r) => {
+                        last = format!("status {}", r.status().as_u16());
+                        let code = r.status().as_u16();
+                        if !(matches!(code, 408 | 409 | 429) || code >= 500) {
+                            break;
+                        }
+                    }
+                    Err(_) => last = "the connection failed".into(),
+                }
+            }
+            if !sent {
+                return Err(StepError::Limit(format!(
+                    "the webhook at {url} did not take batch {b}: {last}"
+                )));
+            }
+            data.mark_batch(i, b, rows.rows.len() as i64).await?;
+        }
+        Ok(data.record(i, info.rows, info.rows, started).await?)
     }
 
     /// A model step: batches not yet committed are sent in order, each

@@ -42,6 +42,8 @@ pub struct Settings {
     pub runs_dir: std::path::PathBuf,
     /// Whether this process runs workflows in the background.
     pub run_workflows: bool,
+    /// Outside databases workflows may read and write, by name.
+    pub databases: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Settings {
@@ -51,6 +53,7 @@ impl Default for Settings {
             monitor_interval: Some(Duration::from_secs(5)),
             runs_dir: std::path::PathBuf::from("tutti-runs"),
             run_workflows: true,
+            databases: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -100,10 +103,10 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
-        let runner = tutti_engine::runner::Runner::new(
-            store.clone(),
-            tutti_engine::runner::RunnerSettings::new(settings.runs_dir.clone()),
-        );
+        let mut runner_settings =
+            tutti_engine::runner::RunnerSettings::new(settings.runs_dir.clone());
+        runner_settings.databases = settings.databases.clone();
+        let runner = tutti_engine::runner::Runner::new(store.clone(), runner_settings);
         let local = listener
             .local_addr()
             .map_err(|e| anyhow::anyhow!("reading the bound address: {e}"))?;

@@ -760,3 +760,295 @@ async fn a_run_reads_another_runs_table_by_reference_within_its_workspace_only()
         );
     }
 }
+
+/// Makes `posts` in an outside database with five rows over five days.
+async fn posts_table(url: &str, table: &str) {
+    use sqlx::{Connection as _, Executor as _};
+    let rows = [
+        (1, "Ada", "2024-01-01 10:00:00", 3.5),
+        (2, "Bob", "2024-01-02 11:00:00", 1.0),
+        (3, "Cy", "2024-01-03 12:00:00", 2.25),
+        (4, "Di", "2024-01-04 13:00:00", 4.0),
+        (5, "Ed", "2024-01-05 14:00:00", 0.5),
+    ];
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        c.execute(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {table} (id BIGINT, author TEXT, created_at TIMESTAMPTZ, score NUMERIC(6,2))"
+        )))
+        .await
+        .unwrap();
+        for (id, a, t, s) in rows {
+            c.execute(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} VALUES ({id}, '{a}', '{t}+00', {s})"
+            )))
+            .await
+            .unwrap();
+        }
+    } else if url.starts_with("mysql") {
+        let mut c = sqlx::MySqlConnection::connect(url).await.unwrap();
+        c.execute(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {table} (id BIGINT, author TEXT, created_at DATETIME, score DECIMAL(6,2))"
+        )))
+        .await
+        .unwrap();
+        for (id, a, t, s) in rows {
+            c.execute(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} VALUES ({id}, '{a}', '{t}', {s})"
+            )))
+            .await
+            .unwrap();
+        }
+    } else {
+        use sqlx::ConnectOptions as _;
+        use std::str::FromStr as _;
+        let mut c = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .unwrap()
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        c.execute(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {table} (id INTEGER, author TEXT, created_at TEXT, score REAL)"
+        )))
+        .await
+        .unwrap();
+        for (id, a, t, s) in rows {
+            c.execute(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} VALUES ({id}, '{a}', '{t}', {s})"
+            )))
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// Drops tables made in an outside database by a test.
+async fn drop_tables(url: &str, tables: &[&str]) {
+    use sqlx::{Connection as _, Executor as _};
+    for t in tables {
+        let sql = sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}"));
+        if url.starts_with("postgres") {
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            c.execute(sql).await.unwrap();
+        } else if url.starts_with("mysql") {
+            let mut c = sqlx::MySqlConnection::connect(url).await.unwrap();
+            c.execute(sql).await.unwrap();
+        }
+    }
+}
+
+/// Rows of `table` in an outside database, as `id:author:score` text.
+async fn target_rows(url: &str, table: &str) -> Vec<String> {
+    use sqlx::{Connection as _, Row as _};
+    let sql = format!(
+        "SELECT CAST(id AS CHAR(20)) || ':' || author || ':' || CAST(total AS CHAR(20)) FROM {table} ORDER BY id"
+    );
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let sql = format!(
+            "SELECT id::text || ':' || author || ':' || total::text FROM {table} ORDER BY id"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    } else if url.starts_with("mysql") {
+        let mut c = sqlx::MySqlConnection::connect(url).await.unwrap();
+        let sql = format!("SELECT CONCAT(id, ':', author, ':', total) FROM {table} ORDER BY id");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let sql = sql
+            .replace("CAST(id AS CHAR(20))", "id")
+            .replace("CAST(total AS CHAR(20))", "total");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn outside_databases_are_read_by_date_range_with_bound_parameters_and_written_once() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("ext", 0).await;
+        for (name, url) in &app.databases {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+                % 1_000_000_000;
+            let (source, target) = (format!("posts_{stamp}"), format!("totals_{stamp}"));
+            posts_table(url, &source).await;
+            let (a, b) = if url.starts_with("postgres") {
+                ("$1::timestamptz", "$2::timestamptz")
+            } else {
+                ("?", "?")
+            };
+            let spec = json!({"nodes": [
+                {"op": "read_database", "database": name, "outputs": ["P"],
+                 "query": format!("SELECT id, author, created_at, score FROM {source} WHERE created_at >= {a} AND created_at < {b} ORDER BY id"),
+                 "params": ["${from}", "${to}"]},
+                {"op": "sql", "inputs": ["P"], "outputs": ["T"], "query": "SELECT id, author, score * 2 AS total FROM P"},
+                {"op": "write_database", "inputs": ["T"], "database": name, "table": target},
+                {"op": "write_table", "inputs": ["P"], "file": "p.csv"}
+            ]});
+            let run = start(
+                &app,
+                ws,
+                &req,
+                json!({"format": "json", "program": spec.to_string(),
+                       "params": {"from": "2024-01-02", "to": "2024-01-05"}}),
+            )
+            .await;
+            let r = wait_for(&app, run, &req, &["completed", "failed"]).await;
+            assert_eq!(r["status"], "completed", "{name}: {r:#}");
+            assert_eq!(r["nodes"][0]["rows_out"], 3, "{name}: three days in range");
+            let (_, p) = app.get(&format!("/api/v1/runs/{run}/tables/P"), &req).await;
+            assert_eq!(
+                p["columns"],
+                json!(["id", "author", "created_at", "score"]),
+                "{name}"
+            );
+            let authors: Vec<&str> = p["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["author"].as_str().unwrap())
+                .collect();
+            assert_eq!(authors, ["Bob", "Cy", "Di"], "{name}");
+            assert!(
+                p["rows"][0]["created_at"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("2024-01-02"),
+                "{name}: {p}"
+            );
+            let got = target_rows(url, &target).await;
+            let got: Vec<String> = got
+                .iter()
+                .map(|s| s.trim_end_matches('0').trim_end_matches('.').to_owned())
+                .collect();
+            assert_eq!(got, ["2:Bob:2", "3:Cy:4.5", "4:Di:8"], "{name}");
+            drop_tables(url, &[&source, &target]).await;
+        }
+        // A name the server does not know is refused before the run.
+        let spec = json!({"nodes": [{"op": "read_database", "database": "nope", "query": "SELECT 1", "outputs": ["X"]}]});
+        let (s, e) = app
+            .post(
+                &format!("/api/v1/workspaces/{ws}/runs"),
+                &req,
+                json!({"format": "json", "program": spec.to_string()}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no database named nope"),
+            "{e}"
+        );
+        // A query the database refuses fails the step with its message.
+        let spec = json!({"nodes": [{"op": "read_database", "database": "local", "query": "SELECT * FROM no_such_table", "outputs": ["X"]}]});
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"format": "json", "program": spec.to_string()}),
+        )
+        .await;
+        let r = wait_for(&app, run, &req, &["failed"]).await;
+        assert!(
+            r["error"]
+                .as_str()
+                .unwrap()
+                .contains("no such table: no_such_table"),
+            "{r}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_step_posts_the_rows_in_signed_batches_with_keys() {
+    use axum::http::HeaderMap;
+    for app in apps().await {
+        let got: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>> =
+            Default::default();
+        let seen = got.clone();
+        let hook = axum::Router::new().route(
+            "/rows",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let seen = seen.clone();
+                async move {
+                    let h = |n: &str| {
+                        headers
+                            .get(n)
+                            .map(|v| v.to_str().unwrap().to_owned())
+                            .unwrap_or_default()
+                    };
+                    seen.lock()
+                        .unwrap()
+                        .push((h("idempotency-key"), h("x-tutti-signature"), body));
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+        let (ws, req, _) = app.team("hookstep", 0).await;
+        let spec = json!({"nodes": [
+            {"op": "read_table", "file": "people.csv", "outputs": ["T"]},
+            {"op": "webhook", "inputs": ["T"], "url": format!("http://{addr}/rows"), "batch_size": 4}
+        ]});
+        let secret = "sixteen-chars-or-more";
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"format": "json", "program": spec.to_string(), "files": {"people.csv": PEOPLE},
+                   "webhook": {"url": format!("http://{addr}/done"), "secret": secret}}),
+        )
+        .await;
+        let r = wait_for(&app, run, &req, &["completed", "failed"]).await;
+        assert_eq!(r["status"], "completed", "{r:#}");
+        assert_eq!(r["nodes"][1]["rows_out"], 6);
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got.len(), 2, "six rows in batches of four");
+        let mut names = Vec::new();
+        for (key, sig, body) in &got {
+            assert!(
+                key.ends_with(&format!("-step-1-batch-{}", names.len() / 4)),
+                "{key}"
+            );
+            assert_eq!(
+                sig,
+                &format!(
+                    "sha256={}",
+                    tutti_engine::hmac::sign(secret.as_bytes(), body.as_bytes())
+                )
+            );
+            let v: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(v["table"], "T");
+            for row in v["rows"].as_array().unwrap() {
+                names.push(row["name"].as_str().unwrap().to_owned());
+            }
+        }
+        assert_eq!(names.len(), 6);
+        assert_eq!(names[0], "Ada Lovelace");
+    }
+}

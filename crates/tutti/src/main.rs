@@ -97,11 +97,54 @@ struct ServeArgs {
     /// store, exactly one should run them).
     #[arg(long, env = "TUTTI_NO_RUNNER")]
     no_runner: bool,
+    /// An outside database workflows may read and write, as NAME=URL
+    /// (repeatable; also TUTTI_CONNECTION_<NAME>=URL).
+    #[arg(long = "connection", value_parser = parse_connection)]
+    connections: Vec<(String, String)>,
+}
+
+fn parse_connection(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{s:?} is not NAME=URL"))
+}
+
+/// The outside databases: TUTTI_CONNECTION_<NAME> variables (the name in
+/// lower case), then --connection flags.
+fn connections(
+    flags: &[(String, String)],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in std::env::vars() {
+        if let Some(name) = k.strip_prefix("TUTTI_CONNECTION_")
+            && !name.is_empty()
+        {
+            out.insert(name.to_lowercase(), v);
+        }
+    }
+    for (k, v) in flags {
+        out.insert(k.clone(), v.clone());
+    }
+    for (name, url) in &out {
+        if !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("mysql://")
+            || url.starts_with("mariadb://")
+            || url.starts_with("sqlite:"))
+        {
+            anyhow::bail!(
+                "connection {name}: {} is not a postgres://, mysql:// or sqlite:// URL",
+                tutti_store::redact_url(url)
+            );
+        }
+    }
+    Ok(out)
 }
 
 impl ServeArgs {
-    fn settings(&self, database_url: &str) -> Settings {
-        Settings {
+    fn settings(&self, database_url: &str) -> anyhow::Result<Settings> {
+        Ok(Settings {
             max_upload_bytes: self.max_upload_bytes,
             monitor_interval: (self.monitor_interval > 0)
                 .then(|| Duration::from_secs(self.monitor_interval)),
@@ -110,7 +153,8 @@ impl ServeArgs {
                 .clone()
                 .unwrap_or_else(|| default_runs_dir(database_url)),
             run_workflows: !self.no_runner,
-        }
+            databases: connections(&self.connections)?,
+        })
     }
 }
 
@@ -221,14 +265,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let store = open(&database_url).await?;
-            serve(store, &args.settings(&database_url), &args.bind, None).await
+            serve(store, &args.settings(&database_url)?, &args.bind, None).await
         }
         Command::Demo { serve: args, items } => {
             let store = open(&database_url).await?;
             let tokens = demo::populate(store.as_ref(), items).await?;
             serve(
                 store,
-                &args.settings(&database_url),
+                &args.settings(&database_url)?,
                 &args.bind,
                 Some(tokens),
             )

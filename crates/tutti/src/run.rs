@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// A parameter for `${name}` in queries, as name=value (repeatable).
     #[arg(long = "param", value_parser = parse_param)]
     params: Vec<(String, String)>,
+    /// An outside database steps may read and write, as NAME=URL
+    /// (repeatable; also TUTTI_CONNECTION_<NAME>=URL).
+    #[arg(long = "connection", value_parser = parse_param)]
+    connections: Vec<(String, String)>,
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -249,6 +253,7 @@ pub async fn run(args: RunArgs, database_url: Option<String>) -> anyhow::Result<
         monitor_interval: Some(Duration::from_secs(5)),
         runs_dir: args.out.join("runs"),
         run_workflows: true,
+        databases: crate::connections(&args.connections)?,
     };
     let app = Application::build(store.clone(), settings, &bind).await?;
     let addr = app.local_addr();

@@ -198,6 +198,32 @@ pub enum Op {
         /// Its table (a variable of that run).
         table: String,
     },
+    /// Rows of a query against an outside database the server names in
+    /// its configuration, with bound parameters.
+    ReadDatabase {
+        /// The configured connection's name.
+        database: String,
+        /// The query, in that database's dialect.
+        query: String,
+        /// Values for its placeholders (`$1`…, or `?`); text may hold
+        /// `${parameter}`s of the run.
+        params: Vec<serde_json::Value>,
+    },
+    /// Appends the input table to a table of an outside database, once.
+    WriteDatabase {
+        /// The configured connection's name.
+        database: String,
+        /// The target table (made if missing).
+        table: String,
+    },
+    /// POSTs the input table's rows to a URL in batches (signed with the
+    /// run's webhook secret when it has one).
+    Webhook {
+        /// Where.
+        url: String,
+        /// Rows per request.
+        batch_size: u32,
+    },
     /// `n` rows drawn at random (all of them if the table is smaller).
     Sample {
         /// Rows to draw.
@@ -229,6 +255,9 @@ impl Op {
         match self {
             Op::ReadTable { .. } => "read_table",
             Op::ReadRun { .. } => "read_run",
+            Op::ReadDatabase { .. } => "read_database",
+            Op::WriteDatabase { .. } => "write_database",
+            Op::Webhook { .. } => "webhook",
             Op::Sample { .. } => "sample",
             Op::Sql { .. } => "sql",
             Op::WriteTable { .. } => "write_table",
@@ -253,10 +282,12 @@ pub struct Node {
 }
 
 impl Node {
-    /// What the step makes, for lists: its outputs, or the file it writes.
+    /// What the step makes, for lists: its outputs, or what it writes to.
     pub fn label(&self) -> String {
         match &self.op {
             Op::WriteTable { file } => file.clone(),
+            Op::WriteDatabase { database, table } => format!("{database}.{table}"),
+            Op::Webhook { url, .. } => url.clone(),
             _ => self.outputs.join(", "),
         }
     }
@@ -271,6 +302,19 @@ pub struct Workflow {
 }
 
 impl Workflow {
+    /// The configured databases the workflow reads or writes.
+    pub fn databases(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for n in &self.nodes {
+            if let Op::ReadDatabase { database, .. } | Op::WriteDatabase { database, .. } = &n.op
+                && !out.contains(&database.as_str())
+            {
+                out.push(database);
+            }
+        }
+        out
+    }
+
     /// The runs whose tables the workflow reads by reference.
     pub fn runs_read(&self) -> Vec<i64> {
         let mut runs: Vec<i64> = self
@@ -320,10 +364,15 @@ impl Workflow {
         // tell case apart: `a` and `A` would be one table.
         let mut defined: std::collections::HashSet<String> = std::collections::HashSet::new();
         for (i, n) in nodes.iter().enumerate() {
-            if i == 0 && !matches!(n.op, Op::ReadTable { .. } | Op::ReadRun { .. }) {
+            if i == 0
+                && !matches!(
+                    n.op,
+                    Op::ReadTable { .. } | Op::ReadRun { .. } | Op::ReadDatabase { .. }
+                )
+            {
                 return Err(with_message(
                     locate(0, None),
-                    "a workflow must start by reading a table (read_table or read_run)",
+                    "a workflow must start by reading a table (read_table, read_run or read_database)",
                 ));
             }
             for (j, input) in n.inputs.iter().enumerate() {

@@ -39,6 +39,23 @@ enum SpecNode {
         table: String,
         outputs: Vec<String>,
     },
+    ReadDatabase {
+        database: String,
+        query: String,
+        #[serde(default)]
+        params: Vec<serde_json::Value>,
+        outputs: Vec<String>,
+    },
+    WriteDatabase {
+        inputs: Vec<String>,
+        database: String,
+        table: String,
+    },
+    Webhook {
+        inputs: Vec<String>,
+        url: String,
+        batch_size: Option<u32>,
+    },
     Sample {
         inputs: Vec<String>,
         outputs: Vec<String>,
@@ -166,6 +183,72 @@ fn compile(doc: Doc) -> Result<Workflow, WorkflowError> {
         let n: SpecNode = serde_json::from_value(n)
             .map_err(|e| WorkflowError::field(path.clone(), e.to_string()))?;
         let (op, inputs, outputs) = match n {
+            SpecNode::ReadDatabase {
+                database,
+                query,
+                params,
+                outputs,
+            } => {
+                count(&path, "outputs", &outputs, 1..=1)?;
+                nonempty(&path, "database", &database)?;
+                nonempty(&path, "query", &query)?;
+                if let Some(bad) = params.iter().position(|p| {
+                    !(p.is_string() || p.is_number() || p.is_boolean() || p.is_null())
+                }) {
+                    return Err(WorkflowError::field(
+                        format!("{path}.params[{bad}]"),
+                        "must be text, a number, true/false or null",
+                    ));
+                }
+                (
+                    Op::ReadDatabase {
+                        database,
+                        query,
+                        params,
+                    },
+                    vec![],
+                    outputs,
+                )
+            }
+            SpecNode::WriteDatabase {
+                inputs,
+                database,
+                table,
+            } => {
+                count(&path, "inputs", &inputs, 1..=1)?;
+                nonempty(&path, "database", &database)?;
+                if !is_name(&table) {
+                    return Err(WorkflowError::field(
+                        format!("{path}.table"),
+                        "a table name is letters, digits and _, not starting with a digit",
+                    ));
+                }
+                (Op::WriteDatabase { database, table }, inputs, vec![])
+            }
+            SpecNode::Webhook {
+                inputs,
+                url,
+                batch_size,
+            } => {
+                count(&path, "inputs", &inputs, 1..=1)?;
+                if !(url.starts_with("http://")
+                    || url.starts_with("https://")
+                    || url.starts_with("${"))
+                {
+                    return Err(WorkflowError::field(
+                        format!("{path}.url"),
+                        "must be an http:// or https:// URL (or start with a ${parameter})",
+                    ));
+                }
+                let batch_size = batch_size.unwrap_or(1000);
+                if !(1..=100_000).contains(&batch_size) {
+                    return Err(WorkflowError::field(
+                        format!("{path}.batch_size"),
+                        "must be between 1 and 100000",
+                    ));
+                }
+                (Op::Webhook { url, batch_size }, inputs, vec![])
+            }
             SpecNode::ReadRun {
                 run,
                 table,

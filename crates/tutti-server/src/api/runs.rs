@@ -149,6 +149,28 @@ pub async fn create_run(
             }
         }
     }
+    for db in wf.databases() {
+        if !state.runner.settings().databases.contains_key(db) {
+            let known = state
+                .runner
+                .settings()
+                .databases
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>();
+            return Err(unprocessable(
+                "program",
+                format!(
+                    "no database named {db} is configured on this server (configured: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
     for other in wf.runs_read() {
         match state.store.get_run(RunId(other)).await? {
             Some(r) if r.workspace_id == ws => {}

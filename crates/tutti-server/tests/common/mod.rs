@@ -17,6 +17,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     pub admin: String,
+    /// The outside databases this app's server knows, by name.
+    pub databases: std::collections::BTreeMap<String, String>,
 }
 
 pub async fn spawn_on(store: Arc<dyn Store>) -> TestApp {
@@ -41,21 +43,31 @@ pub async fn spawn_on(store: Arc<dyn Store>) -> TestApp {
         )
         .await
         .unwrap();
-    let app = spawn_server(store.clone()).await;
+    let databases = test_databases();
+    let app = spawn_with(store.clone(), databases.clone()).await;
     TestApp {
         base: app,
         client: reqwest::Client::new(),
         store,
         admin: token,
+        databases,
     }
 }
 
 pub async fn spawn_server(store: Arc<dyn Store>) -> String {
+    spawn_with(store, test_databases()).await
+}
+
+pub async fn spawn_with(
+    store: Arc<dyn Store>,
+    databases: std::collections::BTreeMap<String, String>,
+) -> String {
     let settings = Settings {
         max_upload_bytes: TEST_UPLOAD_LIMIT,
         monitor_interval: None,
         runs_dir: test_dir("runs"),
         run_workflows: true,
+        databases,
     };
     let app = Application::build(store, settings, "127.0.0.1:0")
         .await
@@ -255,4 +267,22 @@ pub fn test_dir(what: &str) -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&p).unwrap();
     p
+}
+
+/// The outside databases test servers know: `local` (a SQLite file made
+/// for each app), plus `pg` and `maria` when their test URLs are set
+/// (`TUTTI_TEST_POSTGRES_URL`, `TUTTI_TEST_MYSQL_URL`).
+pub fn test_databases() -> std::collections::BTreeMap<String, String> {
+    let mut dbs = std::collections::BTreeMap::new();
+    dbs.insert(
+        "local".to_owned(),
+        format!("sqlite://{}", test_dir("extdb").join("ext.db").display()),
+    );
+    if let Ok(u) = std::env::var("TUTTI_TEST_POSTGRES_URL") {
+        dbs.insert("pg".to_owned(), u);
+    }
+    if let Ok(u) = std::env::var("TUTTI_TEST_MYSQL_URL") {
+        dbs.insert("maria".to_owned(), u);
+    }
+    dbs
 }
