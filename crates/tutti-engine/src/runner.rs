@@ -26,7 +26,9 @@ use tokio::sync::Notify;
 use tutti_domain::ids::RunId;
 use tutti_domain::job::{JobConfig, JobSpec, PolicySpec};
 use tutti_domain::time::Timestamp;
-use tutti_domain::workflow::{self, Crowd, Format, HumanLabel, ModelCall, Node, Op, Workflow};
+use tutti_domain::workflow::{
+    self, Crowd, Format, HumanCompare, HumanLabel, ModelCall, Node, Op, Workflow,
+};
 use tutti_store::{
     ImportRow, NodeStatus, Run, RunNode, RunReport, RunStatus, Store, StoreError, now,
 };
@@ -407,8 +409,16 @@ impl Runner {
                 continue;
             }
             let started = now();
-            let outcome = match &node.op {
-                Op::HumanLabel(h) => match self.human(run, i, node, h, data, &mut known).await? {
+            let asked = match &node.op {
+                Op::HumanLabel(h) => Some(((**h).clone(), None)),
+                Op::HumanCompare(c) => Some((c.as_label(), Some(&**c))),
+                _ => None,
+            };
+            let outcome = match asked {
+                Some((h, compare)) => match self
+                    .human(run, i, node, &h, compare, data, &mut known)
+                    .await?
+                {
                     Some(r) => r,
                     None => {
                         waiting = true;
@@ -648,7 +658,19 @@ impl Runner {
                 }
                 self.model_call(run, i, node, &m, data).await
             }
-            Op::HumanLabel(_) => unreachable!("human steps are run by Runner::human"),
+            Op::HumanLabel(_) | Op::HumanCompare(_) => {
+                unreachable!("human steps are run by Runner::human")
+            }
+            Op::Aggregate { method, k } => {
+                let input = &node.inputs[0];
+                let t = data
+                    .all_rows(input)
+                    .await?
+                    .ok_or_else(|| StepError::Limit(format!("the table {input} was not made")))?;
+                let labels = aggregate_answers(&t, method, *k).map_err(StepError::Limit)?;
+                data.put_tables(i, t.rows.len() as i64, &[(out, &labels)])
+                    .await
+            }
         }
     }
 
@@ -838,12 +860,14 @@ impl Runner {
 
     /// A human step: makes its job once, then checks whether every task is
     /// decided. `None` while it waits.
+    #[allow(clippy::too_many_arguments)]
     async fn human(
         &self,
         run: &Run,
         i: usize,
         node: &Node,
         h: &HumanLabel,
+        compare: Option<&HumanCompare>,
         data: &mut RunData,
         known: &mut HashMap<usize, RunNode>,
     ) -> anyhow::Result<Option<Result<Done, StepError>>> {
@@ -862,6 +886,28 @@ impl Runner {
                 node.inputs[0]
             )))));
         };
+        let (answer_cols, label_cols) = match compare {
+            Some(_) => (
+                ["_id", "worker_id", "left_id", "right_id", "winner"]
+                    .map(String::from)
+                    .to_vec(),
+                ["item", "score", "wins", "comparisons"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            None => (answer_cols, label_cols),
+        };
+        if let Some(c) = compare {
+            for col in [&c.left, &c.right, &c.left_id, &c.right_id] {
+                if !input.columns.contains(col) {
+                    return Ok(Some(Err(StepError::Limit(format!(
+                        "column {col} is not in {} (its columns: {})",
+                        node.inputs[0],
+                        input.columns.join(", ")
+                    )))));
+                }
+            }
+        }
         if input.rows.is_empty() {
             let a = Table {
                 columns: answer_cols,
@@ -892,10 +938,15 @@ impl Runner {
                         files.insert(f.clone(), String::from_utf8_lossy(&b).into_owned());
                     }
                 }
-                let config = match job_config(run, node, h, &files) {
+                let mut config = match job_config(run, node, h, &files) {
                     Ok(c) => c,
                     Err(e) => return Ok(Some(Err(StepError::Limit(e)))),
                 };
+                if let Some(c) = compare
+                    && config.layout.is_none()
+                {
+                    config.layout = Some(compare_layout(c));
+                }
                 let rows: Vec<ImportRow> = input
                     .rows
                     .iter()
@@ -956,6 +1007,10 @@ impl Runner {
                 ]);
             }
         }
+        let (answers, labels) = match compare {
+            Some(c) => compared(c, &input, &answers),
+            None => (answers, labels),
+        };
         let a = Table {
             columns: answer_cols,
             rows: answers,
@@ -1030,6 +1085,153 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// The side-by-side view of a pair when the step names no layout.
+fn compare_layout(c: &HumanCompare) -> String {
+    format!(
+        "<div style=\"display:flex;gap:1.5em\">\
+         <section style=\"flex:1\"><h3>Left</h3><div>${{{}}}</div></section>\
+         <section style=\"flex:1\"><h3>Right</h3><div>${{{}}}</div></section></div>",
+        c.left, c.right
+    )
+}
+
+fn item_name(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A pairwise step's two tables from its answers (`_id, worker_id,
+/// annotation`): each judgment with the pair's items, and each item's
+/// Bradley-Terry score (highest first) with its wins and comparisons.
+fn compared(
+    c: &HumanCompare,
+    input: &Table,
+    answers: &[Vec<Value>],
+) -> (Vec<Vec<Value>>, Vec<Vec<Value>>) {
+    use tutti_aggregate::{BtOptions, Comparisons, Winner, bradley_terry};
+    let col = |name: &str| input.columns.iter().position(|x| x == name);
+    let (id, l, r) = (col("_id"), col(&c.left_id), col(&c.right_id));
+    let pairs: HashMap<String, (Value, Value)> = input
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(n, row)| {
+            let key = id.map_or(Value::from(n as i64 + 1), |i| row[i].clone());
+            let pick = |i: Option<usize>| i.map_or(Value::Null, |i| row[i].clone());
+            (item_name(&key), (pick(l), pick(r)))
+        })
+        .collect();
+    let mut judgments = Vec::with_capacity(answers.len());
+    let mut rows = Vec::with_capacity(answers.len());
+    for a in answers {
+        let Some((left, right)) = pairs.get(&item_name(&a[0])) else {
+            continue;
+        };
+        let winner = match a[2].as_str() {
+            Some("left") => Winner::Left,
+            Some("right") => Winner::Right,
+            _ => Winner::Tie,
+        };
+        judgments.push(vec![
+            a[0].clone(),
+            a[1].clone(),
+            left.clone(),
+            right.clone(),
+            a[2].clone(),
+        ]);
+        rows.push((item_name(&a[1]), item_name(left), item_name(right), winner));
+    }
+    let comparisons = Comparisons::from_worker_rows(rows);
+    let (scores, _) = bradley_terry(&comparisons, BtOptions::default());
+    let mut wins = vec![0i64; comparisons.items.len()];
+    let mut seen = vec![0i64; comparisons.items.len()];
+    for &(a, b, w) in &comparisons.pairs {
+        seen[a] += 1;
+        seen[b] += 1;
+        match w {
+            Winner::Left => wins[a] += 1,
+            Winner::Right => wins[b] += 1,
+            Winner::Tie => {}
+        }
+    }
+    let mut order: Vec<usize> = (0..comparisons.items.len()).collect();
+    order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
+    let table = order
+        .into_iter()
+        .map(|k| {
+            vec![
+                Value::from(comparisons.items[k].clone()),
+                serde_json::Number::from_f64(scores[k]).map_or(Value::Null, Value::Number),
+                Value::from(wins[k]),
+                Value::from(seen[k]),
+            ]
+        })
+        .collect();
+    (judgments, table)
+}
+
+/// An `aggregate` step's labels: answers (`_id, worker_id, annotation`) by
+/// a method, one row per item in the order items first appear.
+pub fn aggregate_answers(input: &Table, method: &str, k: u32) -> Result<Table, String> {
+    use tutti_aggregate::{AnswersBuilder, LabelOrder, Method, MethodInputs, aggregate};
+    let col = |name: &str| {
+        input.columns.iter().position(|x| x == name).ok_or_else(|| {
+            format!(
+                "aggregate reads _id, worker_id and annotation; the table has {}",
+                input.columns.join(", ")
+            )
+        })
+    };
+    let (id, worker, answer) = (col("_id")?, col("worker_id")?, col("annotation")?);
+    let method: Method = method
+        .parse()
+        .map_err(|_| format!("unknown method {method}"))?;
+    let mut b = AnswersBuilder::new(LabelOrder::Sorted);
+    let mut originals: HashMap<String, Value> = HashMap::new();
+    for row in &input.rows {
+        if row[answer].is_null() {
+            continue;
+        }
+        let item = item_name(&row[id]);
+        originals
+            .entry(item.clone())
+            .or_insert_with(|| row[id].clone());
+        b.push(&item, &item_name(&row[worker]), &item_name(&row[answer]));
+    }
+    let answers = b.finish();
+    let inputs = MethodInputs {
+        k: k as usize,
+        ..MethodInputs::default()
+    };
+    let fit = aggregate(&answers, method, &inputs).map_err(|e| e.to_string())?;
+    let rows = answers
+        .items
+        .iter()
+        .enumerate()
+        .map(|(n, item)| {
+            let label = if fit.undecided.contains(&n) {
+                Value::from("undecided")
+            } else {
+                Value::from(answers.labels[fit.labels[n]].clone())
+            };
+            vec![
+                originals
+                    .get(item)
+                    .cloned()
+                    .unwrap_or(Value::from(item.clone())),
+                label,
+                serde_json::Number::from_f64(fit.confidence(n)).map_or(Value::Null, Value::Number),
+            ]
+        })
+        .collect();
+    Ok(Table {
+        columns: ["_id", "label", "confidence"].map(String::from).to_vec(),
+        rows,
+    })
 }
 
 fn store_err(e: StoreError) -> sqlx::Error {

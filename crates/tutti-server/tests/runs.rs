@@ -1052,3 +1052,136 @@ async fn a_webhook_step_posts_the_rows_in_signed_batches_with_keys() {
         assert_eq!(names[0], "Ada Lovelace");
     }
 }
+
+#[tokio::test]
+async fn people_compare_pairs_into_scores_and_answers_are_reaggregated_by_a_step() {
+    for app in apps().await {
+        let (ws, req, workers) = app.team("pairs", 3).await;
+        // Items A > B > C > D; every pair once.
+        let items = ["A", "B", "C", "D"];
+        let mut pairs = String::from("a_id,b_id,a_text,b_text\n");
+        for x in 0..4 {
+            for y in x + 1..4 {
+                // Alternate sides so "left" is not always right.
+                let (l, r) = if (x + y) % 2 == 0 { (x, y) } else { (y, x) };
+                pairs.push_str(&format!(
+                    "{},{},answer {},answer {}\n",
+                    items[l], items[r], items[l], items[r]
+                ));
+            }
+        }
+        let spec = json!({"nodes": [
+            {"op": "read_table", "file": "pairs.csv", "outputs": ["P"]},
+            {"op": "human_compare", "inputs": ["P"], "outputs": ["J", "S"], "criterion": "Which answer is more helpful?",
+             "left": "a_text", "right": "b_text", "left_id": "a_id", "right_id": "b_id", "k": 2, "n": 3},
+            {"op": "read_table", "file": "people.csv", "outputs": ["T"]},
+            {"op": "human_label", "inputs": ["T"], "outputs": ["ANS", "LAB"], "question": "Is ${name} a person?",
+             "answers": ["Yes", "No"], "k": 2, "n": 3},
+            {"op": "aggregate", "inputs": ["ANS"], "outputs": ["DS"], "method": "ds"},
+            {"op": "write_table", "inputs": ["S"], "file": "scores.csv"}
+        ]});
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"format": "json", "program": spec.to_string(), "files": {"pairs.csv": pairs, "people.csv": PEOPLE}}),
+        )
+        .await;
+        let r = wait_for(&app, run, &req, &["waiting"]).await;
+        let compare_job = r["nodes"][1]["job_id"].as_i64().expect("a comparison job");
+        let (_, j) = app.get(&format!("/api/v1/jobs/{compare_job}"), &req).await;
+        assert_eq!(j["answers"], json!(["left", "right"]));
+        assert!(
+            j["layout"].as_str().unwrap().contains("${a_text}"),
+            "a side-by-side view: {j}"
+        );
+        // Workers pick the better item; then label the people.
+        loop {
+            let mut any = false;
+            for w in &workers {
+                let (s, t) = app.next(compare_job, w).await;
+                if s != StatusCode::OK {
+                    continue;
+                }
+                any = true;
+                let d = &t["assignment"]["data"];
+                let (l, rr) = (d["a_id"].as_str().unwrap(), d["b_id"].as_str().unwrap());
+                let id = t["assignment"]["id"].as_i64().unwrap();
+                let (s, _) = app
+                    .submit(id, w, if l < rr { "left" } else { "right" })
+                    .await;
+                assert_eq!(s, StatusCode::OK);
+            }
+            if !any {
+                break;
+            }
+        }
+        let label_job = wait_for(&app, run, &req, &["waiting"]).await["nodes"][3]["job_id"]
+            .as_i64()
+            .unwrap();
+        answer_all(&app, label_job, &workers).await;
+        let r = wait_for(&app, run, &req, &["completed", "failed"]).await;
+        assert_eq!(r["status"], "completed", "{r:#}");
+        let (_, scores) = app.get(&format!("/api/v1/runs/{run}/tables/S"), &req).await;
+        let order: Vec<&str> = scores["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["item"].as_str().unwrap())
+            .collect();
+        assert_eq!(order, ["A", "B", "C", "D"], "{scores}");
+        assert_eq!(
+            scores["rows"][0]["wins"], 6,
+            "A won both judgments of its three pairs"
+        );
+        let (_, judged) = app.get(&format!("/api/v1/runs/{run}/tables/J"), &req).await;
+        assert_eq!(
+            judged["columns"],
+            json!(["_id", "worker_id", "left_id", "right_id", "winner"])
+        );
+        assert_eq!(
+            judged["total"], 12,
+            "six pairs, two agreeing judgments each"
+        );
+        let (_, ds) = app
+            .get(&format!("/api/v1/runs/{run}/tables/DS"), &req)
+            .await;
+        assert_eq!(ds["columns"], json!(["_id", "label", "confidence"]));
+        let (_, lab) = app
+            .get(&format!("/api/v1/runs/{run}/tables/LAB"), &req)
+            .await;
+        let by_agreement: Vec<&Value> = lab["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["label"])
+            .collect();
+        let by_ds: Vec<&Value> = ds["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["label"])
+            .collect();
+        assert_eq!(
+            by_ds, by_agreement,
+            "unanimous workers: Dawid-Skene agrees with k-of-n"
+        );
+        // A bad method is refused before the run.
+        let bad = json!({"nodes": [
+            {"op": "read_table", "file": "people.csv", "outputs": ["T"]},
+            {"op": "aggregate", "inputs": ["T"], "outputs": ["X"], "method": "best"}
+        ]});
+        let (s, e) = app
+            .post(&format!("/api/v1/workspaces/{ws}/runs"), &req,
+                  json!({"format": "json", "program": bad.to_string(), "files": {"people.csv": PEOPLE}}))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown method"),
+            "{e}"
+        );
+    }
+}

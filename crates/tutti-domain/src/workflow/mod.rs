@@ -158,6 +158,61 @@ pub struct HumanLabel {
     pub time_limit_secs: Option<u32>,
 }
 
+/// A pairwise step: people see two items of a row side by side and say
+/// which is better on a criterion; the answers become judgments and
+/// Bradley-Terry scores per item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HumanCompare {
+    /// The question people answer (`Which answer is more helpful?`).
+    pub criterion: String,
+    /// Columns shown as the left and right item.
+    pub left: String,
+    /// The right item's column shown.
+    pub right: String,
+    /// Columns naming the left and right item (for the scores).
+    pub left_id: String,
+    /// The right item's name column.
+    pub right_id: String,
+    /// Whether "tie" is an answer.
+    pub tie: bool,
+    /// Answers that must agree on a pair.
+    pub k: u32,
+    /// Most answers per pair.
+    pub n: u32,
+    /// The instructions file, if any.
+    pub instructions: Option<String>,
+    /// The layout file, if any (a side-by-side view is made otherwise).
+    pub layout: Option<String>,
+    /// Seconds a lease lasts.
+    pub time_limit_secs: Option<u32>,
+}
+
+impl HumanCompare {
+    /// The answers people choose from.
+    pub fn answers(&self) -> Vec<String> {
+        let mut a = vec!["left".to_owned(), "right".to_owned()];
+        if self.tie {
+            a.push("tie".to_owned());
+        }
+        a
+    }
+
+    /// The labeling job this comparison is asked as.
+    pub fn as_label(&self) -> HumanLabel {
+        HumanLabel {
+            crowd: Crowd::InHouse,
+            instructions: self.instructions.clone(),
+            layout: self.layout.clone(),
+            question: self.criterion.clone(),
+            answers: self.answers(),
+            k: self.k,
+            n: self.n,
+            stewards: None,
+            time_limit_secs: self.time_limit_secs,
+        }
+    }
+}
+
 /// A call of an HTTP model service over a table's rows, in batches.
 ///
 /// Each batch is `POST`ed as `{"idempotency_key", "run_id", "step",
@@ -247,6 +302,18 @@ pub enum Op {
     HumanLabel(Box<HumanLabel>),
     /// A model service labels the rows.
     ModelCall(Box<ModelCall>),
+    /// People compare pairs; outputs are judgments
+    /// (`_id, worker_id, left_id, right_id, winner`) and scores
+    /// (`item, score, wins, comparisons`).
+    HumanCompare(Box<HumanCompare>),
+    /// Answers (`_id, worker_id, annotation`) aggregated into labels
+    /// (`_id, label, confidence`) by a method (`mv`, `ds`, `glad`, …).
+    Aggregate {
+        /// The method's name.
+        method: String,
+        /// Agreeing answers for `kofn`.
+        k: u32,
+    },
 }
 
 impl Op {
@@ -263,6 +330,8 @@ impl Op {
             Op::WriteTable { .. } => "write_table",
             Op::HumanLabel(_) => "human_label",
             Op::ModelCall(_) => "model_call",
+            Op::HumanCompare(_) => "human_compare",
+            Op::Aggregate { .. } => "aggregate",
         }
     }
 }
@@ -335,6 +404,14 @@ impl Workflow {
         for n in &self.nodes {
             let file = match &n.op {
                 Op::ReadTable { file } => Some(file.as_str()),
+                Op::HumanCompare(c) => {
+                    for f in [&c.instructions, &c.layout].into_iter().flatten() {
+                        if !files.contains(&f.as_str()) {
+                            files.push(f);
+                        }
+                    }
+                    None
+                }
                 Op::HumanLabel(h) => {
                     for f in [&h.instructions, &h.layout].into_iter().flatten() {
                         if !files.contains(&f.as_str()) {

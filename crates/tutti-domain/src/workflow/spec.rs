@@ -18,7 +18,7 @@
 //! node with a missing, unknown or ill-typed field, or a graph error, with
 //! the node's path (`nodes[3]`, `nodes[3].inputs[1]`).
 
-use super::{Crowd, HumanLabel, ModelCall, Node, Op, Span, Workflow, WorkflowError};
+use super::{Crowd, HumanCompare, HumanLabel, ModelCall, Node, Op, Span, Workflow, WorkflowError};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -38,6 +38,28 @@ enum SpecNode {
         run: i64,
         table: String,
         outputs: Vec<String>,
+    },
+    HumanCompare {
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+        criterion: String,
+        left: String,
+        right: String,
+        left_id: String,
+        right_id: String,
+        #[serde(default)]
+        tie: bool,
+        k: u32,
+        n: u32,
+        instructions: Option<String>,
+        layout: Option<String>,
+        time_limit_secs: Option<u32>,
+    },
+    Aggregate {
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+        method: String,
+        k: Option<u32>,
     },
     ReadDatabase {
         database: String,
@@ -183,6 +205,84 @@ fn compile(doc: Doc) -> Result<Workflow, WorkflowError> {
         let n: SpecNode = serde_json::from_value(n)
             .map_err(|e| WorkflowError::field(path.clone(), e.to_string()))?;
         let (op, inputs, outputs) = match n {
+            SpecNode::HumanCompare {
+                inputs,
+                outputs,
+                criterion,
+                left,
+                right,
+                left_id,
+                right_id,
+                tie,
+                k,
+                n,
+                instructions,
+                layout,
+                time_limit_secs,
+            } => {
+                count(&path, "inputs", &inputs, 1..=1)?;
+                count(&path, "outputs", &outputs, 2..=2)?;
+                nonempty(&path, "criterion", &criterion)?;
+                for (what, v) in [
+                    ("left", &left),
+                    ("right", &right),
+                    ("left_id", &left_id),
+                    ("right_id", &right_id),
+                ] {
+                    nonempty(&path, what, v)?;
+                }
+                if k == 0 || k > n {
+                    return Err(WorkflowError::field(
+                        format!("{path}.k"),
+                        format!("must be at least 1 and at most n ({n})"),
+                    ));
+                }
+                let c = HumanCompare {
+                    criterion,
+                    left,
+                    right,
+                    left_id,
+                    right_id,
+                    tie,
+                    k,
+                    n,
+                    instructions,
+                    layout,
+                    time_limit_secs,
+                };
+                (Op::HumanCompare(Box::new(c)), inputs, outputs)
+            }
+            SpecNode::Aggregate {
+                inputs,
+                outputs,
+                method,
+                k,
+            } => {
+                count(&path, "inputs", &inputs, 1..=1)?;
+                count(&path, "outputs", &outputs, 1..=1)?;
+                if method.parse::<tutti_aggregate::Method>().is_err() {
+                    return Err(WorkflowError::field(
+                        format!("{path}.method"),
+                        format!(
+                            "unknown method {method:?}; use mv, kofn, wmv, ds, onecoin, glad, mace, wawa or zbs"
+                        ),
+                    ));
+                }
+                if method == "wmv" {
+                    return Err(WorkflowError::field(
+                        format!("{path}.method"),
+                        "wmv needs per-worker weights, which a workflow step cannot give; use ds or glad",
+                    ));
+                }
+                let k = k.unwrap_or(2);
+                if k == 0 {
+                    return Err(WorkflowError::field(
+                        format!("{path}.k"),
+                        "must be at least 1",
+                    ));
+                }
+                (Op::Aggregate { method, k }, inputs, outputs)
+            }
             SpecNode::ReadDatabase {
                 database,
                 query,
