@@ -100,24 +100,82 @@ pub async fn call_batch(
         }
         let v: Value =
             serde_json::from_str(&text).map_err(|_| CallError::BadAnswer("is not JSON".into()))?;
-        let Some(results) = v.get("results").and_then(Value::as_array) else {
-            return Err(CallError::BadAnswer("has no \"results\" list".into()));
-        };
-        if results.len() != rows {
-            return Err(CallError::BadAnswer(format!(
-                "has {} results for {rows} rows",
-                results.len()
-            )));
+        return results_of(&v, rows);
+    }
+    Err(CallError::Unreachable {
+        url: call.url.clone(),
+        tries,
+        last,
+    })
+}
+
+/// The per-row results in a service's answer: `{"results": [...]}` with one
+/// object per row.
+pub fn results_of(v: &Value, rows: usize) -> Result<Vec<Map<String, Value>>, CallError> {
+    let Some(results) = v.get("results").and_then(Value::as_array) else {
+        return Err(CallError::BadAnswer("has no \"results\" list".into()));
+    };
+    if results.len() != rows {
+        return Err(CallError::BadAnswer(format!(
+            "has {} results for {rows} rows",
+            results.len()
+        )));
+    }
+    results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.as_object()
+                .cloned()
+                .ok_or_else(|| CallError::BadAnswer(format!("result {i} is not an object")))
+        })
+        .collect()
+}
+
+/// Sends one batch of a callback step, trying again as the call allows;
+/// the service takes it (any 2xx) and answers later at the batch's
+/// `callback_url`.
+pub async fn send_batch(
+    client: &reqwest::Client,
+    call: &ModelCall,
+    key: &str,
+    body: &Value,
+) -> Result<(), CallError> {
+    let mut last = String::new();
+    let tries = call.retries + 1;
+    for attempt in 0..tries {
+        if attempt > 0 {
+            let wait = 500u64.saturating_mul(1 << (attempt - 1).min(10));
+            tokio::time::sleep(Duration::from_millis(wait)).await;
         }
-        return results
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                r.as_object()
-                    .cloned()
-                    .ok_or_else(|| CallError::BadAnswer(format!("result {i} is not an object")))
-            })
-            .collect();
+        match client
+            .post(&call.url)
+            .timeout(Duration::from_secs(u64::from(call.timeout_secs)))
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => {
+                let status = r.status().as_u16();
+                if !retryable(status) {
+                    let text = r.text().await.unwrap_or_default();
+                    return Err(CallError::Refused {
+                        status,
+                        body: text.chars().take(300).collect(),
+                    });
+                }
+                last = format!("status {status}");
+            }
+            Err(e) => {
+                last = if e.is_timeout() {
+                    format!("no answer within {} s", call.timeout_secs)
+                } else {
+                    "the connection failed".to_owned()
+                };
+            }
+        }
     }
     Err(CallError::Unreachable {
         url: call.url.clone(),

@@ -22,6 +22,7 @@ use sqlx::{
     ConnectOptions as _, Connection as _, Executor as _, Row as _, SqliteConnection, TypeInfo as _,
     ValueRef as _,
 };
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -207,7 +208,9 @@ impl RunData {
              CREATE TABLE IF NOT EXISTS _tutti_batches (node INTEGER NOT NULL, batch INTEGER NOT NULL, \
                 rows INTEGER NOT NULL, PRIMARY KEY (node, batch));
              CREATE TABLE IF NOT EXISTS _tutti_files (name TEXT PRIMARY KEY, node INTEGER NOT NULL, \
-                content BLOB NOT NULL);",
+                content BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS _tutti_sent (node INTEGER NOT NULL, batch INTEGER NOT NULL, \
+                at INTEGER NOT NULL, PRIMARY KEY (node, batch));",
         )
         .await?;
         // A step's row limit is checked inside its own transaction: a row
@@ -625,6 +628,31 @@ impl RunData {
         let done = Self::ledger(&mut tx, node, rows_in, rows_out, started_at).await?;
         tx.commit().await?;
         Ok(done)
+    }
+
+    /// When each batch of a callback step was last sent.
+    pub async fn sent(&mut self, node: usize) -> Result<HashMap<i64, i64>, sqlx::Error> {
+        let rows = sqlx::query("SELECT batch, at FROM _tutti_sent WHERE node = $1")
+            .bind(node as i64)
+            .fetch_all(&mut self.conn)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Records that a batch of a callback step was sent at `at`.
+    pub async fn mark_sent(&mut self, node: usize, batch: i64, at: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO _tutti_sent (node, batch, at) VALUES ($1, $2, $3) \
+             ON CONFLICT (node, batch) DO UPDATE SET at = excluded.at",
+        )
+        .bind(node as i64)
+        .bind(batch)
+        .bind(at)
+        .execute(&mut self.conn)
+        .await?;
+        Ok(())
     }
 
     /// Records that a batch of a step was delivered; false if it already

@@ -50,6 +50,8 @@ pub struct RunnerSettings {
     pub webhook_attempts: i64,
     /// Outside databases workflows may read and write, by name.
     pub databases: crate::extdb::Databases,
+    /// This server's address as model services reach it (for callbacks).
+    pub public_url: String,
 }
 
 impl RunnerSettings {
@@ -63,6 +65,7 @@ impl RunnerSettings {
             webhook_backoff: Duration::from_secs(2),
             webhook_attempts: 8,
             databases: crate::extdb::Databases::new(),
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
 }
@@ -409,6 +412,64 @@ impl Runner {
                 continue;
             }
             let started = now();
+            if let Op::ModelCall(m) = &node.op
+                && m.callback
+            {
+                let mut m = (**m).clone();
+                m.url = fill_raw(&m.url, &run.params);
+                let outcome = if m.url.starts_with("http://") || m.url.starts_with("https://") {
+                    self.model_callback(run, i, node, &m, data).await
+                } else {
+                    Err(StepError::Limit(format!(
+                        "the model service's URL {:?} is not an http:// or https:// URL \
+                         (is a parameter missing?)",
+                        m.url
+                    )))
+                };
+                let outcome = match outcome {
+                    Ok(Some(d)) => Ok(d),
+                    Ok(None) => {
+                        waiting = true;
+                        let mut n = node_of(i, &known);
+                        if n.status != NodeStatus::Waiting {
+                            n.status = NodeStatus::Waiting;
+                            n.started_at = n.started_at.or(Some(started));
+                            known.insert(i, n.clone());
+                            changed.push(n);
+                        }
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                };
+                let mut n = node_of(i, &known);
+                match outcome {
+                    Ok(d) => {
+                        n.status = NodeStatus::Completed;
+                        n.rows_in = d.rows_in;
+                        n.rows_out = d.rows_out;
+                        n.started_at = n.started_at.or(ts(d.started_at));
+                        n.finished_at = ts(d.finished_at);
+                        n.error = None;
+                        done.insert(i, d);
+                        known.insert(i, n.clone());
+                        changed.push(n);
+                        continue;
+                    }
+                    Err(StepError::Storage(e)) => return Err(e.into()),
+                    Err(e) => {
+                        let message = e.to_string();
+                        data.fail(i, &message).await?;
+                        n.status = NodeStatus::Failed;
+                        n.error = Some(message.clone());
+                        n.finished_at = Some(now());
+                        changed.push(n.clone());
+                        let error = format!("step {} ({}): {message}", i + 1, n.op);
+                        self.report(run, RunStatus::Failed, Some(error), changed)
+                            .await?;
+                        return Ok(RunStatus::Failed);
+                    }
+                }
+            }
             let asked = match &node.op {
                 Op::HumanLabel(h) => Some(((**h).clone(), None)),
                 Op::HumanCompare(c) => Some((c.as_label(), Some(&**c))),
@@ -777,85 +838,124 @@ impl Runner {
         data: &mut RunData,
     ) -> Result<Done, StepError> {
         let started = now().0;
-        let input = &node.inputs[0];
-        let out = &node.outputs[0];
-        let info = data
-            .table(input)
-            .await?
-            .ok_or_else(|| StepError::Limit(format!("the table {input} was not made")))?;
-        for c in &m.columns {
-            if !info.columns.contains(c) {
-                return Err(StepError::Limit(format!(
-                    "column {c} is not in {input} (its columns: {})",
-                    info.columns.join(", ")
-                )));
-            }
-        }
-        let kept: Vec<usize> = (0..info.columns.len())
-            .filter(|&c| !m.fields.contains(&info.columns[c]))
-            .collect();
-        let mut columns: Vec<String> = kept.iter().map(|&c| info.columns[c].clone()).collect();
-        columns.extend(m.fields.iter().cloned());
-        let sent: Vec<usize> = if m.columns.is_empty() {
-            (0..info.columns.len()).collect()
-        } else {
-            (0..info.columns.len())
-                .filter(|&c| m.columns.contains(&info.columns[c]))
-                .collect()
-        };
-        let size = i64::from(m.batch_size);
-        let batches = (info.rows + size - 1) / size;
+        let shape = ModelShape::of(node, m, data).await?;
         let committed: HashSet<i64> = data.batches(i).await?.into_iter().map(|(b, _)| b).collect();
-        for b in 0..batches {
+        for b in 0..shape.batches {
             if committed.contains(&b) {
                 continue;
             }
-            let Some(rows) = data.rows(input, b * size, size).await? else {
+            let Some(rows) = data.rows(&shape.input, b * shape.size, shape.size).await? else {
                 break;
             };
-            // Unique across stores too: two deployments both have a run 1.
-            let key = format!("run-{}-{}-step-{}-batch-{b}", run.id, run.created_at.0, i);
-            let payload: Vec<Value> = rows
-                .rows
-                .iter()
-                .map(|r| {
-                    Value::Object(
-                        sent.iter()
-                            .map(|&c| (info.columns[c].clone(), r[c].clone()))
-                            .collect(),
-                    )
-                })
-                .collect();
-            let body = serde_json::json!({
-                "idempotency_key": key,
-                "run_id": run.id,
-                "step": i,
-                "batch": b,
-                "rows": payload,
-            });
+            let key = batch_key(run, i, b);
+            let body = shape.request(run, i, b, &key, &rows, None);
             let results =
                 crate::model::call_batch(&self.http, m, &key, &body, rows.rows.len()).await?;
-            let out_rows: Vec<Vec<Value>> = rows
-                .rows
-                .into_iter()
-                .zip(results)
-                .map(|(r, res)| {
-                    let mut row: Vec<Value> = kept.iter().map(|&c| r[c].clone()).collect();
-                    row.extend(m.fields.iter().map(|f| match res.get(f) {
-                        None => Value::Null,
-                        Some(v @ (Value::Object(_) | Value::Array(_))) => {
-                            Value::from(v.to_string())
-                        }
-                        Some(v) => v.clone(),
-                    }));
-                    row
-                })
-                .collect();
-            data.put_batch(i, b, out, &columns, &out_rows).await?;
+            let out_rows = shape.rows(m, rows.rows, results);
+            data.put_batch(i, b, &shape.out, &shape.columns, &out_rows)
+                .await?;
         }
         Ok(data
-            .finish_batched(i, out, &columns, info.rows, started)
+            .finish_batched(i, &shape.out, &shape.columns, shape.rows_in, started)
             .await?)
+    }
+
+    /// A model step answered by callback: every batch not yet committed is
+    /// sent (again once its timeout has passed without an answer) with a
+    /// signed callback URL; `None` while answers are awaited. The answers
+    /// arrive through [`Runner::accept_results`].
+    async fn model_callback(
+        &self,
+        run: &Run,
+        i: usize,
+        node: &Node,
+        m: &ModelCall,
+        data: &mut RunData,
+    ) -> Result<Option<Done>, StepError> {
+        let started = now().0;
+        let shape = ModelShape::of(node, m, data).await?;
+        let committed: HashSet<i64> = data.batches(i).await?.into_iter().map(|(b, _)| b).collect();
+        if committed.len() as i64 >= shape.batches {
+            return Ok(Some(
+                data.finish_batched(i, &shape.out, &shape.columns, shape.rows_in, started)
+                    .await?,
+            ));
+        }
+        let sent = data.sent(i).await?;
+        let timeout = i64::from(m.timeout_secs) * 1000;
+        for b in 0..shape.batches {
+            if committed.contains(&b) || sent.get(&b).is_some_and(|at| now().0 - at < timeout) {
+                continue;
+            }
+            let Some(rows) = data.rows(&shape.input, b * shape.size, shape.size).await? else {
+                break;
+            };
+            let key = batch_key(run, i, b);
+            let token = crate::hmac::sign(run.callback_secret.as_bytes(), key.as_bytes());
+            let callback = format!(
+                "{}/api/v1/runs/{}/nodes/{i}/batches/{b}/results?token={token}",
+                self.settings.public_url, run.id
+            );
+            let body = shape.request(run, i, b, &key, &rows, Some(&callback));
+            crate::model::send_batch(&self.http, m, &key, &body).await?;
+            data.mark_sent(i, b, now().0).await?;
+        }
+        Ok(None)
+    }
+
+    /// Takes a model service's answer to one batch of a callback step:
+    /// checks the URL's signature, then commits the batch's rows with its
+    /// ledger entry, once (an answer to a batch already committed changes
+    /// nothing). Returns whether it was new.
+    pub async fn accept_results(
+        &self,
+        run: &Run,
+        node: usize,
+        batch: i64,
+        token: &str,
+        body: &Value,
+    ) -> Result<bool, CallbackError> {
+        let key = batch_key(run, node, batch);
+        let want = crate::hmac::sign(run.callback_secret.as_bytes(), key.as_bytes());
+        if !same(want.as_bytes(), token.as_bytes()) {
+            return Err(CallbackError::BadToken);
+        }
+        let format = Format::parse(&run.format).unwrap_or(Format::Cy);
+        let wf = workflow::parse(format, &run.program).map_err(|_| CallbackError::NoSuchStep)?;
+        let Some(n) = wf.nodes.get(node) else {
+            return Err(CallbackError::NoSuchStep);
+        };
+        let Op::ModelCall(m) = &n.op else {
+            return Err(CallbackError::NoSuchStep);
+        };
+        if !m.callback {
+            return Err(CallbackError::NoSuchStep);
+        }
+        let mut data = self.open(run.id).await?;
+        let result = async {
+            let shape = ModelShape::of(n, m, &mut data)
+                .await
+                .map_err(|e| CallbackError::BadAnswer(e.to_string()))?;
+            if batch < 0 || batch >= shape.batches {
+                return Err(CallbackError::NoSuchStep);
+            }
+            let rows = data
+                .rows(&shape.input, batch * shape.size, shape.size)
+                .await?
+                .unwrap_or_default();
+            let results = crate::model::results_of(body, rows.rows.len())
+                .map_err(|e| CallbackError::BadAnswer(e.to_string()))?;
+            let out_rows = shape.rows(m, rows.rows, results);
+            Ok(data
+                .put_batch(node, batch, &shape.out, &shape.columns, &out_rows)
+                .await?)
+        }
+        .await;
+        data.close().await;
+        if matches!(result, Ok(true)) {
+            self.wake();
+        }
+        result
     }
 
     /// A human step: makes its job once, then checks whether every task is
@@ -1232,6 +1332,143 @@ pub fn aggregate_answers(input: &Table, method: &str, k: u32) -> Result<Table, S
         columns: ["_id", "label", "confidence"].map(String::from).to_vec(),
         rows,
     })
+}
+
+/// A batch's idempotency key, unique across stores (two deployments both
+/// have a run 1).
+fn batch_key(run: &Run, step: usize, batch: i64) -> String {
+    format!(
+        "run-{}-{}-step-{step}-batch-{batch}",
+        run.id, run.created_at.0
+    )
+}
+
+/// Byte strings compared in time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Why a callback's results were not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    /// The URL's signature does not match.
+    #[error("the callback's token does not match")]
+    BadToken,
+    /// The run has no such callback step or batch.
+    #[error("the run has no such model step or batch")]
+    NoSuchStep,
+    /// The body is not the answer for the batch.
+    #[error("{0}")]
+    BadAnswer(String),
+    /// The run's file failed (logged, not shown).
+    #[error("the run's storage failed")]
+    Storage(#[from] sqlx::Error),
+}
+
+/// The shape of a model step: its input, output, columns kept and added,
+/// and batches.
+struct ModelShape {
+    input: String,
+    out: String,
+    input_columns: Vec<String>,
+    kept: Vec<usize>,
+    sent: Vec<usize>,
+    columns: Vec<String>,
+    size: i64,
+    batches: i64,
+    rows_in: i64,
+}
+
+impl ModelShape {
+    async fn of(node: &Node, m: &ModelCall, data: &mut RunData) -> Result<Self, StepError> {
+        let input = node.inputs[0].clone();
+        let info = data
+            .table(&input)
+            .await?
+            .ok_or_else(|| StepError::Limit(format!("the table {input} was not made")))?;
+        for c in &m.columns {
+            if !info.columns.contains(c) {
+                return Err(StepError::Limit(format!(
+                    "column {c} is not in {input} (its columns: {})",
+                    info.columns.join(", ")
+                )));
+            }
+        }
+        let kept: Vec<usize> = (0..info.columns.len())
+            .filter(|&c| !m.fields.contains(&info.columns[c]))
+            .collect();
+        let mut columns: Vec<String> = kept.iter().map(|&c| info.columns[c].clone()).collect();
+        columns.extend(m.fields.iter().cloned());
+        let sent: Vec<usize> = (0..info.columns.len())
+            .filter(|&c| m.columns.is_empty() || m.columns.contains(&info.columns[c]))
+            .collect();
+        let size = i64::from(m.batch_size);
+        Ok(Self {
+            input,
+            out: node.outputs[0].clone(),
+            input_columns: info.columns,
+            kept,
+            sent,
+            columns,
+            size,
+            batches: (info.rows + size - 1) / size,
+            rows_in: info.rows,
+        })
+    }
+
+    fn request(
+        &self,
+        run: &Run,
+        step: usize,
+        batch: i64,
+        key: &str,
+        rows: &Table,
+        callback: Option<&str>,
+    ) -> Value {
+        let payload: Vec<Value> = rows
+            .rows
+            .iter()
+            .map(|r| {
+                Value::Object(
+                    self.sent
+                        .iter()
+                        .map(|&c| (self.input_columns[c].clone(), r[c].clone()))
+                        .collect(),
+                )
+            })
+            .collect();
+        let mut body = serde_json::json!({
+            "idempotency_key": key,
+            "run_id": run.id,
+            "step": step,
+            "batch": batch,
+            "rows": payload,
+        });
+        if let Some(url) = callback {
+            body["callback_url"] = Value::from(url);
+        }
+        body
+    }
+
+    fn rows(
+        &self,
+        m: &ModelCall,
+        rows: Vec<Vec<Value>>,
+        results: Vec<Map<String, Value>>,
+    ) -> Vec<Vec<Value>> {
+        rows.into_iter()
+            .zip(results)
+            .map(|(r, res)| {
+                let mut row: Vec<Value> = self.kept.iter().map(|&c| r[c].clone()).collect();
+                row.extend(m.fields.iter().map(|f| match res.get(f) {
+                    None => Value::Null,
+                    Some(v @ (Value::Object(_) | Value::Array(_))) => Value::from(v.to_string()),
+                    Some(v) => v.clone(),
+                }));
+                row
+            })
+            .collect()
+    }
 }
 
 fn store_err(e: StoreError) -> sqlx::Error {

@@ -44,6 +44,9 @@ pub struct Settings {
     pub run_workflows: bool,
     /// Outside databases workflows may read and write, by name.
     pub databases: std::collections::BTreeMap<String, String>,
+    /// This server's address as model services reach it, for callbacks
+    /// (default: the bound address).
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -54,6 +57,7 @@ impl Default for Settings {
             runs_dir: std::path::PathBuf::from("tutti-runs"),
             run_workflows: true,
             databases: std::collections::BTreeMap::new(),
+            public_url: None,
         }
     }
 }
@@ -103,10 +107,6 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
-        let mut runner_settings =
-            tutti_engine::runner::RunnerSettings::new(settings.runs_dir.clone());
-        runner_settings.databases = settings.databases.clone();
-        let runner = tutti_engine::runner::Runner::new(store.clone(), runner_settings);
         let local = listener
             .local_addr()
             .map_err(|e| anyhow::anyhow!("reading the bound address: {e}"))?;
@@ -115,6 +115,17 @@ impl Application {
         } else {
             local.ip()
         };
+        let base_url = format!("http://{}", SocketAddr::new(host, local.port()));
+        let mut runner_settings =
+            tutti_engine::runner::RunnerSettings::new(settings.runs_dir.clone());
+        runner_settings.databases = settings.databases.clone();
+        runner_settings.public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| base_url.clone())
+            .trim_end_matches('/')
+            .to_owned();
+        let runner = tutti_engine::runner::Runner::new(store.clone(), runner_settings);
         Ok(Self {
             listener,
             state: AppState {
@@ -122,7 +133,7 @@ impl Application {
                 settings: Arc::new(settings),
                 caches: Arc::default(),
                 runner,
-                base_url: format!("http://{}", SocketAddr::new(host, local.port())),
+                base_url,
                 simulations: Arc::default(),
             },
         })

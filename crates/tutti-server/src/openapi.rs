@@ -23,7 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
         api::quality::aggregate, api::quality::aggregation, api::quality::workers,
         api::runs::create_run, api::runs::list_runs, api::runs::get_run, api::runs::table_rows,
         api::runs::output, api::runs::cancel_run, api::runs::retry_node,
-        api::runs::start_simulation, api::runs::get_simulation,
+        api::runs::start_simulation, api::runs::get_simulation, api::runs::model_results,
         api::work::next, api::work::get_assignment, api::work::submit, api::work::skip, api::work::release, api::work::my_jobs,
     ),
     modifiers(&BearerAuth),

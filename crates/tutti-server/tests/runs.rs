@@ -1185,3 +1185,106 @@ async fn people_compare_pairs_into_scores_and_answers_are_reaggregated_by_a_step
         );
     }
 }
+
+#[tokio::test]
+async fn a_model_step_in_callback_mode_waits_for_answers_posted_back_to_signed_urls() {
+    use axum::Json;
+    for app in apps().await {
+        let (ws, req, _) = app.team("callback", 0).await;
+        let sent: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+        let seen = sent.clone();
+        let service = axum::Router::new().route(
+            "/score",
+            axum::routing::post(move |Json(body): Json<Value>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(body);
+                    (axum::http::StatusCode::ACCEPTED, "queued")
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+        let mut csv = String::from("text\n");
+        for i in 0..7 {
+            csv.push_str(&format!("row {i}\n"));
+        }
+        let spec = json!({"nodes": [
+            {"op": "read_table", "file": "t.csv", "outputs": ["T"]},
+            {"op": "model_call", "inputs": ["T"], "outputs": ["M"], "url": format!("http://{addr}/score"),
+             "fields": ["length"], "batch_size": 3, "mode": "callback"},
+            {"op": "write_table", "inputs": ["M"], "file": "m.csv"}
+        ]});
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"format": "json", "program": spec.to_string(), "files": {"t.csv": csv}}),
+        )
+        .await;
+        let r = wait_for(&app, run, &req, &["waiting"]).await;
+        assert_eq!(r["nodes"][1]["status"], "waiting");
+        let batches = sent.lock().unwrap().clone();
+        assert_eq!(
+            batches.len(),
+            3,
+            "seven rows in batches of three, each sent once"
+        );
+        let client = reqwest::Client::new();
+        let post = |url: String, body: Value| {
+            let client = client.clone();
+            async move {
+                let r = client.post(url).json(&body).send().await.unwrap();
+                (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        // A forged token is refused; so is an answer of the wrong length.
+        let url0 = batches[0]["callback_url"].as_str().unwrap().to_owned();
+        let forged = format!("{}0", url0);
+        let (s, _) = post(forged, json!({"results": []})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, e) = post(url0.clone(), json!({"results": [{"length": 1}]})).await;
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("results")),
+            "{e}"
+        );
+        // The service answers every batch (the first twice).
+        for b in &batches {
+            let rows = b["rows"].as_array().unwrap();
+            let results: Vec<Value> = rows
+                .iter()
+                .map(|r| json!({"length": r["text"].as_str().unwrap().len()}))
+                .collect();
+            let (s, v) = post(
+                b["callback_url"].as_str().unwrap().to_owned(),
+                json!({"results": results}),
+            )
+            .await;
+            assert_eq!((s, &v["taken"]), (StatusCode::OK, &json!(true)), "{v}");
+        }
+        let first: Vec<Value> = batches[0]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|_| json!({"length": 0}))
+            .collect();
+        let (s, v) = post(url0, json!({"results": first})).await;
+        assert_eq!(
+            (s, &v["taken"]),
+            (StatusCode::OK, &json!(false)),
+            "a second answer changes nothing"
+        );
+        let r = wait_for(&app, run, &req, &["completed", "failed"]).await;
+        assert_eq!(r["status"], "completed", "{r:#}");
+        let (_, csv) = app
+            .text(&format!("/api/v1/runs/{run}/outputs/m.csv"), &req)
+            .await;
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 8);
+        assert_eq!(lines[0], "_id,text,length");
+        assert_eq!(lines[1], "1,row 0,5");
+        assert_eq!(sent.lock().unwrap().len(), 3, "no batch was sent again");
+    }
+}

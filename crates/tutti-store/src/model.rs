@@ -698,6 +698,9 @@ pub struct Run {
     /// The secret the announcement is signed with (never shown).
     #[serde(skip)]
     pub webhook_secret: Option<String>,
+    /// The key that signs this run's callback URLs (never shown).
+    #[serde(skip)]
+    pub callback_secret: String,
     /// `pending`, `delivered` or `failed`.
     pub webhook_state: Option<String>,
     /// Deliveries tried.
@@ -738,6 +741,8 @@ pub struct NewRun {
     pub after_run: Option<RunId>,
     /// Where to announce the finished run, and the signing secret.
     pub webhook: Option<(String, String)>,
+    /// A random secret that signs the run's callback URLs.
+    pub callback_secret: String,
     /// Who asks.
     pub created_by: UserId,
 }

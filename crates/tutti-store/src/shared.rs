@@ -151,6 +151,7 @@ macro_rules! store_impl {
                 after_run: row.try_get::<Option<i64>, _>("after_run")?.map(RunId),
                 webhook_url: row.try_get("webhook_url")?,
                 webhook_secret: row.try_get("webhook_secret")?,
+                callback_secret: row.try_get("callback_secret")?,
                 webhook_state: row.try_get("webhook_state")?,
                 webhook_attempts: row.try_get("webhook_attempts")?,
                 webhook_next_at: row.try_get::<Option<i64>, _>("webhook_next_at")?.map(Timestamp),
@@ -1183,8 +1184,8 @@ macro_rules! store_impl {
                 };
                 let row = sqlx::query(
                     "INSERT INTO runs (workspace_id, name, format, program, params, status, after_run, \
-                     webhook_url, webhook_secret, created_by, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $10) RETURNING *",
+                     webhook_url, webhook_secret, created_by, created_at, updated_at, callback_secret) \
+                     VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $10, $11) RETURNING *",
                 )
                 .bind(new.workspace_id.0)
                 .bind(&new.name)
@@ -1196,6 +1197,7 @@ macro_rules! store_impl {
                 .bind(secret)
                 .bind(new.created_by.0)
                 .bind(now.0)
+                .bind(&new.callback_secret)
                 .fetch_one(&mut *tx)
                 .await?;
                 let run = run_from(&row)?;

@@ -101,6 +101,10 @@ struct ServeArgs {
     /// (repeatable; also TUTTI_CONNECTION_<NAME>=URL).
     #[arg(long = "connection", value_parser = parse_connection)]
     connections: Vec<(String, String)>,
+    /// This server's address as model services reach it, for model steps
+    /// answered by callback (default: the --bind address).
+    #[arg(long, env = "TUTTI_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 fn parse_connection(s: &str) -> Result<(String, String), String> {
@@ -154,6 +158,7 @@ impl ServeArgs {
                 .unwrap_or_else(|| default_runs_dir(database_url)),
             run_workflows: !self.no_runner,
             databases: connections(&self.connections)?,
+            public_url: self.public_url.clone(),
         })
     }
 }

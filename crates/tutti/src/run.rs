@@ -254,6 +254,7 @@ pub async fn run(args: RunArgs, database_url: Option<String>) -> anyhow::Result<
         runs_dir: args.out.join("runs"),
         run_workflows: true,
         databases: crate::connections(&args.connections)?,
+        public_url: None,
     };
     let app = Application::build(store.clone(), settings, &bind).await?;
     let addr = app.local_addr();

@@ -234,6 +234,9 @@ pub struct ModelCall {
     /// Tries after the first, with doubling waits, on timeouts, connection
     /// errors, 408, 409, 429 and 5xx.
     pub retries: u32,
+    /// Whether the service answers later, by posting the results to the
+    /// batch's `callback_url`, rather than in its reply.
+    pub callback: bool,
 }
 
 /// What a node does.

@@ -118,6 +118,7 @@ enum SpecNode {
         batch_size: Option<u32>,
         timeout_secs: Option<u32>,
         retries: Option<u32>,
+        mode: Option<String>,
     },
 }
 
@@ -409,9 +410,20 @@ fn compile(doc: Doc) -> Result<Workflow, WorkflowError> {
                 batch_size,
                 timeout_secs,
                 retries,
+                mode,
             } => {
                 count(&path, "inputs", &inputs, 1..=1)?;
                 count(&path, "outputs", &outputs, 1..=1)?;
+                let callback = match mode.as_deref() {
+                    None | Some("inline") => false,
+                    Some("callback") => true,
+                    Some(other) => {
+                        return Err(WorkflowError::field(
+                            format!("{path}.mode"),
+                            format!("unknown mode {other:?}; use inline or callback"),
+                        ));
+                    }
+                };
                 if !(url.starts_with("http://")
                     || url.starts_with("https://")
                     || url.starts_with("${"))
@@ -463,6 +475,7 @@ fn compile(doc: Doc) -> Result<Workflow, WorkflowError> {
                     batch_size,
                     timeout_secs,
                     retries,
+                    callback,
                 };
                 (Op::ModelCall(Box::new(call)), inputs, outputs)
             }

@@ -81,6 +81,10 @@ pub fn routes(max_upload: usize) -> Router<AppState> {
             "/api/v1/runs/{id}/nodes/{index}/retry",
             post(runs::retry_node),
         )
+        .route(
+            "/api/v1/runs/{id}/nodes/{index}/batches/{batch}/results",
+            post(runs::model_results),
+        )
         .route("/api/v1/jobs/{id}/next", post(work::next))
         .route("/api/v1/assignments/{id}", get(work::get_assignment))
         .route("/api/v1/assignments/{id}/submit", post(work::submit))

@@ -207,6 +207,7 @@ pub async fn create_run(
             .collect(),
         after_run: spec.after_run.map(RunId),
         webhook: spec.webhook.map(|w| (w.url, w.secret)),
+        callback_secret: crate::auth::new_token(),
         created_by: caller.0.id,
     };
     let run = state.store.create_run(&new, tutti_store::now()).await?;
@@ -637,4 +638,50 @@ pub async fn get_simulation(
         .cloned()
         .map(Json)
         .ok_or_else(|| ApiError::not_found("simulation"))
+}
+
+/// The signature on a callback URL.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CallbackQuery {
+    /// The token Tutti put in the batch's `callback_url`.
+    pub token: String,
+}
+
+/// Where a model service answers a batch of a `model_call` step in
+/// callback mode: the body is `{"results": [...]}`, one object per row of
+/// the batch. The URL (with its signed token) comes in the batch's request
+/// as `callback_url`; no bearer token is needed. An answer to a batch
+/// already taken changes nothing.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/nodes/{index}/batches/{batch}/results", tag = "runs",
+    params(("id" = i64, Path, description = "run id"), ("index" = i64, Path, description = "the step"),
+           ("batch" = i64, Path, description = "the batch"), CallbackQuery),
+    request_body(content = Object, description = "{\"results\": [...]}"),
+    responses((status = 200, description = "taken"), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn model_results(
+    State(state): State<AppState>,
+    ApiPath((id, index, batch)): ApiPath<(i64, i64, i64)>,
+    ApiQuery(q): ApiQuery<CallbackQuery>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    use tutti_engine::runner::CallbackError;
+    let run = state
+        .store
+        .get_run(RunId(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("run"))?;
+    let node = usize::try_from(index).map_err(|_| ApiError::not_found("step"))?;
+    match state
+        .runner
+        .accept_results(&run, node, batch, &q.token, &body)
+        .await
+    {
+        Ok(fresh) => Ok(Json(serde_json::json!({"taken": fresh}))),
+        Err(CallbackError::BadToken) => {
+            Err(ApiError::forbidden("the callback's token does not match"))
+        }
+        Err(CallbackError::NoSuchStep) => Err(ApiError::not_found("model step or batch")),
+        Err(CallbackError::BadAnswer(m)) => Err(unprocessable("results", m)),
+        Err(e @ CallbackError::Storage(_)) => Err(internal(e)),
+    }
 }

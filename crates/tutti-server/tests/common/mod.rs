@@ -68,6 +68,7 @@ pub async fn spawn_with(
         runs_dir: test_dir("runs"),
         run_workflows: true,
         databases,
+        public_url: None,
     };
     let app = Application::build(store, settings, "127.0.0.1:0")
         .await

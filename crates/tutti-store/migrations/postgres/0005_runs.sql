@@ -16,6 +16,7 @@ CREATE TABLE runs (
     after_run      BIGINT  REFERENCES runs(id),
     webhook_url    TEXT,
     webhook_secret TEXT,
+    callback_secret TEXT    NOT NULL,
     webhook_state  TEXT,
     webhook_attempts BIGINT NOT NULL DEFAULT 0,
     webhook_next_at  BIGINT,
