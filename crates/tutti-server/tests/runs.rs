@@ -1288,3 +1288,71 @@ async fn a_model_step_in_callback_mode_waits_for_answers_posted_back_to_signed_u
         assert_eq!(sent.lock().unwrap().len(), 3, "no batch was sent again");
     }
 }
+
+#[tokio::test]
+async fn a_knlm_step_lets_stewards_decide_and_an_amt_step_without_a_connector_fails_clearly() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("knlm-run", 0).await;
+        let (sid, steward) = app.user("knlm-run-steward", "steward").await;
+        app.call(
+            "PUT",
+            &format!("/api/v1/workspaces/{ws}/members/{sid}"),
+            Some(&req),
+            Some(json!({"role": "steward"})),
+        )
+        .await;
+        let program = "T = read_table(\"people.csv\");\nS = sample_random(T, n=2, seed=1);\n\
+            (B, C) = 3a_knlm(S, \"instructions.html\", \"layout.html\", k=2, n=3, l=1, m=1,\n\
+                question=\"Is ${name} a person?\", answers=[\"Yes\",\"No\"]);";
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"program": program, "files": files()}),
+        )
+        .await;
+        let job = wait_for(&app, run, &req, &["waiting"]).await["nodes"][2]["job_id"]
+            .as_i64()
+            .unwrap();
+        // One steward answer decides each task (l = 1 of m = 1).
+        loop {
+            let (s, t) = app.next(job, &steward).await;
+            if s != StatusCode::OK {
+                break;
+            }
+            assert_eq!(t["assignment"]["side"], "steward");
+            let (s, _) = app
+                .submit(t["assignment"]["id"].as_i64().unwrap(), &steward, "Yes")
+                .await;
+            assert_eq!(s, StatusCode::OK);
+        }
+        wait_for(&app, run, &req, &["completed"]).await;
+        let (_, c) = app.get(&format!("/api/v1/runs/{run}/tables/C"), &req).await;
+        assert_eq!(c["total"], 2);
+        assert!(
+            c["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["label"] == "Yes"),
+            "{c}"
+        );
+        let (_, b) = app.get(&format!("/api/v1/runs/{run}/tables/B"), &req).await;
+        assert!(
+            b["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["worker_id"] == sid),
+            "{b}"
+        );
+
+        let amt = "T = read_table(\"people.csv\");\n\
+            (B, C) = 3a_amt(T, \"instructions.html\", \"layout.html\", k=2, n=3, question=\"?\", answers=[\"a\",\"b\"]);";
+        let run = start(&app, ws, &req, json!({"program": amt, "files": files()})).await;
+        let r = wait_for(&app, run, &req, &["failed"]).await;
+        let e = r["nodes"][1]["error"].as_str().unwrap();
+        assert!(e.contains("no Mechanical Turk connector"), "{e}");
+        assert!(r["nodes"][1]["job_id"].is_null(), "no job was made");
+    }
+}
