@@ -1,0 +1,88 @@
+//! Matcher throughput: 1,000 keyword patterns (800 words, 200 two-word
+//! phrases, 20 labels) over generated author names and contents; prints
+//! MB/s of text per core.
+//!
+//!     cargo run --release -p tutti-label --example throughput [MB]
+
+use std::time::Instant;
+use tutti_label::matcher::Scratch;
+use tutti_label::{Matcher, MatcherOptions, PatternSet};
+
+fn main() {
+    let mb: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    // A vocabulary of 20,000 made-up words; patterns drawn from it.
+    let syll = [
+        "ka", "lo", "mi", "sa", "ter", "van", "do", "ri", "nu", "pe", "shi", "an", "el", "or",
+        "ba", "qui",
+    ];
+    let vocab: Vec<String> = (0..20_000)
+        .map(|_| {
+            let n = 2 + next() % 3;
+            (0..n)
+                .map(|_| syll[(next() % syll.len() as u64) as usize])
+                .collect()
+        })
+        .collect();
+    let mut file = String::from("label,pattern\n");
+    let mut used = std::collections::HashSet::new();
+    while used.len() < 800 {
+        let w = &vocab[(next() % 20_000) as usize];
+        if used.insert(w.clone()) {
+            file.push_str(&format!("/l{},{w}\n", used.len() % 20));
+        }
+    }
+    let mut phrases = 0;
+    while phrases < 200 {
+        let p = format!(
+            "{} {}",
+            vocab[(next() % 20_000) as usize],
+            vocab[(next() % 20_000) as usize]
+        );
+        if used.insert(p.clone()) {
+            file.push_str(&format!("/l{},{p}\n", phrases % 20));
+            phrases += 1;
+        }
+    }
+    let set = PatternSet::parse(file.as_bytes()).unwrap();
+    assert_eq!(set.patterns.len(), 1000);
+    let whole_word = std::env::var("WHOLE_WORD").map_or(true, |v| v != "0");
+    let matcher = Matcher::new(&set, MatcherOptions { whole_word });
+    let texts: Vec<String> = (0..200_000)
+        .map(|_| {
+            let n = 3 + next() % 6;
+            (0..n)
+                .map(|_| vocab[(next() % 20_000) as usize].as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let rounds = (mb * 1_000_000).div_ceil(bytes);
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    let mut hits = 0usize;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        for text in &texts {
+            matcher.labels_into(text, &mut scratch, &mut out);
+            hits += out.len();
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let total = (bytes * rounds) as f64 / 1e6;
+    println!(
+        "{total:.0} MB of text, {} texts, {hits} labels, {secs:.3} s: {:.0} MB/s on one core",
+        texts.len() * rounds,
+        total / secs
+    );
+}
