@@ -297,9 +297,9 @@ async fn a_failing_step_fails_its_run_with_the_cause_and_leaves_other_runs_alone
 }
 
 #[tokio::test]
-async fn a_cancelled_run_stops_and_cannot_be_cancelled_twice() {
+async fn a_cancelled_run_stops_closes_its_jobs_and_cannot_be_cancelled_twice() {
     for app in apps().await {
-        let (ws, req, _) = app.team("cancel", 1).await;
+        let (ws, req, workers) = app.team("cancel", 1).await;
         let run = start(
             &app,
             ws,
@@ -323,6 +323,12 @@ async fn a_cancelled_run_stops_and_cannot_be_cancelled_twice() {
             .post(&format!("/api/v1/runs/{run}/cancel"), &req, json!({}))
             .await;
         assert_eq!((s, error_code(&e)), (StatusCode::CONFLICT, "run_finished"));
+        // The human step's job wants no more answers.
+        let job = r["nodes"][2]["job_id"].as_i64().unwrap();
+        let (_, j) = app.get(&format!("/api/v1/jobs/{job}"), &req).await;
+        assert_eq!(j["progress"]["open"], 0, "{j}");
+        let (s, _) = app.next(job, &workers[0]).await;
+        assert_eq!(s, StatusCode::GONE);
     }
 }
 

@@ -393,7 +393,8 @@ pub struct TaskResult {
     /// Row number in the job.
     #[serde(rename = "_id")]
     pub seq: i64,
-    /// `open`, `labeled` or `undecided`.
+    /// `open`, `labeled`, `undecided`, or `closed` (its run was
+    /// cancelled).
     pub state: String,
     /// The winning label.
     pub label: Option<String>,

@@ -1419,14 +1419,31 @@ macro_rules! store_impl {
             }
 
             async fn cancel_run(&self, id: RunId, now: Timestamp) -> Result<Option<Run>> {
-                sqlx::query(
+                let mut tx = self.writer().begin().await?;
+                let cancelled = sqlx::query(
                     "UPDATE runs SET status = 'cancelled', generation = generation + 1, updated_at = $1, \
                      finished_at = $1 WHERE id = $2 AND status IN ('queued', 'running', 'waiting', 'failed')",
                 )
                 .bind(now.0)
                 .bind(id.0)
-                .execute(self.writer())
-                .await?;
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if cancelled {
+                    // The run's human steps want no more answers: their open
+                    // tasks close (a lease already out may still be
+                    // answered; the answer is kept and changes nothing).
+                    sqlx::query(
+                        "UPDATE tasks SET state = 'closed', w_slots = 0, s_slots = 0 \
+                         WHERE state = 'open' AND job_id IN \
+                           (SELECT job_id FROM run_nodes WHERE run_id = $1 AND job_id IS NOT NULL)",
+                    )
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
                 self.get_run(id).await
             }
 
