@@ -40,8 +40,14 @@ pub fn header_columns(headers: &csv::StringRecord) -> Result<Vec<String>, ReadEr
                 "is added by read_table; rename it",
             ));
         }
-        if columns.iter().any(|c| c == h) {
-            return Err(ReadError::BadColumn(h.into(), "is named twice"));
+        if columns
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(h) || c.to_lowercase() == h.to_lowercase())
+        {
+            return Err(ReadError::BadColumn(
+                h.into(),
+                "is named twice (names do not tell case apart)",
+            ));
         }
         columns.push(h.to_owned());
     }

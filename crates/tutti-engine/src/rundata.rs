@@ -739,7 +739,7 @@ impl RunData {
             rows_in += info.rows;
             shapes.push((name.to_string(), info.columns));
         }
-        sql::check(query)?;
+        let query = sql::statement(query)?;
         self.check_reads(inputs, query, &shapes, limits).await?;
         let until = self.epoch.elapsed() + limits.time;
         self.deadline.store(
@@ -849,7 +849,7 @@ impl RunData {
              COMMIT;",
             out_q = quote(out),
             out_s = sql_literal(out),
-            query = query.trim().trim_end_matches(';'),
+            query = query.trim(),
             limit = max.saturating_add(1),
             finished = now_ms(),
         );
@@ -1173,6 +1173,38 @@ mod tests {
         d.sql(1, &["T"], "U", "SELECT a FROM T", limits)
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn quoted_catalog_names_control_characters_and_trailing_comments_are_handled() {
+        let (_dir, mut d) = data().await;
+        d.read_csv(0, "T", "t.csv", b"a\n1\n", 10).await.unwrap();
+        for q in [
+            "SELECT * FROM T, \"pragma_table_list\"",
+            "SELECT * FROM T, `pragma_database_list`",
+            "SELECT * FROM T, [dbstat]",
+            "SELECT * FROM T -- \u{0}",
+        ] {
+            let e = d
+                .sql(1, &["T"], "U", q, SqlLimits::default())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(e, StepError::Sql(SqlError::Forbidden(_))),
+                "{q}: {e}"
+            );
+        }
+        let ok = d
+            .sql(
+                1,
+                &["T"],
+                "U",
+                "SELECT a FROM T; -- done;",
+                SqlLimits::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ok.rows_out, 1);
     }
 
     #[tokio::test]

@@ -455,9 +455,9 @@ impl Runner {
                         changed.push(n);
                         continue;
                     }
-                    Err(StepError::Storage(e)) => return Err(e.into()),
+                    Err(StepError::Storage(e)) if !refused_by_database(&e) => return Err(e.into()),
                     Err(e) => {
-                        let message = e.to_string();
+                        let message = clean(&step_message(&e));
                         data.fail(i, &message).await?;
                         n.status = NodeStatus::Failed;
                         n.error = Some(message.clone());
@@ -514,8 +514,10 @@ impl Runner {
                         let _ = store.report_run(id, &report).await;
                     });
                     let r = self.automatic(run, i, node, data).await;
-                    // Quick steps are never shown running.
+                    // Quick steps are never shown running; a report already
+                    // under way lands before the step's own.
                     shown.abort();
+                    let _ = shown.await;
                     r
                 }
             };
@@ -532,9 +534,9 @@ impl Runner {
                     known.insert(i, n.clone());
                     changed.push(n);
                 }
-                Err(StepError::Storage(e)) => return Err(e.into()),
+                Err(StepError::Storage(e)) if !refused_by_database(&e) => return Err(e.into()),
                 Err(e) => {
-                    let message = e.to_string();
+                    let message = clean(&step_message(&e));
                     data.fail(i, &message).await?;
                     n.status = NodeStatus::Failed;
                     n.error = Some(message.clone());
@@ -735,6 +737,18 @@ impl Runner {
         }
     }
 
+    /// Stops a step between batches when the run was cancelled or retried
+    /// since this pass read it.
+    async fn still_wanted(&self, run: &Run) -> Result<(), StepError> {
+        match self.store.get_run(run.id).await {
+            Ok(Some(r)) if r.generation == run.generation && r.status != RunStatus::Cancelled => {
+                Ok(())
+            }
+            Ok(_) => Err(StepError::Limit("the run was cancelled or retried".into())),
+            Err(e) => Err(StepError::Storage(store_err(e))),
+        }
+    }
+
     /// A webhook step: the input's rows POSTed in batches, each with an
     /// idempotency key and, when the run has a webhook secret, signed; a
     /// delivered batch is recorded and never sent again.
@@ -760,6 +774,7 @@ impl Runner {
             if delivered.contains(&b) {
                 continue;
             }
+            self.still_wanted(run).await?;
             let Some(rows) = data.rows(input, b * size, size).await? else {
                 break;
             };
@@ -844,6 +859,7 @@ impl Runner {
             if committed.contains(&b) {
                 continue;
             }
+            self.still_wanted(run).await?;
             let Some(rows) = data.rows(&shape.input, b * shape.size, shape.size).await? else {
                 break;
             };
@@ -1166,20 +1182,26 @@ impl Runner {
         let ok = matches!(&sent, Ok(r) if r.status().is_success());
         if ok {
             self.store
-                .webhook_attempt(run.id, "delivered", None, now())
+                .webhook_attempt(run.id, run.generation, "delivered", None, now())
                 .await?;
         } else {
             let attempts = run.webhook_attempts + 1;
             if attempts >= self.settings.webhook_attempts {
                 tracing::warn!(run = run.id.0, "giving up announcing the run");
                 self.store
-                    .webhook_attempt(run.id, "failed", None, now())
+                    .webhook_attempt(run.id, run.generation, "failed", None, now())
                     .await?;
             } else {
                 let wait = self.settings.webhook_backoff.as_millis() as i64
                     * (1i64 << (attempts - 1).clamp(0, 20));
                 self.store
-                    .webhook_attempt(run.id, "pending", Some(Timestamp(now().0 + wait)), now())
+                    .webhook_attempt(
+                        run.id,
+                        run.generation,
+                        "pending",
+                        Some(Timestamp(now().0 + wait)),
+                        now(),
+                    )
                     .await?;
             }
         }
@@ -1469,6 +1491,33 @@ impl ModelShape {
             })
             .collect()
     }
+}
+
+/// Whether the run's own file refused a statement (a duplicate column, a
+/// constraint): a failure of the step that running it again cannot fix,
+/// unlike I/O trouble.
+fn refused_by_database(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(_))
+}
+
+/// A step's failure for a person: the database's own words when it
+/// refused what the step wrote.
+fn step_message(e: &StepError) -> String {
+    match e {
+        StepError::Storage(sqlx::Error::Database(d)) => {
+            format!("the step's output could not be stored: {}", d.message())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Text safe to store and show: control characters (a NUL from a model
+/// service's answer, say) become spaces; at most 2,000 characters.
+fn clean(text: &str) -> String {
+    text.chars()
+        .take(2000)
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .collect()
 }
 
 fn store_err(e: StoreError) -> sqlx::Error {

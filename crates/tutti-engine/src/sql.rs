@@ -99,6 +99,22 @@ const FORBIDDEN: &[&str] = &[
 
 /// Checks the text of a query: one statement, a read, no forbidden words.
 pub fn check(query: &str) -> Result<(), SqlError> {
+    statement(query).map(|_| ())
+}
+
+/// Checks a query as [`check`] does and returns it without its closing
+/// `;` and anything after it (comments, blanks).
+pub fn statement(query: &str) -> Result<&str, SqlError> {
+    if let Some(c) = query
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(SqlError::Forbidden(format!(
+            "the control character U+{:04X}",
+            c as u32
+        )));
+    }
+    let mut end = query.len();
     let chars: Vec<char> = query.chars().collect();
     let mut words: Vec<String> = Vec::new();
     let mut statement_ended = false;
@@ -131,6 +147,7 @@ pub fn check(query: &str) -> Result<(), SqlError> {
             // Strings and quoted names: skipped, doubled quotes included.
             '\'' | '"' | '`' | '[' => {
                 let close = if c == '[' { ']' } else { c };
+                let start = i;
                 i += 1;
                 loop {
                     match chars.get(i) {
@@ -146,13 +163,18 @@ pub fn check(query: &str) -> Result<(), SqlError> {
                         Some(_) => i += 1,
                     }
                 }
-                // A quoted name still counts as a name for the catalogs.
+                // A quoted name still counts as a name: `"pragma_table_list"`
+                // is refused like the bare word.
                 if c != '\'' {
-                    words.push(String::new());
+                    let inner: String = chars[start + 1..i.saturating_sub(1).max(start + 1)]
+                        .iter()
+                        .collect();
+                    words.push(inner.to_lowercase());
                 }
             }
             ';' => {
                 statement_ended = true;
+                end = chars[..i].iter().map(|c| c.len_utf8()).sum();
                 i += 1;
             }
             c if c.is_alphanumeric() || c == '_' => {
@@ -184,7 +206,7 @@ pub fn check(query: &str) -> Result<(), SqlError> {
             return Err(SqlError::Forbidden(w.clone()));
         }
     }
-    Ok(())
+    Ok(&query[..end])
 }
 
 fn quote(name: &str) -> String {

@@ -157,6 +157,18 @@ async fn a_cymphony_program_runs_through_people_to_its_output_file() {
             .get(&format!("/api/v1/workspaces/{ws}/runs"), &req)
             .await;
         assert_eq!(list["items"][0]["id"], run);
+        // Workers answer; they do not read runs (their tables hold the
+        // answers, gold and outside data).
+        let (s, _) = app.get(&format!("/api/v1/runs/{run}"), &workers[0]).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = app
+            .get(&format!("/api/v1/runs/{run}/tables/C"), &workers[0])
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = app
+            .get(&format!("/api/v1/workspaces/{ws}/runs"), &workers[0])
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
         // Outsiders see nothing.
         let (_, other, _) = app.team("cy-other", 0).await;
         let (s, _) = app.get(&format!("/api/v1/runs/{run}"), &other).await;
@@ -967,6 +979,21 @@ async fn outside_databases_are_read_by_date_range_with_bound_parameters_and_writ
                 .unwrap()
                 .contains("no database named nope"),
             "{e}"
+        );
+        // Rows the run's file cannot hold (two columns of one name) fail the
+        // step, once, with the reason.
+        let spec = json!({"nodes": [{"op": "read_database", "database": "local", "query": "SELECT 1 AS a, 2 AS A", "outputs": ["X"]}]});
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"format": "json", "program": spec.to_string()}),
+        )
+        .await;
+        let r = wait_for(&app, run, &req, &["failed"]).await;
+        assert!(
+            r["error"].as_str().unwrap().contains("could not be stored"),
+            "{r}"
         );
         // A query the database refuses fails the step with its message.
         let spec = json!({"nodes": [{"op": "read_database", "database": "local", "query": "SELECT * FROM no_such_table", "outputs": ["X"]}]});

@@ -286,8 +286,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_run(&self, new: &NewRun, now: Timestamp) -> Result<Run>;
     /// A run by id.
     async fn get_run(&self, id: RunId) -> Result<Option<Run>>;
-    /// A workspace's runs after the cursor, newest first when `after` is
-    /// `None`... in id order descending.
+    /// A workspace's runs, newest first, before the cursor (a run id).
     async fn list_runs(&self, ws: WorkspaceId, before: Option<i64>, limit: u32)
     -> Result<Vec<Run>>;
     /// An uploaded file of a run.
@@ -317,10 +316,12 @@ pub trait Store: Send + Sync + 'static {
     /// Asks for a failed step to run again.
     async fn retry_node(&self, id: RunId, node: i64, now: Timestamp) -> Result<RetryOutcome>;
     /// Records a webhook delivery attempt: `delivered`, `failed` (given
-    /// up), or `pending` with the time of the next try.
+    /// up), or `pending` with the time of the next try; nothing when the
+    /// run was retried since (its generation moved on).
     async fn webhook_attempt(
         &self,
         id: RunId,
+        generation: i64,
         state: &str,
         next_at: Option<Timestamp>,
         now: Timestamp,

@@ -1379,6 +1379,23 @@ macro_rules! store_impl {
                 now: Timestamp,
             ) -> Result<JobId> {
                 let mut tx = self.writer().begin().await?;
+                // A run cancelled or retried since the runner read it gets
+                // no new job (a cancel closes only the jobs it can see).
+                let current = sqlx::query(concat!(
+                    "SELECT 1 FROM runs WHERE id = $1 AND generation = $2 AND status <> 'cancelled'",
+                    $for_update
+                ))
+                .bind(run.id.0)
+                .bind(run.generation)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if current.is_none() {
+                    tx.rollback().await?;
+                    return Err(StoreError::Conflict(FieldError::new(
+                        "run",
+                        "the run was cancelled or retried",
+                    )));
+                }
                 let existing: Option<i64> = sqlx::query(concat!(
                     "SELECT job_id FROM run_nodes WHERE run_id = $1 AND idx = $2",
                     $for_update
@@ -1476,12 +1493,18 @@ macro_rules! store_impl {
                 let row = sqlx::query(
                     "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL, \
                      generation = generation + 1, updated_at = $1, webhook_state = NULL, \
-                     webhook_attempts = 0, webhook_next_at = NULL WHERE id = $2 RETURNING *",
+                     webhook_attempts = 0, webhook_next_at = NULL \
+                     WHERE id = $2 AND status = 'failed' RETURNING *",
                 )
                 .bind(now.0)
                 .bind(id.0)
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
+                let Some(row) = row else {
+                    // Cancelled (or already running again) meanwhile.
+                    tx.rollback().await?;
+                    return Ok(RetryOutcome::NotFailed(status));
+                };
                 let run = run_from(&row)?;
                 tx.commit().await?;
                 Ok(RetryOutcome::Retrying(Box::new(run)))
@@ -1490,18 +1513,21 @@ macro_rules! store_impl {
             async fn webhook_attempt(
                 &self,
                 id: RunId,
+                generation: i64,
                 state: &str,
                 next_at: Option<Timestamp>,
                 now: Timestamp,
             ) -> Result<()> {
                 sqlx::query(
                     "UPDATE runs SET webhook_state = $1, webhook_next_at = $2, \
-                     webhook_attempts = webhook_attempts + 1, updated_at = $3 WHERE id = $4",
+                     webhook_attempts = webhook_attempts + 1, updated_at = $3 \
+                     WHERE id = $4 AND generation = $5",
                 )
                 .bind(state)
                 .bind(next_at.map(|t| t.0))
                 .bind(now.0)
                 .bind(id.0)
+                .bind(generation)
                 .execute(self.writer())
                 .await?;
                 Ok(())

@@ -378,6 +378,7 @@ pub fn parse(src: &str) -> Result<Workflow, WorkflowError> {
         let _ = input;
         WorkflowError::at(span, "")
     })?;
+    super::canonical_inputs(&mut nodes);
     Ok(Workflow { nodes })
 }
 
@@ -669,6 +670,17 @@ S = sample_random(T, n=100);
 D = exec_sql(S, C, query="SELECT S.* FROM S JOIN C ON S._id = C._id WHERE C.label = 'Yes'");
 write_table(D, file="persons.csv");
 "#;
+
+    #[test]
+    fn inputs_take_the_spelling_of_the_step_that_made_them_and_files_are_written_once() {
+        let w =
+            parse("Tab = read_table(\"a.csv\");\nU = exec_sql(tab, query=\"SELECT 1\");").unwrap();
+        assert_eq!(w.nodes[1].inputs, ["Tab"]);
+        let e = parse("T = read_table(\"a.csv\");\nwrite_table(T, file=\"o.csv\");\nwrite_table(T, file=\"o.csv\");")
+            .unwrap_err();
+        assert_eq!(e.span.map(|s| s.line), Some(3));
+        assert!(e.message.contains("already written"), "{e}");
+    }
 
     #[test]
     fn cymphonys_example_program_compiles_to_five_nodes() {

@@ -486,7 +486,36 @@ impl Workflow {
         if nodes.is_empty() {
             return Err(with_message(locate(0, None), "the workflow is empty"));
         }
+        let mut files: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for (i, n) in nodes.iter().enumerate() {
+            if let Op::WriteTable { file } = &n.op
+                && !files.insert(file.clone())
+            {
+                return Err(with_message(
+                    locate(i, None),
+                    format!(
+                        "{file} is already written by an earlier step; give each output file its own name"
+                    ),
+                ));
+            }
+        }
         Ok(())
+    }
+}
+
+/// Spells every input as the step that makes it does (`t` read where `T`
+/// was made reads `T`), so tables are found under one name.
+pub(crate) fn canonical_inputs(nodes: &mut [Node]) {
+    let mut names: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for n in nodes.iter_mut() {
+        for input in &mut n.inputs {
+            if let Some(name) = names.get(&input.to_lowercase()) {
+                input.clone_from(name);
+            }
+        }
+        for out in &n.outputs {
+            names.insert(out.to_lowercase(), out.clone());
+        }
     }
 }
 

@@ -565,6 +565,7 @@ fn compile(doc: Doc) -> Result<Workflow, WorkflowError> {
         Some(j) => WorkflowError::field(format!("nodes[{i}].inputs[{j}]"), ""),
         None => WorkflowError::field(format!("nodes[{i}]"), ""),
     })?;
+    super::canonical_inputs(&mut nodes);
     Ok(Workflow { nodes })
 }
 

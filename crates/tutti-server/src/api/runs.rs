@@ -215,7 +215,7 @@ pub async fn create_run(
     Ok((StatusCode::CREATED, Json(run)))
 }
 
-/// A workspace's runs, newest first (any member).
+/// A workspace's runs, newest first (admins and requesters).
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/runs", tag = "runs",
     params(("ws" = i64, Path, description = "workspace id"), PageQuery),
     responses((status = 200, body = Page<Run>), (status = 404, body = crate::error::ErrorBody)),
@@ -227,7 +227,11 @@ pub async fn list_runs(
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<Run>>, ApiError> {
     let ws = WorkspaceId(ws);
-    caller.role_in(&state, ws).await?;
+    if !caller.role_in(&state, ws).await?.manages_jobs() {
+        return Err(ApiError::forbidden(
+            "only a workspace's admins and requesters see its runs",
+        ));
+    }
     let (limit, before) = page.parse()?;
     let runs = state.store.list_runs(ws, before, limit).await?;
     Ok(Json(Page::of(runs, limit, |r| r.id.0)))
@@ -269,7 +273,7 @@ async fn run_of(state: &AppState, caller: &Caller, id: i64, manage: bool) -> Res
         .map_err(|_| ApiError::not_found("run"))?;
     if manage && !role.manages_jobs() {
         return Err(ApiError::forbidden(
-            "only a workspace's admins and requesters steer runs",
+            "only a workspace's admins and requesters see and steer runs",
         ));
     }
     Ok(run)
@@ -298,7 +302,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(e)
 }
 
-/// A run with per-step status (any member of its workspace).
+/// A run with per-step status (admins and requesters of its workspace).
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path, description = "run id")),
     responses((status = 200, body = RunView), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -307,7 +311,7 @@ pub async fn get_run(
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<RunView>, ApiError> {
-    let run = run_of(&state, &caller, id, false).await?;
+    let run = run_of(&state, &caller, id, true).await?;
     let nodes = state.store.run_nodes(run.id).await?;
     let (tables, outputs) = with_retries(|| async {
         let mut data = state.runner.open(run.id).await?;
@@ -364,7 +368,7 @@ pub async fn table_rows(
     ApiPath((id, name)): ApiPath<(i64, String)>,
     ApiQuery(q): ApiQuery<RowsQuery>,
 ) -> Result<Json<TableRows>, ApiError> {
-    let run = run_of(&state, &caller, id, false).await?;
+    let run = run_of(&state, &caller, id, true).await?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit must be between 1 and 1000").with_field("limit"));
@@ -407,7 +411,7 @@ pub async fn output(
     caller: Caller,
     ApiPath((id, file)): ApiPath<(i64, String)>,
 ) -> Result<Response, ApiError> {
-    let run = run_of(&state, &caller, id, false).await?;
+    let run = run_of(&state, &caller, id, true).await?;
     let content = with_retries(|| async {
         let mut data = state.runner.open(run.id).await?;
         let content = data.file(&file).await?;
@@ -629,7 +633,7 @@ pub async fn get_simulation(
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Simulation>, ApiError> {
-    run_of(&state, &caller, id, false).await?;
+    run_of(&state, &caller, id, true).await?;
     state
         .simulations
         .lock()
