@@ -494,31 +494,44 @@ impl Runner {
                     }
                 },
                 _ => {
-                    // A step still going after a moment is shown as running.
-                    let mut marker = node_of(i, &known);
-                    marker.status = NodeStatus::Running;
-                    marker.started_at = Some(started);
-                    let (store, report) = (
-                        self.store.clone(),
-                        RunReport {
-                            generation: run.generation,
-                            status: RunStatus::Running,
-                            error: None,
-                            nodes: vec![marker],
-                            now: started,
-                        },
-                    );
-                    let id = run.id;
-                    let shown = tokio::spawn(async move {
-                        tokio::time::sleep(REPORT_EVERY).await;
-                        let _ = store.report_run(id, &report).await;
-                    });
-                    let r = self.automatic(run, i, node, data).await;
-                    // Quick steps are never shown running; a report already
-                    // under way lands before the step's own.
-                    shown.abort();
-                    let _ = shown.await;
-                    r
+                    // A step that may take a while (it reads a file, calls
+                    // out, or works on many rows) and is still going after a
+                    // moment is shown as running. Small table steps, the
+                    // bulk of a large run, finish well within that moment.
+                    let mut rows_in = 0;
+                    for input in &node.inputs {
+                        rows_in += data.table(input).await?.map_or(0, |t| t.rows);
+                    }
+                    let small =
+                        matches!(node.op, Op::Sql { .. } | Op::Sample { .. }) && rows_in < 100_000;
+                    if small {
+                        self.automatic(run, i, node, data).await
+                    } else {
+                        let mut marker = node_of(i, &known);
+                        marker.status = NodeStatus::Running;
+                        marker.started_at = Some(started);
+                        let (store, report) = (
+                            self.store.clone(),
+                            RunReport {
+                                generation: run.generation,
+                                status: RunStatus::Running,
+                                error: None,
+                                nodes: vec![marker],
+                                now: started,
+                            },
+                        );
+                        let id = run.id;
+                        let shown = tokio::spawn(async move {
+                            tokio::time::sleep(REPORT_EVERY).await;
+                            let _ = store.report_run(id, &report).await;
+                        });
+                        let r = self.automatic(run, i, node, data).await;
+                        // Quick steps are never shown running; a report already
+                        // under way lands before the step's own.
+                        shown.abort();
+                        let _ = shown.await;
+                        r
+                    }
                 }
             };
             let mut n = node_of(i, &known);

@@ -113,6 +113,17 @@ async fn a_cymphony_program_runs_through_people_to_its_output_file() {
         answer_all(&app, job, &workers).await;
         let r = wait_for(&app, run, &req, &["completed"]).await;
         assert!(r["finished_at"].is_string(), "{r:#}");
+        assert_eq!(r["tables"].as_array().unwrap().len(), 5, "T, S, B, C and D");
+        let (_, light) = app
+            .get(&format!("/api/v1/runs/{run}?tables=false"), &req)
+            .await;
+        assert_eq!(
+            (
+                light["tables"].clone(),
+                light["nodes"].as_array().unwrap().len()
+            ),
+            (json!([]), 5)
+        );
         // The sample, by the same seed, is what the engine's sample draws.
         let (s, sample) = app
             .get(&format!("/api/v1/runs/{run}/tables/S?limit=10"), &req)

@@ -342,7 +342,9 @@ pub async fn run(args: RunArgs, database_url: Option<String>) -> anyhow::Result<
     });
     let mut progress = Progress::new();
     let final_view = loop {
-        let view = api.get(&format!("/api/v1/runs/{run_id}")).await?;
+        let view = api
+            .get(&format!("/api/v1/runs/{run_id}?tables=false"))
+            .await?;
         let mut lines = Vec::new();
         for n in view["nodes"].as_array().cloned().unwrap_or_default() {
             let mut counts = None;
@@ -365,7 +367,7 @@ pub async fn run(args: RunArgs, database_url: Option<String>) -> anyhow::Result<
         );
         let status = view["status"].as_str().unwrap_or("");
         if matches!(status, "completed" | "failed" | "cancelled") {
-            break view;
+            break api.get(&format!("/api/v1/runs/{run_id}")).await?;
         }
         if interrupted.is_finished() {
             stop.store(true, Ordering::SeqCst);

@@ -302,26 +302,40 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(e)
 }
 
+/// What a run's view includes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RunQuery {
+    /// `false` leaves out the tables and files (just the run and its
+    /// steps: cheaper to poll).
+    pub tables: Option<bool>,
+}
+
 /// A run with per-step status (admins and requesters of its workspace).
-#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path, description = "run id")),
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path, description = "run id"), RunQuery),
     responses((status = 200, body = RunView), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_run(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<RunQuery>,
 ) -> Result<Json<RunView>, ApiError> {
     let run = run_of(&state, &caller, id, true).await?;
     let nodes = state.store.run_nodes(run.id).await?;
-    let (tables, outputs) = with_retries(|| async {
-        let mut data = state.runner.open(run.id).await?;
-        let t = data.tables().await?;
-        let f = data.files().await?;
-        data.close().await;
-        Ok((t, f))
-    })
-    .await
-    .map_err(internal)?;
+    let (tables, outputs) = if q.tables == Some(false) {
+        (Vec::new(), Vec::new())
+    } else {
+        with_retries(|| async {
+            let mut data = state.runner.open(run.id).await?;
+            let t = data.tables().await?;
+            let f = data.files().await?;
+            data.close().await;
+            Ok((t, f))
+        })
+        .await
+        .map_err(internal)?
+    };
     Ok(Json(RunView {
         run,
         nodes,
