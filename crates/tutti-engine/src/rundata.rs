@@ -108,9 +108,7 @@ fn sql_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+use crate::sql::quote;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -138,7 +136,9 @@ fn typed(field: &str) -> Value {
     Value::String(field.to_owned())
 }
 
-fn bind_value<'q>(
+/// A JSON value bound as SQLite holds it (true/false as 1/0, objects and
+/// lists as JSON text).
+pub(crate) fn bind_value<'q>(
     q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
     v: &Value,
 ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {

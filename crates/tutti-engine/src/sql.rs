@@ -13,11 +13,10 @@
 //! store a deployment uses, so a workflow runs the same on both.
 
 use crate::table::Table;
-use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
 use sqlx::{
-    Column as _, ConnectOptions as _, Connection as _, Executor as _, Row as _, SqlSafeStr as _,
-    Statement as _, TypeInfo as _, ValueRef as _,
+    Column as _, ConnectOptions as _, Connection as _, Executor as _, SqlSafeStr as _,
+    Statement as _,
 };
 use std::str::FromStr as _;
 use std::time::{Duration, Instant};
@@ -209,7 +208,8 @@ pub fn statement(query: &str) -> Result<&str, SqlError> {
     Ok(&query[..end])
 }
 
-fn quote(name: &str) -> String {
+/// A name quoted for SQLite.
+pub(crate) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -242,74 +242,6 @@ fn query_error_named(e: sqlx::Error, limits: SqlLimits, names: &str) -> SqlError
         }
     } else {
         SqlError::Query(message)
-    }
-}
-
-/// Checks that `query` is a single read-only `SELECT` over these input
-/// tables (name and columns) alone: the text is checked, then the query
-/// is prepared in an empty database holding just empty copies of the
-/// inputs, so any other name it reads is refused before it runs anywhere.
-pub async fn check_scope(inputs: &[(String, Vec<String>)], query: &str) -> Result<(), SqlError> {
-    let mut scope = Scope::new().await?;
-    let r = scope.check(inputs, query).await;
-    scope.close().await;
-    r
-}
-
-/// An empty in-memory database for [`check_scope`], kept open to check many
-/// queries: each check creates the empty inputs in a transaction, prepares
-/// the query, and rolls back.
-pub struct Scope {
-    conn: sqlx::SqliteConnection,
-}
-
-impl Scope {
-    /// Opens the empty database.
-    pub async fn new() -> Result<Self, SqlError> {
-        let conn = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(|e| SqlError::Query(e.to_string()))?
-            .statement_cache_capacity(0)
-            .connect()
-            .await
-            .map_err(|e| SqlError::Query(e.to_string()))?;
-        Ok(Self { conn })
-    }
-
-    /// See [`check_scope`].
-    pub async fn check(
-        &mut self,
-        inputs: &[(String, Vec<String>)],
-        query: &str,
-    ) -> Result<(), SqlError> {
-        check(query)?;
-        let internal = |e: sqlx::Error| SqlError::Query(e.to_string());
-        let mut tx = self.conn.begin().await.map_err(internal)?;
-        let mut creates = String::new();
-        for (name, columns) in inputs {
-            let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-            creates.push_str(&format!(
-                "CREATE TABLE {} ({});\n",
-                quote(name),
-                cols.join(", ")
-            ));
-        }
-        (&mut *tx)
-            .execute(sqlx::AssertSqlSafe(creates))
-            .await
-            .map_err(|e| SqlError::Input(String::from("the step's inputs"), e.to_string()))?;
-        // Only prepared, never run: a name the inputs do not hold fails here.
-        let prepared = (&mut *tx)
-            .prepare(sqlx::AssertSqlSafe(query.to_owned()).into_sql_str())
-            .await
-            .map(|_| ())
-            .map_err(|e| query_error(e, SqlLimits::default(), inputs));
-        tx.rollback().await.map_err(internal)?;
-        prepared
-    }
-
-    /// Closes the database.
-    pub async fn close(self) {
-        let _ = self.conn.close().await;
     }
 }
 
@@ -364,32 +296,12 @@ pub async fn run_select(
     for row in &rows {
         let mut values = Vec::with_capacity(columns.len());
         for i in 0..columns.len() {
-            values.push(value_of(row, i).map_err(fail)?);
+            values.push(crate::rundata::cell(row, i).map_err(fail)?);
         }
         out.push(values);
     }
     let _ = conn.close().await;
     Ok(Table { columns, rows: out })
-}
-
-fn value_of(row: &SqliteRow, i: usize) -> Result<Value, sqlx::Error> {
-    let raw = row.try_get_raw(i)?;
-    if raw.is_null() {
-        return Ok(Value::Null);
-    }
-    let kind = raw.type_info().name().to_owned();
-    Ok(match kind.as_str() {
-        "INTEGER" => Value::from(row.try_get::<i64, _>(i)?),
-        "REAL" => serde_json::Number::from_f64(row.try_get::<f64, _>(i)?)
-            .map_or(Value::Null, Value::Number),
-        "BLOB" => Value::String(
-            row.try_get::<Vec<u8>, _>(i)?
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        ),
-        _ => Value::String(row.try_get::<String, _>(i)?),
-    })
 }
 
 async fn load(
@@ -414,16 +326,7 @@ async fn load(
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
             for v in row {
-                q = match v {
-                    Value::Null => q.bind(None::<String>),
-                    Value::Bool(b) => q.bind(i64::from(*b)),
-                    Value::Number(n) => match n.as_i64() {
-                        Some(i) => q.bind(i),
-                        None => q.bind(n.as_f64().unwrap_or(f64::NAN)),
-                    },
-                    Value::String(s) => q.bind(s.clone()),
-                    other => q.bind(other.to_string()),
-                };
+                q = crate::rundata::bind_value(q, v);
             }
         }
         q.execute(&mut *conn).await?;
