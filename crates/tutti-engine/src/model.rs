@@ -61,6 +61,20 @@ pub async fn call_batch(
     body: &Value,
     rows: usize,
 ) -> Result<Vec<Map<String, Value>>, CallError> {
+    let text = post(client, call, key, body).await?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|_| CallError::BadAnswer("is not JSON".into()))?;
+    results_of(&v, rows)
+}
+
+/// POSTs a batch, trying again as the call allows; the body of the first
+/// 2xx answer.
+async fn post(
+    client: &reqwest::Client,
+    call: &ModelCall,
+    key: &str,
+    body: &Value,
+) -> Result<String, CallError> {
     let mut last = String::new();
     let tries = call.retries + 1;
     for attempt in 0..tries {
@@ -88,19 +102,16 @@ pub async fn call_batch(
         };
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        if !(200..300).contains(&status) {
-            if retryable(status) {
-                last = format!("status {status}");
-                continue;
-            }
+        if (200..300).contains(&status) {
+            return Ok(text);
+        }
+        if !retryable(status) {
             return Err(CallError::Refused {
                 status,
                 body: text.chars().take(300).collect(),
             });
         }
-        let v: Value =
-            serde_json::from_str(&text).map_err(|_| CallError::BadAnswer("is not JSON".into()))?;
-        return results_of(&v, rows);
+        last = format!("status {status}");
     }
     Err(CallError::Unreachable {
         url: call.url.clone(),
@@ -141,45 +152,5 @@ pub async fn send_batch(
     key: &str,
     body: &Value,
 ) -> Result<(), CallError> {
-    let mut last = String::new();
-    let tries = call.retries + 1;
-    for attempt in 0..tries {
-        if attempt > 0 {
-            let wait = 500u64.saturating_mul(1 << (attempt - 1).min(10));
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-        }
-        match client
-            .post(&call.url)
-            .timeout(Duration::from_secs(u64::from(call.timeout_secs)))
-            .header("idempotency-key", key)
-            .json(body)
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) => {
-                let status = r.status().as_u16();
-                if !retryable(status) {
-                    let text = r.text().await.unwrap_or_default();
-                    return Err(CallError::Refused {
-                        status,
-                        body: text.chars().take(300).collect(),
-                    });
-                }
-                last = format!("status {status}");
-            }
-            Err(e) => {
-                last = if e.is_timeout() {
-                    format!("no answer within {} s", call.timeout_secs)
-                } else {
-                    "the connection failed".to_owned()
-                };
-            }
-        }
-    }
-    Err(CallError::Unreachable {
-        url: call.url.clone(),
-        tries,
-        last,
-    })
+    post(client, call, key, body).await.map(|_| ())
 }
