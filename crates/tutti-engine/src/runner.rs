@@ -412,127 +412,35 @@ impl Runner {
                 continue;
             }
             let started = now();
-            if let Op::ModelCall(m) = &node.op
-                && m.callback
-            {
-                let mut m = (**m).clone();
-                m.url = fill_raw(&m.url, &run.params);
-                let outcome = if m.url.starts_with("http://") || m.url.starts_with("https://") {
-                    self.model_callback(run, i, node, &m, data).await
-                } else {
-                    Err(StepError::Limit(format!(
-                        "the model service's URL {:?} is not an http:// or https:// URL \
-                         (is a parameter missing?)",
-                        m.url
-                    )))
-                };
-                let outcome = match outcome {
-                    Ok(Some(d)) => Ok(d),
-                    Ok(None) => {
-                        waiting = true;
-                        let mut n = node_of(i, &known);
-                        if n.status != NodeStatus::Waiting {
-                            n.status = NodeStatus::Waiting;
-                            n.started_at = n.started_at.or(Some(started));
-                            known.insert(i, n.clone());
-                            changed.push(n);
-                        }
-                        continue;
-                    }
-                    Err(e) => Err(e),
-                };
-                let mut n = node_of(i, &known);
-                match outcome {
-                    Ok(d) => {
-                        n.status = NodeStatus::Completed;
-                        n.rows_in = d.rows_in;
-                        n.rows_out = d.rows_out;
-                        n.started_at = n.started_at.or(ts(d.started_at));
-                        n.finished_at = ts(d.finished_at);
-                        n.error = None;
-                        done.insert(i, d);
-                        known.insert(i, n.clone());
-                        changed.push(n);
-                        continue;
-                    }
-                    Err(StepError::Storage(e)) if !refused_by_database(&e) => return Err(e.into()),
-                    Err(e) => {
-                        let message = clean(&step_message(&e));
-                        data.fail(i, &message).await?;
-                        n.status = NodeStatus::Failed;
-                        n.error = Some(message.clone());
-                        n.finished_at = Some(now());
-                        changed.push(n.clone());
-                        let error = format!("step {} ({}): {message}", i + 1, n.op);
-                        self.report(run, RunStatus::Failed, Some(error), changed)
-                            .await?;
-                        return Ok(RunStatus::Failed);
-                    }
-                }
-            }
-            let asked = match &node.op {
-                Op::HumanLabel(h) => Some(((**h).clone(), None)),
-                Op::HumanCompare(c) => Some((c.as_label(), Some(&**c))),
-                _ => None,
-            };
-            let outcome = match asked {
-                Some((h, compare)) => match self
-                    .human(run, i, node, &h, compare, data, &mut known)
-                    .await?
-                {
-                    Some(r) => r,
-                    None => {
-                        waiting = true;
-                        let mut n = node_of(i, &known);
-                        if n.status != NodeStatus::Waiting {
-                            n.status = NodeStatus::Waiting;
-                            n.started_at = n.started_at.or(Some(started));
-                            known.insert(i, n.clone());
-                            changed.push(n);
-                        }
-                        continue;
-                    }
+            // `None`: the step waits (for people, or a model's callbacks).
+            let outcome = match &node.op {
+                Op::ModelCall(m) if m.callback => match with_url(m, &run.params) {
+                    Ok(m) => self
+                        .model_callback(run, i, node, &m, data)
+                        .await
+                        .transpose(),
+                    Err(e) => Some(Err(e)),
                 },
-                _ => {
-                    // A step that may take a while (it reads a file, calls
-                    // out, or works on many rows) and is still going after a
-                    // moment is shown as running. Small table steps, the
-                    // bulk of a large run, finish well within that moment.
-                    let mut rows_in = 0;
-                    for input in &node.inputs {
-                        rows_in += data.table(input).await?.map_or(0, |t| t.rows);
-                    }
-                    let small =
-                        matches!(node.op, Op::Sql { .. } | Op::Sample { .. }) && rows_in < 100_000;
-                    if small {
-                        self.automatic(run, i, node, data).await
-                    } else {
-                        let mut marker = node_of(i, &known);
-                        marker.status = NodeStatus::Running;
-                        marker.started_at = Some(started);
-                        let (store, report) = (
-                            self.store.clone(),
-                            RunReport {
-                                generation: run.generation,
-                                status: RunStatus::Running,
-                                error: None,
-                                nodes: vec![marker],
-                                now: started,
-                            },
-                        );
-                        let id = run.id;
-                        let shown = tokio::spawn(async move {
-                            tokio::time::sleep(REPORT_EVERY).await;
-                            let _ = store.report_run(id, &report).await;
-                        });
-                        let r = self.automatic(run, i, node, data).await;
-                        // Quick steps are never shown running; a report already
-                        // under way lands before the step's own.
-                        shown.abort();
-                        let _ = shown.await;
-                        r
-                    }
+                Op::HumanLabel(h) => self.human(run, i, node, h, None, data, &mut known).await?,
+                Op::HumanCompare(c) => {
+                    self.human(run, i, node, &c.as_label(), Some(c), data, &mut known)
+                        .await?
                 }
+                _ => Some(
+                    self.automatic_shown(run, i, node, data, node_of(i, &known), started)
+                        .await,
+                ),
+            };
+            let Some(outcome) = outcome else {
+                waiting = true;
+                let mut n = node_of(i, &known);
+                if n.status != NodeStatus::Waiting {
+                    n.status = NodeStatus::Waiting;
+                    n.started_at = n.started_at.or(Some(started));
+                    known.insert(i, n.clone());
+                    changed.push(n);
+                }
+                continue;
             };
             let mut n = node_of(i, &known);
             match outcome {
@@ -553,7 +461,7 @@ impl Runner {
                     data.fail(i, &message).await?;
                     n.status = NodeStatus::Failed;
                     n.error = Some(message.clone());
-                    n.started_at = Some(started);
+                    n.started_at = n.started_at.or(Some(started));
                     n.finished_at = Some(now());
                     changed.push(n.clone());
                     let error = format!("step {} ({}): {message}", i + 1, n.op);
@@ -583,6 +491,48 @@ impl Runner {
             return Ok(RunStatus::Cancelled);
         }
         Ok(status)
+    }
+
+    /// Runs an automatic step; one that may take a while (it reads a file,
+    /// calls out, or works on many rows) and is still going after a moment
+    /// is shown as running. Small table steps, the bulk of a large run,
+    /// finish well within that moment.
+    async fn automatic_shown(
+        &self,
+        run: &Run,
+        i: usize,
+        node: &Node,
+        data: &mut RunData,
+        mut marker: RunNode,
+        started: Timestamp,
+    ) -> Result<Done, StepError> {
+        let mut rows_in = 0;
+        for input in &node.inputs {
+            rows_in += data.table(input).await?.map_or(0, |t| t.rows);
+        }
+        if matches!(node.op, Op::Sql { .. } | Op::Sample { .. }) && rows_in < 100_000 {
+            return self.automatic(run, i, node, data).await;
+        }
+        marker.status = NodeStatus::Running;
+        marker.started_at = Some(started);
+        let report = RunReport {
+            generation: run.generation,
+            status: RunStatus::Running,
+            error: None,
+            nodes: vec![marker],
+            now: started,
+        };
+        let (store, id) = (self.store.clone(), run.id);
+        let shown = tokio::spawn(async move {
+            tokio::time::sleep(REPORT_EVERY).await;
+            let _ = store.report_run(id, &report).await;
+        });
+        let r = self.automatic(run, i, node, data).await;
+        // Quick steps are never shown running; a report already under way
+        // lands before the step's own.
+        shown.abort();
+        let _ = shown.await;
+        r
     }
 
     async fn automatic(
@@ -723,15 +673,7 @@ impl Runner {
             }
             Op::WriteTable { file } => data.write_csv(i, &node.inputs[0], file).await,
             Op::ModelCall(m) => {
-                let mut m = (**m).clone();
-                m.url = fill_raw(&m.url, &run.params);
-                if !(m.url.starts_with("http://") || m.url.starts_with("https://")) {
-                    return Err(StepError::Limit(format!(
-                        "the model service's URL {:?} is not an http:// or https:// URL \
-                         (is a parameter missing?)",
-                        m.url
-                    )));
-                }
+                let m = with_url(m, &run.params)?;
                 self.model_call(run, i, node, &m, data).await
             }
             Op::HumanLabel(_) | Op::HumanCompare(_) => {
@@ -1367,6 +1309,22 @@ pub fn aggregate_answers(input: &Table, method: &str, k: u32) -> Result<Table, S
         columns: ["_id", "label", "confidence"].map(String::from).to_vec(),
         rows,
     })
+}
+
+/// A model step with the run's parameters filled into its URL, which must
+/// then be http:// or https://.
+fn with_url(m: &ModelCall, params: &Map<String, Value>) -> Result<ModelCall, StepError> {
+    let mut m = m.clone();
+    m.url = fill_raw(&m.url, params);
+    if m.url.starts_with("http://") || m.url.starts_with("https://") {
+        Ok(m)
+    } else {
+        Err(StepError::Limit(format!(
+            "the model service's URL {:?} is not an http:// or https:// URL \
+             (is a parameter missing?)",
+            m.url
+        )))
+    }
 }
 
 /// A batch's idempotency key, unique across stores (two deployments both
