@@ -4,26 +4,16 @@
 //! duplicates. On SQLite always, and on PostgreSQL too when
 //! `TUTTI_TEST_POSTGRES_URL` is set. Also `tutti run` from the terminal.
 
+mod common;
+
+use common::*;
+
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn tutti(db: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tutti"));
-    c.env("TUTTI_DATABASE_URL", db).env("TUTTI_LOG", "warn");
-    c
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn temp_dir(what: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!(
@@ -82,40 +72,6 @@ async fn start(db: &str, runs: &Path, port: u16) -> Server {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("server never became ready");
-}
-
-async fn call(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut req = client
-        .request(method.parse().unwrap(), url)
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn create_user(db: &str, name: &str, role: &str) -> String {
-    let out = tutti(db)
-        .args(["user", "create", name, "--role", role])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("token: ").map(str::to_owned))
-        .expect("a token")
 }
 
 const PROGRAM: &str = r#"T = read_table("big.csv");
