@@ -237,6 +237,15 @@ impl RunData {
         })
     }
 
+    /// Begins a write transaction holding the file's write lock from the
+    /// start (`BEGIN IMMEDIATE`): a transaction that read first and wrote
+    /// later could find another connection (the API taking a model's
+    /// callback) had written meanwhile and fail at once, where waiting for
+    /// the lock succeeds.
+    async fn write(&mut self) -> Result<Tx<'_>, sqlx::Error> {
+        self.conn.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// Where the file is.
     pub fn path(&self) -> &Path {
         &self.path
@@ -528,7 +537,7 @@ impl RunData {
             })?
             .clone();
         let columns = ops::header_columns(&headers).map_err(read_err)?;
-        let mut tx = self.conn.begin().await?;
+        let mut tx = self.write().await?;
         Self::create_table(&mut tx, out, &columns).await?;
         let width = columns.len();
         let batch_rows = (MAX_PARAMS / width).clamp(1, 500) * 8;
@@ -580,7 +589,7 @@ impl RunData {
         outputs: &[(&str, &Table)],
     ) -> Result<Done, StepError> {
         let started = now_ms();
-        let mut tx = self.conn.begin().await?;
+        let mut tx = self.write().await?;
         for (name, table) in outputs {
             Self::create_table(&mut tx, name, &table.columns).await?;
             Self::insert_rows(&mut tx, name, table.columns.len(), &table.rows).await?;
@@ -603,7 +612,7 @@ impl RunData {
         mut rx: tokio::sync::mpsc::Receiver<Result<Vec<Vec<Value>>, String>>,
     ) -> Result<Done, StepError> {
         let started = now_ms();
-        let mut tx = self.conn.begin().await?;
+        let mut tx = self.write().await?;
         Self::create_table(&mut tx, out, columns).await?;
         let mut n = 0i64;
         while let Some(batch) = rx.recv().await {
@@ -624,7 +633,7 @@ impl RunData {
         rows_out: i64,
         started_at: i64,
     ) -> Result<Done, sqlx::Error> {
-        let mut tx = self.conn.begin().await?;
+        let mut tx = self.write().await?;
         let done = Self::ledger(&mut tx, node, rows_in, rows_out, started_at).await?;
         tx.commit().await?;
         Ok(done)
@@ -693,7 +702,7 @@ impl RunData {
         let len = self.count(input).await?;
         let chosen = ops::sample_indices(usize::try_from(len).unwrap_or(0), n, seed);
         let positions: Vec<i64> = chosen.iter().map(|&i| i as i64).collect();
-        let mut tx = self.conn.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "CREATE TABLE {o} AS SELECT * FROM {i} WHERE 0",
             o = quote(out),
@@ -930,7 +939,7 @@ impl RunData {
             }
         }
         let content = w.into_inner().unwrap_or_default();
-        let mut tx = self.conn.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("INSERT INTO _tutti_files (name, node, content) VALUES ($1, $2, $3)")
             .bind(file)
             .bind(node as i64)
@@ -972,7 +981,7 @@ impl RunData {
         columns: &[String],
         rows: &[Vec<Value>],
     ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.conn.begin().await?;
+        let mut tx = self.write().await?;
         let fresh = sqlx::query(
             "INSERT INTO _tutti_batches (node, batch, rows) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
@@ -1009,7 +1018,7 @@ impl RunData {
         rows_in: i64,
         started_at: i64,
     ) -> Result<Done, sqlx::Error> {
-        let mut tx = self.conn.begin().await?;
+        let mut tx = self.write().await?;
         let exists: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1")
                 .bind(out)
@@ -1229,6 +1238,29 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ok.rows_out, 2, "exactly at the limit is fine");
+    }
+
+    #[tokio::test]
+    async fn two_connections_writing_one_run_file_wait_for_each_other() {
+        let (dir, mut a) = data().await;
+        let mut b = RunData::open(&dir.0.join("run.sqlite")).await.unwrap();
+        let cols = vec!["_id".to_owned()];
+        let writer = tokio::spawn(async move {
+            for batch in 0..200 {
+                let rows = vec![vec![Value::from(batch)]];
+                b.put_batch(1, batch, "M", &cols, &rows).await.unwrap();
+            }
+            b.close().await;
+        });
+        // Meanwhile the other connection makes tables, each in a transaction
+        // that reads before it writes.
+        for node in 0..100 {
+            a.finish_batched(10 + node, &format!("E{node}"), &["x".to_owned()], 0, 0)
+                .await
+                .unwrap();
+        }
+        writer.await.unwrap();
+        assert_eq!(a.batches(1).await.unwrap().len(), 200);
     }
 
     #[tokio::test]

@@ -1468,7 +1468,15 @@ impl ModelShape {
 /// constraint): a failure of the step that running it again cannot fix,
 /// unlike I/O trouble.
 fn refused_by_database(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(_))
+    match e {
+        // Busy or locked (primary codes 5 and 6, whatever the extended
+        // code) is contention, tried again on the next pass.
+        sqlx::Error::Database(d) => !d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
 }
 
 /// A step's failure for a person: the database's own words when it
