@@ -7,6 +7,8 @@
 //!   output committed with its ledger entry in one transaction.
 //! - [`runner`]: the background runner that moves every unfinished run
 //!   on, makes a job of each human step and announces finished runs.
+//! - [`bulk`]: bulk labeling, a pattern file over millions of rows with
+//!   reading, matching and writing on their own threads, checkpointed.
 //! - [`extdb`]: outside databases (PostgreSQL, MySQL/MariaDB, SQLite) read
 //!   and written by name.
 //! - [`model`]: `model_call`, batches sent to an HTTP model service.
@@ -16,6 +18,7 @@
 //!   anything, and stops at a time limit.
 #![deny(missing_docs)]
 
+pub mod bulk;
 pub mod extdb;
 pub mod hmac;
 pub mod model;

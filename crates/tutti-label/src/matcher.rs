@@ -111,10 +111,14 @@ impl Matcher {
                 }
             }
         }
+        // Rules of higher priority are tried first; a stable sort keeps file
+        // order among equals.
+        regexes.sort_by_key(|&(_, i, _)| std::cmp::Reverse(set.patterns[i].priority));
         let keywords = (!words.is_empty()).then(|| {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
                 .ascii_case_insensitive(true)
+                .prefilter(false)
                 .kind(Some(AhoCorasickKind::DFA))
                 .build(&words)
                 .or_else(|_| {

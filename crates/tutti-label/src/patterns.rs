@@ -1,7 +1,10 @@
 //! Pattern files: CSV or TSV (told apart by the header line), UTF-8 with or
 //! without a byte-order mark, LF or CRLF line ends, a header naming the
 //! columns `label` and `pattern`, and optionally `kind` (`keyword`, the
-//! default, or `regex`). Fields may be quoted as in CSV.
+//! default, or `regex`) and `priority` (an integer, default 0; where one
+//! author gets several labels, the production step prefers the label of
+//! higher priority among those with equally many rows). Fields may be
+//! quoted as in CSV.
 //!
 //! A file is refused whole, with the line of the first problem: no
 //! patterns, a missing column, an empty label or pattern, an unknown kind,
@@ -30,6 +33,8 @@ pub struct Pattern {
     pub pattern: String,
     /// How it matches.
     pub kind: Kind,
+    /// Its priority (higher wins ties in the production step).
+    pub priority: i32,
     /// Its line in the file (the header is line 1).
     pub line: usize,
 }
@@ -41,6 +46,19 @@ pub struct PatternSet {
     pub patterns: Vec<Pattern>,
     /// The distinct labels, in order of first appearance.
     pub labels: Vec<String>,
+}
+
+impl PatternSet {
+    /// A label's priority: the highest of its patterns'.
+    pub fn label_priority(&self, label: usize) -> i32 {
+        let name = &self.labels[label];
+        self.patterns
+            .iter()
+            .filter(|p| &p.label == name)
+            .map(|p| p.priority)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// Why a pattern file was refused.
@@ -146,6 +164,7 @@ impl PatternSet {
             ));
         };
         let kind_col = col("kind");
+        let priority_col = col("priority");
         let mut patterns = Vec::new();
         let mut labels: Vec<String> = Vec::new();
         let mut keywords: HashMap<String, (usize, String)> = HashMap::new();
@@ -174,6 +193,12 @@ impl PatternSet {
                         format!("unknown kind {other:?}; use keyword or regex"),
                     ));
                 }
+            };
+            let priority = match priority_col.map(get).unwrap_or("") {
+                "" => 0,
+                p => p
+                    .parse::<i32>()
+                    .map_err(|_| err(line_no, format!("the priority {p:?} is not an integer")))?,
             };
             // Keywords are trimmed; a regex is kept exactly as written.
             let pattern = match kind {
@@ -222,6 +247,7 @@ impl PatternSet {
                 label: label.to_owned(),
                 pattern: pattern.to_owned(),
                 kind,
+                priority,
                 line: line_no,
             });
         }
@@ -244,6 +270,9 @@ mod tests {
         assert_eq!(set.patterns[1].pattern, "Smith, John");
         assert_eq!(set.patterns[2].kind, Kind::Regex);
         assert_eq!(set.patterns[2].line, 4);
+        assert_eq!(set.patterns[2].priority, 0);
+        let ranked = PatternSet::parse(b"label,pattern,priority\n/a,x,2\n/b,y\n/a,z,-1\n").unwrap();
+        assert_eq!((ranked.label_priority(0), ranked.label_priority(1)), (2, 0));
         let tsv = "pattern\tlabel\nAnna\t/female\n";
         let set = PatternSet::parse(tsv.as_bytes()).unwrap();
         assert_eq!(
@@ -268,6 +297,11 @@ mod tests {
             (b"label,pattern\n/f,\n", 2, "pattern is empty"),
             (b"label,pattern\n,Mary\n", 2, "label is empty"),
             (b"label,pattern,kind\n/f,Mary,glob\n", 2, "unknown kind"),
+            (
+                b"label,pattern,priority\n/f,Mary,high\n",
+                2,
+                "not an integer",
+            ),
             (b"label,pattern,kind\n/f,(a,regex\n", 2, "does not compile"),
             (b"label,pattern\n/f,Mary\n/f,MARY\n", 3, "already on line 2"),
             (b"label,pattern\n/f,Mary\n/m,mary\n", 3, "two labels"),

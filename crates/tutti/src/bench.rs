@@ -39,6 +39,8 @@ pub enum BenchCommand {
     Comparisons(crate::bench_aggregate::ComparisonsArgs),
     /// Time a pairwise method's fit on a CSV of comparisons.
     Pairwise(crate::bench_aggregate::PairwiseFitArgs),
+    /// Generate the bulk-labeling data set: a posts table and a pattern file.
+    Posts(crate::bench_posts::PostsArgs),
 }
 
 /// Where the benchmark keeps its data.
@@ -94,6 +96,7 @@ pub async fn run(cmd: BenchCommand, _default_db: &str) -> anyhow::Result<()> {
         BenchCommand::Comparisons(args) => crate::bench_aggregate::comparisons(&args),
         BenchCommand::Pairwise(args) => crate::bench_aggregate::pairwise(&args),
         BenchCommand::Import(args) => bench_import(args).await,
+        BenchCommand::Posts(args) => crate::bench_posts::posts(&args),
     }
 }
 

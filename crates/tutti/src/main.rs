@@ -4,7 +4,9 @@
 mod aggregate;
 mod bench;
 mod bench_aggregate;
+mod bench_posts;
 mod demo;
+mod label;
 mod run;
 
 use anyhow::Context as _;
@@ -73,6 +75,9 @@ enum Command {
     /// Replay recorded answers through adaptive redundancy and report
     /// accuracy against answers used.
     Replay(aggregate::ReplayArgs),
+    /// Label one column of many rows with a pattern file (keywords and
+    /// regexes), from a file or database table to a file or database.
+    Label(label::LabelArgs),
     /// Load benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -334,6 +339,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Job(cmd) => job_command(cmd, &database_url).await,
         Command::Workflow(WorkflowCommand::Check { file }) => check_workflow(&file),
         Command::Aggregate(args) => aggregate::run(&args),
+        Command::Label(args) => {
+            let rt = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || label::run(args, rt)).await?
+        }
         Command::Replay(args) => aggregate::replay(&args),
     }
 }

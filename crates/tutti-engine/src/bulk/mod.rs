@@ -1,0 +1,1000 @@
+//! Bulk labeling: a pattern file applied to one column of millions of rows,
+//! at the speed of reading them.
+//!
+//! A task reads a source (a SQLite, PostgreSQL or MySQL/MariaDB table
+//! filtered by a time range, or a CSV/JSONL file) in a fixed order, finds
+//! each row's labels with a [`tutti_label::Matcher`], and writes one result
+//! row per (row, label) to a sink (a database or a file). Then the
+//! production step keeps one label per (source, author).
+//!
+//! Threads share the work, so reading, matching and writing overlap:
+//!
+//! ```text
+//! scanner 1 ─┐ chunks, matched   sequencer            writer
+//! scanner 2 ─┴────────────────▶ (chunk order, ──────▶ (sink: rows and
+//!  (read + match)                counts, tally)        checkpoint together)
+//! ```
+//!
+//! A source that can be read in parts (a SQLite table, by rowid ranges)
+//! gets two scanners; others one. Each chunk carries its number, and the
+//! sequencer takes chunks strictly in order, so the result is the same
+//! whatever the threads' timing. Batches go back to the scanners once
+//! written, so steady state allocates nothing.
+//!
+//! Memory stays flat whatever the row count: at most a few batches are in
+//! flight, and what is kept per task grows with the number of distinct
+//! (source, author) pairs (8 bytes each for the unique count, about 24 per
+//! labeled pair for the production tally), never with rows.
+//!
+//! **Checkpoints and resume.** Each batch's result rows commit in one
+//! transaction with the task's state: rows read so far and the id of the
+//! last one. A task that failed or was killed runs again from the start of
+//! its source, matching but not writing the rows before its checkpoint
+//! (that rebuilds the counts and the production tally exactly), so nothing
+//! is written twice and nothing is lost. If the row at the checkpoint is no
+//! longer the one recorded, the source has changed and the task fails
+//! rather than guess.
+//!
+//! **The production rule.** For each (source, author) with at least one
+//! labeled row, the production table keeps one row: the label with the
+//! most result rows for that pair; among equals, the label of higher
+//! priority (see [`tutti_label::patterns`]); among equals again, the label
+//! seen first. The row kept is that label's first result row.
+
+pub mod external;
+pub mod file;
+pub mod sqlite;
+pub mod tables;
+pub mod task;
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+use tutti_label::matcher::Scratch;
+use tutti_label::{Hit, Matcher, MatcherOptions, PatternSet};
+
+/// Rows per batch (and per committed transaction) unless told otherwise.
+pub const DEFAULT_BATCH_ROWS: usize = 20_000;
+
+/// Why a task failed. The message is for people; it names what to fix and
+/// never carries a database's own error text, which goes in `detail`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct LabelError {
+    /// What went wrong, for the person who asked.
+    pub message: String,
+    /// The underlying error, for the log (may hold SQL or driver text).
+    pub detail: Option<String>,
+}
+
+impl LabelError {
+    /// An error whose message says it all.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// An error with a public message and a private cause.
+    pub fn with_detail(message: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        Self {
+            message: message.into(),
+            detail: Some(detail.to_string()),
+        }
+    }
+
+    /// The message and, where there is one, the cause.
+    pub fn full(&self) -> String {
+        match &self.detail {
+            Some(d) => format!("{}: {d}", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
+/// The column names a source's rows are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    /// The row id (text or number).
+    pub id: String,
+    /// Where the row came from (a page, a channel).
+    pub source: String,
+    /// Who wrote it.
+    pub author: String,
+    /// The column the patterns are matched against.
+    pub field: String,
+    /// The time column the range filters on.
+    pub time: String,
+}
+
+impl Columns {
+    /// The Audience layout: `id, source, author_name, <field>, create_time`.
+    pub fn audience(field: &str) -> Self {
+        Self {
+            id: "id".into(),
+            source: "source".into(),
+            author: "author_name".into(),
+            field: field.into(),
+            time: "create_time".into(),
+        }
+    }
+
+    /// The distinct columns to read, in order (the field may be the author).
+    pub fn all(&self) -> Vec<&str> {
+        let mut out = vec![
+            self.id.as_str(),
+            self.source.as_str(),
+            self.author.as_str(),
+            self.field.as_str(),
+            self.time.as_str(),
+        ];
+        let mut seen = HashSet::new();
+        out.retain(|c| seen.insert(*c));
+        out
+    }
+}
+
+/// A half-open time range `[since, until)`, either end open. Times are
+/// `YYYY-MM-DD HH:MM:SS` (a `T` or a date alone is accepted and
+/// normalised).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// First time included.
+    pub since: Option<String>,
+    /// First time excluded.
+    pub until: Option<String>,
+}
+
+impl TimeRange {
+    /// Checks and normalises both ends; `since` must come before `until`.
+    pub fn parse(since: Option<&str>, until: Option<&str>) -> Result<Self, LabelError> {
+        let since = since.map(|s| normalise_time("start_time", s)).transpose()?;
+        let until = until.map(|s| normalise_time("end_time", s)).transpose()?;
+        if let (Some(a), Some(b)) = (&since, &until)
+            && a >= b
+        {
+            return Err(LabelError::new("start_time must be earlier than end_time"));
+        }
+        Ok(Self { since, until })
+    }
+
+    /// `since - until` as the Audience API shows it.
+    pub fn display(&self) -> String {
+        format!(
+            "{} - {}",
+            self.since.as_deref().unwrap_or(""),
+            self.until.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// `2020-01-01`, `2020-01-01T00:00:00` or `2020-01-01 00:00:00(.fff)` to
+/// `2020-01-01 00:00:00`.
+pub fn normalise_time(field: &str, s: &str) -> Result<String, LabelError> {
+    let s = s.trim();
+    let bad = || {
+        LabelError::new(format!(
+            "{field}: {s:?} is not a time; write YYYY-MM-DD HH:MM:SS"
+        ))
+    };
+    let (date, time) = match s.split_once([' ', 'T']) {
+        Some((d, t)) => (d, t.trim_end_matches('Z')),
+        None => (s, "00:00:00"),
+    };
+    let time = time.split('.').next().unwrap_or(time);
+    let d: Vec<&str> = date.split('-').collect();
+    let t: Vec<&str> = time.split(':').collect();
+    if d.len() != 3 || !(t.len() == 2 || t.len() == 3) {
+        return Err(bad());
+    }
+    let num = |x: &str, len: usize, max: u32| -> Result<u32, LabelError> {
+        if x.len() != len || !x.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: u32 = x.parse().map_err(|_| bad())?;
+        if n > max { Err(bad()) } else { Ok(n) }
+    };
+    let (y, mo, da) = (num(d[0], 4, 9999)?, num(d[1], 2, 12)?, num(d[2], 2, 31)?);
+    let (h, mi) = (num(t[0], 2, 23)?, num(t[1], 2, 59)?);
+    let se = if t.len() == 3 { num(t[2], 2, 59)? } else { 0 };
+    if mo == 0 || da == 0 {
+        return Err(bad());
+    }
+    Ok(format!("{y:04}-{mo:02}-{da:02} {h:02}:{mi:02}:{se:02}"))
+}
+
+/// A batch of source rows in one buffer: per row the id, source, author,
+/// field and time, in that order.
+#[derive(Debug, Default)]
+pub struct Batch {
+    text: String,
+    ends: Vec<u32>,
+    field_null: Vec<bool>,
+}
+
+/// Indices of a row's values in a [`Batch`].
+pub const ID: usize = 0;
+/// The source.
+pub const SOURCE: usize = 1;
+/// The author.
+pub const AUTHOR: usize = 2;
+/// The matched field.
+pub const FIELD: usize = 3;
+/// The time.
+pub const TIME: usize = 4;
+
+impl Batch {
+    /// An empty batch with room for about `rows` rows.
+    pub fn with_capacity(rows: usize) -> Self {
+        Self {
+            text: String::with_capacity(rows * 64),
+            ends: Vec::with_capacity(rows * 5),
+            field_null: Vec::with_capacity(rows),
+        }
+    }
+
+    /// Appends one value of the current row (five make a row).
+    pub fn push(&mut self, value: &str) {
+        self.text.push_str(value);
+        self.ends.push(self.text.len() as u32);
+    }
+
+    /// Ends a row; `field_null` says the matched field was NULL.
+    pub fn end_row(&mut self, field_null: bool) {
+        debug_assert_eq!(self.ends.len(), (self.field_null.len() + 1) * 5);
+        self.field_null.push(field_null);
+    }
+
+    /// Rows in the batch.
+    pub fn len(&self) -> usize {
+        self.field_null.len()
+    }
+
+    /// True when the batch has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.field_null.is_empty()
+    }
+
+    /// Value `col` of row `row`.
+    pub fn get(&self, row: usize, col: usize) -> &str {
+        let i = row * 5 + col;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+
+    /// Whether row `row`'s field was NULL.
+    pub fn field_is_null(&self, row: usize) -> bool {
+        self.field_null[row]
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.text.len()
+    }
+
+    /// Empties the batch, keeping its memory.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        self.field_null.clear();
+    }
+}
+
+/// Where rows come from.
+pub trait Source: Send + Sync {
+    /// How many scanners may read at once.
+    fn parts(&self) -> usize {
+        1
+    }
+
+    /// Reads part `part` of `parts` of the rows: chunks numbered from 0 in
+    /// a fixed order (the same on every call), each handed to `emit` with
+    /// its number. Together the parts cover every chunk once; a chunk may
+    /// be empty but no number is skipped. `fresh` gives an empty batch to
+    /// fill. Stops early when `emit` returns an error, and returns it.
+    fn scan(
+        &self,
+        part: usize,
+        parts: usize,
+        batch_rows: usize,
+        fresh: &mut dyn FnMut() -> Batch,
+        emit: &mut dyn FnMut(u64, Batch) -> Result<(), LabelError>,
+    ) -> Result<(), LabelError>;
+}
+
+/// Hands out cleared batches, taking back those that were written.
+#[derive(Default)]
+struct Pool(std::sync::Mutex<Vec<Batch>>);
+
+impl Pool {
+    fn take(&self, rows: usize) -> Batch {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut v| v.pop())
+            .unwrap_or_else(|| Batch::with_capacity(rows))
+    }
+
+    fn give(&self, mut b: Batch) {
+        b.clear();
+        if let Ok(mut v) = self.0.lock()
+            && v.len() < 8
+        {
+            v.push(b);
+        }
+    }
+}
+
+/// Lets scanners run at most a few chunks ahead of the sequencer, so the
+/// reorder buffer stays small.
+struct Window {
+    next: std::sync::Mutex<u64>,
+    moved: std::sync::Condvar,
+    ahead: u64,
+}
+
+impl Window {
+    fn wait_for(&self, chunk: u64, control: &Control) {
+        let Ok(mut next) = self.next.lock() else {
+            return;
+        };
+        while chunk >= *next + self.ahead && !control.stopped() {
+            match self
+                .moved
+                .wait_timeout(next, std::time::Duration::from_millis(50))
+            {
+                Ok((guard, _)) => next = guard,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn advance(&self, to: u64) {
+        if let Ok(mut next) = self.next.lock() {
+            *next = to;
+        }
+        self.moved.notify_all();
+    }
+}
+
+/// One result row: a row of a batch and one of its labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Labeled {
+    /// Position of the result row in the task's results (from 1).
+    pub seq: u64,
+    /// The row within its batch.
+    pub row: u32,
+    /// Index into the pattern set's labels.
+    pub label: u16,
+    /// Index into the pattern set's patterns.
+    pub pattern: u32,
+}
+
+/// A task's counters, as kept in its state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// Rows read from the source.
+    pub received: u64,
+    /// Rows with at least one label.
+    pub labeled_rows: u64,
+    /// Result rows (one per row and label).
+    pub result_rows: u64,
+    /// Production rows, once the production step has run.
+    pub production_rows: Option<u64>,
+    /// Distinct (source, author) pairs among the rows read.
+    pub unique_pairs: u64,
+    /// Rows committed: the checkpoint.
+    pub checkpoint_rows: u64,
+    /// Id of the last committed row.
+    pub checkpoint_id: Option<String>,
+    /// Batches committed.
+    pub batches: u64,
+    /// Seconds since the task (this attempt) started.
+    pub seconds: f64,
+    /// Peak resident memory of the process, in MB.
+    pub peak_mb: Option<f64>,
+}
+
+impl Progress {
+    /// Production rows per unique (source, author), in percent.
+    pub fn rate_of_label(&self) -> Option<f64> {
+        let prod = self.production_rows?;
+        (self.unique_pairs > 0).then(|| prod as f64 * 100.0 / self.unique_pairs as f64)
+    }
+}
+
+/// A task's checkpoint as its sink recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Rows committed.
+    pub rows: u64,
+    /// Id of the last committed row.
+    pub id: Option<String>,
+    /// Whether the production step has finished.
+    pub produced: bool,
+}
+
+/// Where results go.
+pub trait Sink: Send {
+    /// Makes the result tables if missing and returns the task's
+    /// checkpoint if it has run before.
+    fn open(&mut self) -> Result<Option<Checkpoint>, LabelError>;
+    /// Writes a batch's result rows and the new checkpoint in one
+    /// transaction.
+    fn write(
+        &mut self,
+        batch: &Batch,
+        rows: &[Labeled],
+        names: &Names,
+        progress: &Progress,
+    ) -> Result<(), LabelError>;
+    /// Writes the production rows (the result rows whose `seq` is listed,
+    /// ascending) and marks the task finished, in one transaction.
+    fn produce(&mut self, winners: &[u64], progress: &Progress) -> Result<(), LabelError>;
+    /// Marks the task failed with a message (best effort: the failure may
+    /// be the sink's own).
+    fn fail(&mut self, message: &str);
+    /// The task's id (after [`Sink::open`], the unfinished task of the
+    /// same configuration it resumes, if the task came without one).
+    fn task_id(&self) -> String;
+}
+
+/// What a sink records about its task in the `state` table, beside the
+/// counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// 32 lower-case hex digits.
+    pub task_id: String,
+    /// `keyword_model` or `rule_model`.
+    pub model_type: String,
+    /// The matched column.
+    pub predict_type: String,
+    /// `since - until`.
+    pub date_range: String,
+    /// Where rows came from.
+    pub target_table: String,
+    /// The result table's name; production goes to
+    /// `wh_panel_mapping_{result}`.
+    pub result: String,
+    /// When the task was made (`YYYY-MM-DD HH:MM:SS`).
+    pub create_time: String,
+    /// A digest of everything that decides the task's output; a resumed
+    /// task must have the same.
+    pub digest: String,
+}
+
+/// A new task id: 32 lower-case hex digits.
+pub fn new_task_id() -> String {
+    rand::random::<[u8; 16]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Now, as `YYYY-MM-DD HH:MM:SS` in UTC.
+pub fn now_text() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Label and pattern texts by index, for sinks.
+#[derive(Debug, Clone)]
+pub struct Names {
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Patterns as written.
+    pub patterns: Vec<String>,
+}
+
+/// What a task does.
+pub struct Plan {
+    /// The patterns.
+    pub patterns: PatternSet,
+    /// Matching options.
+    pub options: MatcherOptions,
+    /// Rows per batch and transaction.
+    pub batch_rows: usize,
+}
+
+/// A running task's view from outside: progress as batches commit, and a
+/// flag to stop it.
+#[derive(Clone, Default)]
+pub struct Control {
+    stop: Arc<AtomicBool>,
+}
+
+impl Control {
+    /// Asks the task to stop after the batch in hand.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// A fast 64-bit hash of a (source, author) pair for counting pairs.
+/// Distinct pairs collide with odds of about n²/2⁶⁵: one in several
+/// hundred thousand for ten million pairs.
+pub fn pair_hash(source: &str, author: &str) -> u64 {
+    let mut h = Fold64(0x243F_6A88_85A3_08D3);
+    h.write(source.as_bytes());
+    h.write(&[0xFF]);
+    h.write(author.as_bytes());
+    h.finish()
+}
+
+/// A multiply-fold hash in the spirit of FxHash/wyhash: eight bytes at a
+/// time, mixed by a 128-bit multiply.
+struct Fold64(u64);
+
+impl Fold64 {
+    fn mix(&mut self, word: u64) {
+        let m = (self.0 ^ word) as u128 * 0x9E37_79B9_7F4A_7C15u128;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
+impl Hasher for Fold64 {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
+        }
+        let rest = chunks.remainder();
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        self.mix(u64::from_le_bytes(last) ^ ((bytes.len() as u64) << 56));
+    }
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+        x ^ (x >> 33)
+    }
+}
+
+/// Hashes keys that are hashes already.
+#[derive(Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys are hashed")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type U64Set = HashSet<u64, BuildHasherDefault<Identity>>;
+type U64Map<V> = HashMap<u64, V, BuildHasherDefault<Identity>>;
+
+/// A label's standing for one pair.
+#[derive(Debug, Clone, Copy)]
+struct Tally {
+    label: u16,
+    count: u32,
+    first_seq: u64,
+}
+
+/// Per labeled (source, author): the tally of its first label inline, of
+/// any further labels in a side map (rare).
+#[derive(Default)]
+struct Production {
+    first: U64Map<Tally>,
+    more: HashMap<(u64, u16), (u32, u64)>,
+}
+
+impl Production {
+    fn add(&mut self, pair: u64, label: u16, seq: u64) {
+        match self.first.entry(pair) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Tally {
+                    label,
+                    count: 1,
+                    first_seq: seq,
+                });
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let t = o.get_mut();
+                if t.label == label {
+                    t.count += 1;
+                } else {
+                    self.more
+                        .entry((pair, label))
+                        .and_modify(|(c, _)| *c += 1)
+                        .or_insert((1, seq));
+                }
+            }
+        }
+    }
+
+    /// The `seq` of each pair's kept row, ascending.
+    fn winners(&self, priority: &[i32]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(self.first.len());
+        let mut extra: U64Map<Vec<Tally>> = U64Map::default();
+        for (&(pair, label), &(count, first_seq)) in &self.more {
+            extra.entry(pair).or_default().push(Tally {
+                label,
+                count,
+                first_seq,
+            });
+        }
+        for (pair, t) in &self.first {
+            let mut best = *t;
+            if let Some(others) = extra.get(pair) {
+                for o in others {
+                    let key = |t: &Tally| {
+                        (
+                            t.count,
+                            priority[t.label as usize],
+                            std::cmp::Reverse(t.first_seq),
+                        )
+                    };
+                    if key(o) > key(&best) {
+                        best = *o;
+                    }
+                }
+            }
+            out.push(best.first_seq);
+        }
+        out.sort_unstable();
+        out
+    }
+}
+
+/// Peak resident memory of this process in MB (Linux), if known.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+enum ToWriter {
+    Batch(Batch, Vec<Labeled>, Progress),
+    Produce(Vec<u64>, Progress),
+}
+
+/// A chunk as a scanner hands it on: its rows, each row's pair hash, and
+/// its labels (row, label, pattern), found in the scanner's thread.
+struct Matched {
+    chunk: u64,
+    batch: Batch,
+    pairs: Vec<u64>,
+    hits: Vec<(u32, u16, u32)>,
+}
+
+/// Chunks a scanner may run ahead of the sequencer.
+const AHEAD: u64 = 2;
+
+/// Runs a task to its end: labels every row of `source` into `sink`, then
+/// the production step. `report` sees the progress after every committed
+/// batch (and once more at the end). Returns the final counters.
+pub fn run(
+    plan: &Plan,
+    source: &dyn Source,
+    sink: &mut dyn Sink,
+    control: &Control,
+    report: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<Progress, LabelError> {
+    let started = Instant::now();
+    let checkpoint = sink.open()?;
+    if checkpoint.as_ref().is_some_and(|c| c.produced) {
+        return Err(LabelError::new("this task has already finished"));
+    }
+    let skip = checkpoint.as_ref().map(|c| c.rows).unwrap_or(0);
+    let checkpoint_id = checkpoint.as_ref().and_then(|c| c.id.clone());
+    if plan.patterns.labels.len() > u16::MAX as usize {
+        return Err(LabelError::new(format!(
+            "a pattern file may give at most {} labels",
+            u16::MAX
+        )));
+    }
+    let matcher = Matcher::new(&plan.patterns, plan.options);
+    let names = Names {
+        labels: plan.patterns.labels.clone(),
+        patterns: plan
+            .patterns
+            .patterns
+            .iter()
+            .map(|p| p.pattern.clone())
+            .collect(),
+    };
+    let priority: Vec<i32> = (0..plan.patterns.labels.len())
+        .map(|l| plan.patterns.label_priority(l))
+        .collect();
+    let batch_rows = plan.batch_rows.max(1);
+    let parts = source.parts().max(1);
+    let pool = Pool::default();
+    let window = Window {
+        next: std::sync::Mutex::new(0),
+        moved: std::sync::Condvar::new(),
+        ahead: AHEAD * parts as u64,
+    };
+
+    std::thread::scope(|scope| -> Result<Progress, LabelError> {
+        let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Matched>(parts);
+        let (out_tx, out_rx) = mpsc::sync_channel::<ToWriter>(2);
+
+        let mut scanners = Vec::new();
+        for part in 0..parts {
+            let chunk_tx = chunk_tx.clone();
+            let (matcher, pool, window) = (&matcher, &pool, &window);
+            scanners.push(scope.spawn(move || {
+                let mut scratch = Scratch::default();
+                let mut found: Vec<Hit> = Vec::new();
+                source.scan(
+                    part,
+                    parts,
+                    batch_rows,
+                    &mut || pool.take(batch_rows),
+                    &mut |chunk, batch| {
+                        if control.stopped() {
+                            return Err(LabelError::new("the task was stopped"));
+                        }
+                        let mut pairs = Vec::with_capacity(batch.len());
+                        let mut hits = Vec::new();
+                        for r in 0..batch.len() {
+                            pairs.push(pair_hash(batch.get(r, SOURCE), batch.get(r, AUTHOR)));
+                            if batch.field_is_null(r) {
+                                continue;
+                            }
+                            matcher.labels_into(batch.get(r, FIELD), &mut scratch, &mut found);
+                            for h in &found {
+                                hits.push((r as u32, h.label as u16, h.pattern as u32));
+                            }
+                        }
+                        window.wait_for(chunk, control);
+                        chunk_tx
+                            .send(Matched {
+                                chunk,
+                                batch,
+                                pairs,
+                                hits,
+                            })
+                            .map_err(|_| LabelError::new(STOPPED))
+                    },
+                )
+            }));
+        }
+        drop(chunk_tx);
+
+        let names_ref = &names;
+        let pool_ref = &pool;
+        let writer = scope.spawn(move || -> Result<Progress, LabelError> {
+            let mut last = Progress::default();
+            for msg in out_rx {
+                match msg {
+                    ToWriter::Batch(batch, rows, mut progress) => {
+                        progress.seconds = started.elapsed().as_secs_f64();
+                        progress.peak_mb = peak_rss_mb();
+                        sink.write(&batch, &rows, names_ref, &progress)?;
+                        pool_ref.give(batch);
+                        report(&progress);
+                        last = progress;
+                    }
+                    ToWriter::Produce(winners, mut progress) => {
+                        progress.seconds = started.elapsed().as_secs_f64();
+                        progress.peak_mb = peak_rss_mb();
+                        sink.produce(&winners, &progress)?;
+                        report(&progress);
+                        last = progress;
+                    }
+                }
+            }
+            Ok(last)
+        });
+
+        // The sequencer runs here.
+        let sequenced = (|| -> Result<(), LabelError> {
+            let mut pairs = U64Set::default();
+            let mut production = Production::default();
+            let mut p = Progress {
+                checkpoint_rows: skip,
+                checkpoint_id: checkpoint_id.clone(),
+                ..Progress::default()
+            };
+            let mut seq = 0u64;
+            let mut next = 0u64;
+            let mut waiting: std::collections::BTreeMap<u64, Matched> = Default::default();
+            for m in chunk_rx {
+                waiting.insert(m.chunk, m);
+                while let Some(m) = waiting.remove(&next) {
+                    next += 1;
+                    window.advance(next);
+                    let Matched {
+                        batch,
+                        pairs: hashes,
+                        hits,
+                        ..
+                    } = m;
+                    let base = p.received;
+                    if base < skip
+                        && skip <= base + batch.len() as u64
+                        && let Some(id) = &checkpoint_id
+                    {
+                        let at = batch.get((skip - base - 1) as usize, ID);
+                        if at != id {
+                            return Err(LabelError::new(format!(
+                                "the source has changed since this task's checkpoint: row {skip} is now id {at:?}, \
+                                 not {id:?} as recorded; start a new task"
+                            )));
+                        }
+                    }
+                    for h in &hashes {
+                        pairs.insert(*h);
+                    }
+                    let mut out = Vec::new();
+                    let mut last_row = u32::MAX;
+                    for &(row, label, pattern) in &hits {
+                        if row != last_row {
+                            p.labeled_rows += 1;
+                            last_row = row;
+                        }
+                        seq += 1;
+                        production.add(hashes[row as usize], label, seq);
+                        if base + u64::from(row) >= skip {
+                            out.push(Labeled {
+                                seq,
+                                row,
+                                label,
+                                pattern,
+                            });
+                        }
+                    }
+                    p.received += batch.len() as u64;
+                    p.result_rows = seq;
+                    p.unique_pairs = pairs.len() as u64;
+                    if p.received <= skip || batch.is_empty() {
+                        pool.give(batch);
+                        continue;
+                    }
+                    p.batches += 1;
+                    p.checkpoint_rows = p.received;
+                    p.checkpoint_id = Some(batch.get(batch.len() - 1, ID).to_owned());
+                    if out_tx.send(ToWriter::Batch(batch, out, p.clone())).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            if !waiting.is_empty() {
+                // A scanner stopped early (its error says why) or skipped
+                // a chunk.
+                return Err(LabelError::new(
+                    "the source's chunks did not arrive in full",
+                ));
+            }
+            if p.received < skip {
+                return Err(LabelError::new(format!(
+                    "the source has changed since this task's checkpoint: it now has {} rows, \
+                     fewer than the {skip} already labeled; start a new task",
+                    p.received
+                )));
+            }
+            if control.stopped() {
+                return Err(LabelError::new("the task was stopped"));
+            }
+            let winners = production.winners(&priority);
+            p.production_rows = Some(winners.len() as u64);
+            let _ = out_tx.send(ToWriter::Produce(winners, p));
+            Ok(())
+        })();
+        // Unblock scanners waiting on the window if the sequencer quit.
+        window.advance(u64::MAX / 2);
+        drop(out_tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(LabelError::new("the writer stopped unexpectedly")));
+        let mut read: Result<(), LabelError> = Ok(());
+        for s in scanners {
+            let r = s
+                .join()
+                .unwrap_or_else(|_| Err(LabelError::new("a scanner stopped unexpectedly")));
+            if (read.is_ok() || matches!(&read, Err(e) if e.message == STOPPED))
+                && let Err(e) = r
+            {
+                read = Err(e);
+            }
+        }
+        // The first real cause wins: a scanner's error explains a
+        // sequencer that ran dry, a writer's error one that could not send.
+        match (read, sequenced, written) {
+            (Err(e), _, _) if e.message != STOPPED => Err(e),
+            (_, Err(e), _) => Err(e),
+            (_, _, Err(e)) => Err(e),
+            (Err(e), _, _) => Err(e),
+            (Ok(()), Ok(()), Ok(p)) => Ok(p),
+        }
+    })
+}
+
+const STOPPED: &str = "labeling stopped";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_ranges_are_normalised_and_must_run_forwards() {
+        let r = TimeRange::parse(Some("2020-01-01"), Some("2021-01-01T00:00:00")).unwrap();
+        assert_eq!(r.since.as_deref(), Some("2020-01-01 00:00:00"));
+        assert_eq!(r.until.as_deref(), Some("2021-01-01 00:00:00"));
+        assert_eq!(r.display(), "2020-01-01 00:00:00 - 2021-01-01 00:00:00");
+        let e = TimeRange::parse(Some("2021-01-01"), Some("2020-01-01")).unwrap_err();
+        assert_eq!(e.message, "start_time must be earlier than end_time");
+        assert!(TimeRange::parse(Some("2020-01-01"), Some("2020-01-01")).is_err());
+        for bad in ["2020-13-01", "yesterday", "2020-01-01 25:00:00", "20-01-01"] {
+            let e = TimeRange::parse(Some(bad), None).unwrap_err();
+            assert!(e.message.starts_with("start_time:"), "{bad}: {e}");
+        }
+        assert_eq!(
+            normalise_time("t", "2020-02-03 04:05:06.789").unwrap(),
+            "2020-02-03 04:05:06"
+        );
+    }
+
+    #[test]
+    fn production_keeps_the_most_frequent_label_then_priority_then_the_first_seen() {
+        let mut p = Production::default();
+        // Pair 1: label 0 once (seq 1), label 1 twice (seq 2, 3): label 1.
+        p.add(1, 0, 1);
+        p.add(1, 1, 2);
+        p.add(1, 1, 3);
+        // Pair 2: labels 0 and 2 once each; label 2 has higher priority.
+        p.add(2, 0, 4);
+        p.add(2, 2, 5);
+        // Pair 3: labels 0 and 1 once each, equal priority: first seen.
+        p.add(3, 1, 6);
+        p.add(3, 0, 7);
+        // Pair 4: one label.
+        p.add(4, 0, 8);
+        assert_eq!(p.winners(&[0, 0, 5]), vec![2, 5, 6, 8]);
+    }
+
+    #[test]
+    fn pair_hashes_tell_the_source_from_the_author() {
+        assert_ne!(pair_hash("ab", "c"), pair_hash("a", "bc"));
+        assert_ne!(pair_hash("", "abcdefgh"), pair_hash("abcdefgh", ""));
+        assert_eq!(
+            pair_hash("WH_F0045", "Kuan Vera"),
+            pair_hash("WH_F0045", "Kuan Vera")
+        );
+    }
+
+    #[test]
+    fn batches_hold_five_values_per_row() {
+        let mut b = Batch::with_capacity(2);
+        for v in ["1", "s", "Ann", "Ann", "2020-01-01 00:00:00"] {
+            b.push(v);
+        }
+        b.end_row(false);
+        for v in ["2", "s", "", "", "t"] {
+            b.push(v);
+        }
+        b.end_row(true);
+        assert_eq!(b.len(), 2);
+        assert_eq!(
+            (b.get(0, AUTHOR), b.get(1, ID), b.get(1, TIME)),
+            ("Ann", "2", "t")
+        );
+        assert!(b.field_is_null(1) && !b.field_is_null(0));
+    }
+}

@@ -1,0 +1,599 @@
+//! SQLite as a labeling source and sink, through SQLite's own API
+//! (rusqlite) rather than the async driver: a scan of millions of rows
+//! spends its time in SQLite, not in per-row hand-offs.
+//!
+//! The source reads in rowid order, in chunks of consecutive rowids that
+//! two scanners share (a plain table scan, split in two); or, where the
+//! time column has an index and a range is given, in (time, rowid) order
+//! along that index with one scanner, so that a narrow range reads only
+//! its rows.
+
+use super::tables::{Dialect, Value, identifier, state_params};
+use super::{
+    AUTHOR, Batch, Checkpoint, Columns, FIELD, ID, LabelError, Labeled, Names, Progress, SOURCE,
+    Sink, Source, TIME, TaskInfo, TimeRange,
+};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, params_from_iter};
+use std::path::{Path, PathBuf};
+
+fn db_error(what: &str, e: rusqlite::Error) -> LabelError {
+    LabelError::with_detail(what, e)
+}
+
+/// The file of a `sqlite:` URL or a plain path.
+pub fn path_of(url: &str) -> PathBuf {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    PathBuf::from(rest.split('?').next().unwrap_or(rest))
+}
+
+/// The columns of a table, or a clear error if it is missing.
+fn table_columns(conn: &Connection, table: &str) -> Result<Vec<String>, LabelError> {
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA table_info(\"{table}\")"))
+        .map_err(|e| db_error("cannot read the source's tables", e))?;
+    let cols: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(1))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| db_error("cannot read the source's tables", e))?;
+    if cols.is_empty() {
+        return Err(LabelError::new(format!(
+            "the source has no table named {table}"
+        )));
+    }
+    Ok(cols)
+}
+
+/// Refuses columns the table does not have, naming them and what it has.
+pub fn check_columns(table: &str, have: &[String], columns: &Columns) -> Result<(), LabelError> {
+    for (role, c) in [
+        ("id", &columns.id),
+        ("source", &columns.source),
+        ("author", &columns.author),
+        ("column", &columns.field),
+        ("time column", &columns.time),
+    ] {
+        if !have.iter().any(|h| h.eq_ignore_ascii_case(c)) {
+            return Err(LabelError::new(format!(
+                "the table {table} has no column {c} (wanted as the {role}); it has {}",
+                have.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A table of a SQLite file.
+pub struct SqliteSource {
+    path: PathBuf,
+    table: String,
+    columns: Columns,
+    range: TimeRange,
+    /// Read along the time index (one scanner) rather than by rowid.
+    indexed: bool,
+}
+
+impl SqliteSource {
+    /// Opens and checks the table and its columns.
+    pub fn open(
+        path: &Path,
+        table: &str,
+        columns: Columns,
+        range: TimeRange,
+    ) -> Result<Self, LabelError> {
+        let table = identifier("table", table)?;
+        for c in columns.all() {
+            identifier("column", c)?;
+        }
+        if !path.exists() {
+            return Err(LabelError::new(format!(
+                "the source database {} does not exist",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db_error("cannot open the source database", e))?;
+        let have = table_columns(&conn, &table)?;
+        check_columns(&table, &have, &columns)?;
+        let ranged = range.since.is_some() || range.until.is_some();
+        let indexed = ranged && time_indexed(&conn, &table, &columns.time);
+        Ok(Self {
+            path: path.to_owned(),
+            table,
+            columns,
+            range,
+            indexed,
+        })
+    }
+
+    /// The scan statement and its parameters. By rowid, the statement
+    /// takes the chunk's bounds as its last two parameters.
+    fn query(&self) -> (String, Vec<String>, [usize; 5]) {
+        let cols = self.columns.all();
+        let list: Vec<String> = cols.iter().map(|c| format!("\"{c}\"")).collect();
+        let at = |name: &str| cols.iter().position(|c| *c == name).unwrap_or(0);
+        let index = [
+            at(&self.columns.id),
+            at(&self.columns.source),
+            at(&self.columns.author),
+            at(&self.columns.field),
+            at(&self.columns.time),
+        ];
+        let time = format!("\"{}\"", self.columns.time);
+        let mut conds = Vec::new();
+        let mut params = Vec::new();
+        if let Some(s) = &self.range.since {
+            params.push(s.clone());
+            conds.push(format!("{time} >= ?{}", params.len()));
+        }
+        if let Some(u) = &self.range.until {
+            params.push(u.clone());
+            conds.push(format!("{time} < ?{}", params.len()));
+        }
+        let order = if self.indexed {
+            format!("{time}, rowid")
+        } else {
+            // `+` keeps the planner off an index on the time column.
+            conds.iter_mut().for_each(|c| *c = format!("+{c}"));
+            let n = params.len();
+            conds.push(format!("rowid > ?{} AND rowid <= ?{}", n + 1, n + 2));
+            "rowid".to_owned()
+        };
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        };
+        (
+            format!(
+                "SELECT {} FROM \"{}\"{filter} ORDER BY {order}",
+                list.join(", "),
+                self.table
+            ),
+            params,
+            index,
+        )
+    }
+}
+
+/// Whether an index starts with the time column.
+fn time_indexed(conn: &Connection, table: &str, column: &str) -> bool {
+    let Ok(mut stmt) = conn.prepare(&format!("PRAGMA index_list(\"{table}\")")) else {
+        return false;
+    };
+    let Ok(names) = stmt
+        .query_map([], |r| r.get::<_, String>(1))
+        .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+    else {
+        return false;
+    };
+    names.iter().any(|ix| {
+        conn.query_row(
+            &format!(
+                "SELECT name FROM pragma_index_info('{}') WHERE seqno = 0",
+                ix.replace('\'', "''")
+            ),
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .is_ok_and(|c| c.eq_ignore_ascii_case(column))
+    })
+}
+
+impl Source for SqliteSource {
+    fn parts(&self) -> usize {
+        if self.indexed {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+        }
+    }
+
+    fn scan(
+        &self,
+        part: usize,
+        parts: usize,
+        batch_rows: usize,
+        fresh: &mut dyn FnMut() -> Batch,
+        emit: &mut dyn FnMut(u64, Batch) -> Result<(), LabelError>,
+    ) -> Result<(), LabelError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db_error("cannot open the source database", e))?;
+        let (sql, params, index) = self.query();
+        let mut stmt = conn
+            .prepare(&sql)
+            .map_err(|e| db_error("the source refused the scan", e))?;
+        let names = [
+            &self.columns.id,
+            &self.columns.source,
+            &self.columns.author,
+            &self.columns.field,
+            &self.columns.time,
+        ];
+        if self.indexed {
+            let mut rows = stmt
+                .query(params_from_iter(params.iter()))
+                .map_err(|e| db_error("the source refused the scan", e))?;
+            let mut batch = fresh();
+            let mut chunk = 0;
+            while read_rows(&mut rows, &mut batch, &index, &names, batch_rows)? {
+                emit(chunk, std::mem::replace(&mut batch, fresh()))?;
+                chunk += 1;
+            }
+            if !batch.is_empty() {
+                emit(chunk, batch)?;
+            }
+            return Ok(());
+        }
+        let (lo, hi): (Option<i64>, Option<i64>) = conn
+            .query_row(
+                // Two subqueries: each is one seek, where min and max
+                // together in one query would scan the table.
+                &format!(
+                    "SELECT (SELECT min(rowid) FROM \"{0}\"), (SELECT max(rowid) FROM \"{0}\")",
+                    self.table
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| db_error("the source refused the scan", e))?;
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return Ok(());
+        };
+        let span = batch_rows as i64;
+        let chunks = ((hi - lo) / span + 1) as u64;
+        let mut chunk = part as u64;
+        while chunk < chunks {
+            let from = lo - 1 + chunk as i64 * span;
+            let mut bound: Vec<rusqlite::types::Value> =
+                params.iter().map(|p| p.clone().into()).collect();
+            bound.push(from.into());
+            bound.push((from + span).into());
+            let mut rows = stmt
+                .query(params_from_iter(bound.iter()))
+                .map_err(|e| db_error("the source refused the scan", e))?;
+            let mut batch = fresh();
+            read_rows(&mut rows, &mut batch, &index, &names, usize::MAX)?;
+            emit(chunk, batch)?;
+            chunk += parts as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Reads rows into `batch` until it holds `limit` rows (returns true) or
+/// the rows run out (false).
+fn read_rows(
+    rows: &mut rusqlite::Rows<'_>,
+    batch: &mut Batch,
+    index: &[usize; 5],
+    names: &[&String; 5],
+    limit: usize,
+) -> Result<bool, LabelError> {
+    use std::fmt::Write as _;
+    let mut number = String::new();
+    loop {
+        let row = match rows.next() {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(false),
+            Err(e) => return Err(db_error("reading the source failed", e)),
+        };
+        let mut field_null = false;
+        for (slot, &col) in index.iter().enumerate() {
+            let value = row
+                .get_ref(col)
+                .map_err(|e| db_error("reading the source failed", e))?;
+            match value {
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(s) => batch.push(s),
+                    Err(_) => {
+                        let id = match row.get_ref(index[ID]) {
+                            Ok(ValueRef::Text(b)) => String::from_utf8_lossy(b).into_owned(),
+                            Ok(ValueRef::Integer(n)) => n.to_string(),
+                            _ => "?".into(),
+                        };
+                        return Err(LabelError::new(format!(
+                            "the row with id {id:?} has text that is not valid UTF-8 in its column {}",
+                            names[slot]
+                        )));
+                    }
+                },
+                ValueRef::Integer(n) => {
+                    number.clear();
+                    let _ = write!(number, "{n}");
+                    batch.push(&number);
+                }
+                ValueRef::Real(x) => {
+                    number.clear();
+                    let _ = write!(number, "{x}");
+                    batch.push(&number);
+                }
+                ValueRef::Null => {
+                    field_null |= slot == FIELD;
+                    batch.push("");
+                }
+            }
+        }
+        batch.end_row(field_null);
+        if batch.len() >= limit {
+            return Ok(true);
+        }
+    }
+}
+
+/// Result tables in a SQLite file.
+///
+/// The file uses a rollback journal rather than WAL: the sink appends
+/// hundreds of thousands of rows per second, and WAL would write each page
+/// twice. Batches commit in groups of at least [`COMMIT_ROWS`] rows read,
+/// each group with its checkpoint.
+pub struct SqliteSink {
+    conn: Connection,
+    task: TaskInfo,
+    seq_base: i64,
+    in_tx: bool,
+    uncommitted: u64,
+    committed_rows: u64,
+}
+
+/// Rows read between commits of a SQLite sink.
+pub const COMMIT_ROWS: u64 = 100_000;
+
+/// A state row: stat, prod_stat, checkpoint_rows, check_point, digest, seq_base.
+pub type StateRow = (String, Option<String>, i64, Option<String>, String, i64);
+
+impl SqliteSink {
+    /// Opens (creating) the file; the tables are made by [`Sink::open`].
+    pub fn open(path: &Path, task: TaskInfo) -> Result<Self, LabelError> {
+        identifier("result", &task.result)?;
+        // One thread uses the connection at a time: no per-call mutex.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+            db_error(
+                &format!("cannot open the output database {}", path.display()),
+                e,
+            )
+        })?;
+        conn.execute_batch(
+            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = TRUNCATE; PRAGMA synchronous = FULL; \
+             PRAGMA cache_size = -8000;",
+        )
+        .map_err(|e| db_error("cannot set up the output database", e))?;
+        Ok(Self {
+            conn,
+            task,
+            seq_base: 0,
+            in_tx: false,
+            uncommitted: 0,
+            committed_rows: 0,
+        })
+    }
+
+    fn bind(values: &[Value]) -> Vec<Box<dyn rusqlite::ToSql>> {
+        values
+            .iter()
+            .map(|v| -> Box<dyn rusqlite::ToSql> {
+                match v {
+                    Value::Text(t) => Box::new(t.clone()),
+                    Value::Int(n) => Box::new(*n),
+                    Value::Float(x) => Box::new(*x),
+                }
+            })
+            .collect()
+    }
+
+    fn set_state(
+        &self,
+        stat: &str,
+        prod: Option<&str>,
+        p: &Progress,
+    ) -> Result<(), rusqlite::Error> {
+        let values = Self::bind(&state_params(stat, prod, p, None, &self.task.task_id));
+        self.conn
+            .prepare_cached(&Dialect::Sqlite.update_state(""))?
+            .execute(params_from_iter(values.iter()))?;
+        Ok(())
+    }
+
+    fn begin(&mut self) -> Result<(), rusqlite::Error> {
+        if !self.in_tx {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.in_tx = true;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), rusqlite::Error> {
+        if self.in_tx {
+            self.conn.execute_batch("COMMIT")?;
+            self.in_tx = false;
+            self.uncommitted = 0;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SqliteSink {
+    fn drop(&mut self) {
+        if self.in_tx {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl Sink for SqliteSink {
+    fn open(&mut self) -> Result<Option<Checkpoint>, LabelError> {
+        let fail = |e| db_error("cannot write to the output database", e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        for ddl in Dialect::Sqlite.create("", &self.task.result) {
+            tx.execute(&ddl, [])
+                .map_err(|e| db_error("cannot make the result tables", e))?;
+        }
+        if self.task.task_id.is_empty() {
+            let found: Option<String> = tx
+                .query_row(
+                    "SELECT task_id FROM \"state\" WHERE digest = ?1 AND stat <> 'SUCCESS' \
+                     ORDER BY create_time DESC LIMIT 1",
+                    [&self.task.digest],
+                    |r| r.get(0),
+                )
+                .ok();
+            self.task.task_id = found.unwrap_or_else(super::new_task_id);
+        }
+        let t = &self.task;
+        tx.execute(
+            &Dialect::Sqlite.insert_state(""),
+            [
+                &t.task_id,
+                &t.model_type,
+                &t.predict_type,
+                &t.date_range,
+                &t.target_table,
+                &t.create_time,
+                &t.result,
+                &t.digest,
+                &t.result,
+            ],
+        )
+        .map_err(|e| db_error("cannot record the task", e))?;
+        let row: StateRow = tx
+            .query_row(&Dialect::Sqlite.select_state(""), [&t.task_id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .map_err(|e| db_error("cannot record the task", e))?;
+        tx.execute(
+            "UPDATE \"state\" SET stat = 'RUNNING', error = NULL WHERE task_id = ?1 AND stat <> 'SUCCESS'",
+            [&t.task_id],
+        )
+        .map_err(|e| db_error("cannot record the task", e))?;
+        tx.commit().map_err(fail)?;
+        self.seq_base = row.5;
+        let cp = checkpoint_of(row, &self.task.digest)?;
+        self.committed_rows = cp.rows;
+        Ok(Some(cp))
+    }
+
+    fn write(
+        &mut self,
+        batch: &Batch,
+        rows: &[Labeled],
+        names: &Names,
+        progress: &Progress,
+    ) -> Result<(), LabelError> {
+        let fail = |e| db_error("writing results failed", e);
+        self.begin().map_err(fail)?;
+        {
+            let mut insert = self
+                .conn
+                .prepare_cached(&format!(
+                    "INSERT INTO \"{}\" (seq, task_id, id, source, author, label, pattern, match_content, \
+                     create_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    self.task.result
+                ))
+                .map_err(fail)?;
+            // Bindings outlive each step: the task id is bound once.
+            insert
+                .raw_bind_parameter(2, &self.task.task_id)
+                .map_err(fail)?;
+            for l in rows {
+                let r = l.row as usize;
+                insert
+                    .raw_bind_parameter(1, self.seq_base + l.seq as i64)
+                    .and_then(|()| insert.raw_bind_parameter(3, batch.get(r, ID)))
+                    .and_then(|()| insert.raw_bind_parameter(4, batch.get(r, SOURCE)))
+                    .and_then(|()| insert.raw_bind_parameter(5, batch.get(r, AUTHOR)))
+                    .and_then(|()| insert.raw_bind_parameter(6, &names.labels[l.label as usize]))
+                    .and_then(|()| {
+                        insert.raw_bind_parameter(7, &names.patterns[l.pattern as usize])
+                    })
+                    .and_then(|()| insert.raw_bind_parameter(8, batch.get(r, FIELD)))
+                    .and_then(|()| insert.raw_bind_parameter(9, batch.get(r, TIME)))
+                    .and_then(|()| insert.raw_execute())
+                    .map_err(fail)?;
+            }
+        }
+        self.set_state("RUNNING", None, progress).map_err(fail)?;
+        self.uncommitted += progress.checkpoint_rows.saturating_sub(self.committed_rows);
+        self.committed_rows = progress.checkpoint_rows;
+        if self.uncommitted >= COMMIT_ROWS {
+            self.commit().map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    fn produce(&mut self, winners: &[u64], progress: &Progress) -> Result<(), LabelError> {
+        let fail = |e| db_error("writing production rows failed", e);
+        self.begin().map_err(fail)?;
+        let base = self.seq_base;
+        self.conn
+            .execute(
+                &format!(
+                    "DELETE FROM \"wh_panel_mapping_{}\" WHERE seq > ?1 AND seq <= ?2",
+                    self.task.result
+                ),
+                [base, base + super::tables::SEQ_BLOCK],
+            )
+            .map_err(fail)?;
+        for chunk in winners.chunks(500) {
+            let sql = Dialect::Sqlite.produce("", &self.task.result, chunk.len());
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(fail)?;
+            stmt.execute(params_from_iter(chunk.iter().map(|&s| base + s as i64)))
+                .map_err(fail)?;
+        }
+        self.set_state("SUCCESS", Some("finish"), progress)
+            .map_err(fail)?;
+        self.commit().map_err(fail)
+    }
+
+    fn fail(&mut self, message: &str) {
+        // What was written since the last commit goes; the checkpoint
+        // stays where the rows are.
+        if self.in_tx {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.in_tx = false;
+        }
+        let _ = self.conn.execute(
+            &Dialect::Sqlite.fail_state(""),
+            [message, self.task.task_id.as_str()],
+        );
+    }
+
+    fn task_id(&self) -> String {
+        self.task.task_id.clone()
+    }
+}
+
+/// The checkpoint from a state row (stat, prod_stat, checkpoint_rows,
+/// check_point, digest, seq_base), refusing to resume under another
+/// configuration.
+pub fn checkpoint_of(row: StateRow, digest: &str) -> Result<Checkpoint, LabelError> {
+    let (stat, prod, rows, id, stored, _) = row;
+    if stored != digest {
+        return Err(LabelError::new(
+            "this task id was used before with other patterns, columns or range; start a new task",
+        ));
+    }
+    Ok(Checkpoint {
+        rows: rows.max(0) as u64,
+        id,
+        produced: stat == "SUCCESS" && prod.as_deref() == Some("finish"),
+    })
+}
