@@ -22,6 +22,7 @@ pub mod monitor;
 pub mod openapi;
 pub mod quality;
 pub mod simulate;
+pub mod tasks;
 pub mod web;
 
 use axum::Router;
@@ -47,6 +48,9 @@ pub struct Settings {
     /// This server's address as model services reach it, for callbacks
     /// (default: the bound address).
     pub public_url: Option<String>,
+    /// Bulk labeling's databases and pattern files (the task API is off
+    /// without them).
+    pub labeling: Option<tasks::LabelingSettings>,
 }
 
 impl Default for Settings {
@@ -58,6 +62,7 @@ impl Default for Settings {
             run_workflows: true,
             databases: std::collections::BTreeMap::new(),
             public_url: None,
+            labeling: None,
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct AppState {
     pub base_url: String,
     /// Simulations started through the API, by run.
     pub simulations: Arc<std::sync::Mutex<std::collections::HashMap<i64, api::runs::Simulation>>>,
+    /// Bulk labeling tasks waiting to run.
+    pub label_tasks: Arc<tasks::TaskQueue>,
 }
 
 /// The whole router: API, docs, web pages, health.
@@ -135,6 +142,7 @@ impl Application {
                 runner,
                 base_url,
                 simulations: Arc::default(),
+                label_tasks: Arc::default(),
             },
         })
     }
@@ -166,6 +174,14 @@ impl Application {
             .settings
             .run_workflows
             .then(|| tokio::spawn(self.state.runner.clone().run()));
+        let labeling = self.state.settings.labeling.clone().map(|l| {
+            tokio::spawn(
+                self.state
+                    .label_tasks
+                    .clone()
+                    .run(self.state.store.clone(), Arc::new(l)),
+            )
+        });
         let app = router(self.state);
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
@@ -175,6 +191,9 @@ impl Application {
         }
         if let Some(r) = runner {
             r.abort();
+        }
+        if let Some(l) = labeling {
+            l.abort();
         }
         served.map_err(Into::into)
     }

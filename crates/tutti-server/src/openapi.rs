@@ -21,6 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
         api::jobs::create_job, api::jobs::list_jobs, api::jobs::get_job, api::jobs::update_job, api::jobs::import_items,
         api::results::results, api::results::export,
         api::quality::aggregate, api::quality::aggregation, api::quality::workers,
+        api::tasks::create_task, api::tasks::task_list, api::tasks::check_status, api::tasks::sample_result,
         api::runs::create_run, api::runs::list_runs, api::runs::get_run, api::runs::table_rows,
         api::runs::output, api::runs::cancel_run, api::runs::retry_node,
         api::runs::start_simulation, api::runs::get_simulation, api::runs::model_results,
@@ -28,6 +29,7 @@ use utoipa_swagger_ui::SwaggerUi;
     ),
     modifiers(&BearerAuth),
     tags(
+        (name = "tasks", description = "Bulk keyword and rule labeling (the Audience task API)"),
         (name = "users", description = "Accounts and API tokens"),
         (name = "workspaces", description = "Team boundaries and their members"),
         (name = "jobs", description = "Human labeling jobs and their items"),

@@ -280,6 +280,28 @@ pub trait Store: Send + Sync + 'static {
     /// agreement with the labels, estimated skill and time per answer.
     async fn worker_quality(&self, job: JobId) -> Result<Vec<WorkerQuality>>;
 
+    // --- bulk labeling tasks ---
+
+    /// Stores a new task, PENDING.
+    async fn create_label_task(&self, task: &LabelTask) -> Result<()>;
+    /// The newest tasks first.
+    async fn list_label_tasks(&self, limit: u32) -> Result<Vec<LabelTask>>;
+    /// A task by id.
+    async fn get_label_task(&self, task_id: &str) -> Result<Option<LabelTask>>;
+    /// Records a task's status, counters and error.
+    async fn update_label_task(
+        &self,
+        task_id: &str,
+        stat: &str,
+        prod_stat: Option<&str>,
+        metrics: &serde_json::Value,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Tasks that are PENDING or RUNNING, oldest first: after a restart,
+    /// these run (again, from their checkpoints).
+    async fn unfinished_label_tasks(&self) -> Result<Vec<LabelTask>>;
+
     // --- workflow runs ---
 
     /// Stores a run, its files and its steps (all idle), queued.

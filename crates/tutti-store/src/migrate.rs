@@ -35,6 +35,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "runs",
         sql: include_str!("../migrations/sqlite/0005_runs.sql"),
     },
+    Migration {
+        version: 6,
+        name: "label_tasks",
+        sql: include_str!("../migrations/sqlite/0006_label_tasks.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -63,6 +68,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 5,
         name: "runs",
         sql: include_str!("../migrations/postgres/0005_runs.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "label_tasks",
+        sql: include_str!("../migrations/postgres/0006_label_tasks.sql"),
     },
 ];
 

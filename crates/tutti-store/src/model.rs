@@ -800,3 +800,26 @@ pub enum RetryOutcome {
     /// The step has not failed.
     NotFailed(NodeStatus),
 }
+
+/// A bulk labeling task of the task API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelTask {
+    /// 32 hex digits.
+    pub task_id: String,
+    /// The request as accepted (JSON).
+    pub config: serde_json::Value,
+    /// PENDING, RUNNING, SUCCESS or FAILURE.
+    pub stat: String,
+    /// `finish` once the production step has run.
+    pub prod_stat: Option<String>,
+    /// The result table's name.
+    pub result: String,
+    /// The counters (JSON).
+    pub metrics: serde_json::Value,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}

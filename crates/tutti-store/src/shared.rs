@@ -134,6 +134,22 @@ macro_rules! store_impl {
             })
         }
 
+        fn label_task_from(row: &$row) -> Result<LabelTask> {
+            let config: String = row.try_get("config")?;
+            let metrics: String = row.try_get("metrics")?;
+            Ok(LabelTask {
+                task_id: row.try_get("task_id")?,
+                config: serde_json::from_str(&config).unwrap_or_default(),
+                stat: row.try_get("stat")?,
+                prod_stat: row.try_get("prod_stat")?,
+                result: row.try_get("result")?,
+                metrics: serde_json::from_str(&metrics).unwrap_or_default(),
+                error: row.try_get("error")?,
+                created_at: Timestamp(row.try_get("created_at")?),
+                updated_at: Timestamp(row.try_get("updated_at")?),
+            })
+        }
+
         fn run_from(row: &$row) -> Result<Run> {
             let status: &str = row.try_get("status")?;
             Ok(Run {
@@ -1174,6 +1190,79 @@ macro_rules! store_impl {
                     })
                 })
                 .transpose()
+            }
+
+            async fn create_label_task(&self, task: &LabelTask) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO label_tasks (task_id, config, stat, prod_stat, result, metrics, error, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&task.task_id)
+                .bind(json_text(&task.config))
+                .bind(&task.stat)
+                .bind(&task.prod_stat)
+                .bind(&task.result)
+                .bind(json_text(&task.metrics))
+                .bind(&task.error)
+                .bind(task.created_at.0)
+                .bind(task.updated_at.0)
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn list_label_tasks(&self, limit: u32) -> Result<Vec<LabelTask>> {
+                sqlx::query("SELECT * FROM label_tasks ORDER BY created_at DESC, task_id LIMIT $1")
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(label_task_from)
+                    .collect()
+            }
+
+            async fn get_label_task(&self, task_id: &str) -> Result<Option<LabelTask>> {
+                sqlx::query("SELECT * FROM label_tasks WHERE task_id = $1")
+                    .bind(task_id)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map(|r| label_task_from(&r))
+                    .transpose()
+            }
+
+            async fn update_label_task(
+                &self,
+                task_id: &str,
+                stat: &str,
+                prod_stat: Option<&str>,
+                metrics: &serde_json::Value,
+                error: Option<&str>,
+                now: Timestamp,
+            ) -> Result<()> {
+                sqlx::query(
+                    "UPDATE label_tasks SET stat = $2, prod_stat = $3, metrics = $4, error = $5, \
+                     updated_at = $6 WHERE task_id = $1",
+                )
+                .bind(task_id)
+                .bind(stat)
+                .bind(prod_stat)
+                .bind(json_text(metrics))
+                .bind(error)
+                .bind(now.0)
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn unfinished_label_tasks(&self) -> Result<Vec<LabelTask>> {
+                sqlx::query(
+                    "SELECT * FROM label_tasks WHERE stat IN ('PENDING', 'RUNNING') ORDER BY created_at, task_id",
+                )
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(label_task_from)
+                .collect()
             }
 
             async fn create_run(&self, new: &NewRun, now: Timestamp) -> Result<Run> {

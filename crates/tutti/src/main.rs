@@ -110,6 +110,47 @@ struct ServeArgs {
     /// answered by callback (default: the --bind address).
     #[arg(long, env = "TUTTI_PUBLIC_URL")]
     public_url: Option<String>,
+    /// The database bulk labeling tasks read (SQLite file, postgres:// or
+    /// mysql:// URL; `{schema}` is replaced by a task's target_schema).
+    /// Default: a MySQL URL from INPUT_HOST, INPUT_PORT, INPUT_USER,
+    /// INPUT_PASSWORD and INPUT_SCHEMA, as the Audience service read them.
+    #[arg(long, env = "TUTTI_LABEL_INPUT")]
+    label_input: Option<String>,
+    /// The database labeling results go to (likewise; OUTPUT_* variables).
+    #[arg(long, env = "TUTTI_LABEL_OUTPUT")]
+    label_output: Option<String>,
+    /// The folder of pattern files, one per model: keyword_model.csv.
+    #[arg(long, env = "TUTTI_LABEL_PATTERNS", default_value = "patterns")]
+    label_patterns: std::path::PathBuf,
+    /// Serve the task API (/api/tasks/) without a token, as the Audience
+    /// service did; only on a private network.
+    #[arg(long, env = "TUTTI_TASKS_OPEN")]
+    tasks_open: bool,
+}
+
+impl ServeArgs {
+    /// Bulk labeling's settings, if an input and an output are configured.
+    fn labeling(&self) -> Option<tutti_server::tasks::LabelingSettings> {
+        use tutti_server::tasks::LabelingSettings;
+        let input_env = LabelingSettings::url_from_env("INPUT");
+        let output_env = LabelingSettings::url_from_env("OUTPUT");
+        let input = self
+            .label_input
+            .clone()
+            .or_else(|| input_env.as_ref().map(|(u, _)| u.clone()))?;
+        let output = self
+            .label_output
+            .clone()
+            .or_else(|| output_env.as_ref().map(|(u, _)| u.clone()))?;
+        Some(LabelingSettings {
+            input_url: input,
+            output_url: output,
+            input_schema: input_env.and_then(|(_, s)| s),
+            output_schema: output_env.and_then(|(_, s)| s),
+            patterns_dir: self.label_patterns.clone(),
+            open: self.tasks_open,
+        })
+    }
 }
 
 fn parse_connection(s: &str) -> Result<(String, String), String> {
@@ -164,6 +205,7 @@ impl ServeArgs {
             run_workflows: !self.no_runner,
             databases: connections(&self.connections)?,
             public_url: self.public_url.clone(),
+            labeling: self.labeling(),
         })
     }
 }

@@ -255,6 +255,7 @@ pub async fn run(args: RunArgs, database_url: Option<String>) -> anyhow::Result<
         run_workflows: true,
         databases: crate::connections(&args.connections)?,
         public_url: None,
+        labeling: None,
     };
     let app = Application::build(store.clone(), settings, &bind).await?;
     let addr = app.local_addr();

@@ -593,3 +593,82 @@ impl Sink for ExternalSink {
         self.task.task_id.clone()
     }
 }
+
+/// A sample of a task's rows on a server (see [`super::task::sample`]).
+pub fn sample(
+    rt: &tokio::runtime::Handle,
+    url: &str,
+    schema: Option<&str>,
+    table: &str,
+    task_id: &str,
+    columns: &[&str],
+    limit: usize,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, LabelError> {
+    rt.block_on(async {
+        let mut conn = connect(url, "output").await?;
+        let d = conn.dialect();
+        let prefix = match schema {
+            Some(s) => format!("{}.", d.quote(&identifier("output_schema", s)?)),
+            None => String::new(),
+        };
+        let fail = refused("Cannot scrape data from result tables");
+        let rows_sql = format!(
+            "SELECT COALESCE(length_output_table, 0) FROM {prefix}{} WHERE task_id = {}",
+            d.quote("state"),
+            d.param(1)
+        );
+        let sql = super::sqlite::sample_sql(d, &prefix, table, columns);
+        // Every value as text, whatever its type on the server.
+        let cast = match d {
+            Dialect::Postgres => "TEXT",
+            _ => "CHAR",
+        };
+        let sql = columns.iter().fold(sql, |sql, c| {
+            let q = format!("t.{}", d.quote(c));
+            sql.replacen(&q, &format!("CAST({q} AS {cast})"), 1)
+        });
+        macro_rules! go {
+            ($c:expr) => {{
+                let n: Option<i64> = match sqlx::query_scalar(sqlx::AssertSqlSafe(rows_sql))
+                    .bind(task_id)
+                    .fetch_optional(&mut *$c)
+                    .await
+                {
+                    Ok(n) => n,
+                    // No state table: nothing was ever written here.
+                    Err(_) => return Ok(Vec::new()),
+                };
+                let offset = super::sqlite::sample_offset(n.unwrap_or(0), limit);
+                let rows = match sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(task_id)
+                    .bind(offset)
+                    .bind(limit as i64)
+                    .fetch_all(&mut *$c)
+                    .await
+                {
+                    Ok(rows) => rows,
+                    Err(e) if e.as_database_error().is_some() => {
+                        // A missing table is an empty sample.
+                        tracing::debug!(error = %detail(&e), "sample query refused");
+                        return Ok(Vec::new());
+                    }
+                    Err(e) => return Err(fail(e)),
+                };
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let mut m = serde_json::Map::new();
+                    for (i, c) in columns.iter().enumerate() {
+                        let v: Option<String> = r.try_get(i).map_err(&fail)?;
+                        m.insert((*c).to_owned(), v.map_or(serde_json::Value::Null, Into::into));
+                    }
+                    out.push(m);
+                }
+                Ok(out)
+            }};
+        }
+        match &mut conn {
+            Conn::Pg(c) => go!(c),
+            Conn::My(c) => go!(c),
+        }
+    })
+}

@@ -506,6 +506,9 @@ pub struct Plan {
     pub options: MatcherOptions,
     /// Rows per batch and transaction.
     pub batch_rows: usize,
+    /// Pause between labeling and the production step (the Audience
+    /// `countdown`).
+    pub countdown: std::time::Duration,
 }
 
 /// A running task's view from outside: progress as batches commit, and a
@@ -741,7 +744,7 @@ pub fn run(
             scanners.push(scope.spawn(move || {
                 let mut scratch = Scratch::default();
                 let mut found: Vec<Hit> = Vec::new();
-                source.scan(
+                let scanned = source.scan(
                     part,
                     parts,
                     batch_rows,
@@ -772,7 +775,13 @@ pub fn run(
                             })
                             .map_err(|_| LabelError::new(STOPPED))
                     },
-                )
+                );
+                if scanned.is_err() {
+                    // The chunks this scanner owed will not come: let the
+                    // others stop waiting for the sequencer to reach them.
+                    window.advance(u64::MAX / 2);
+                }
+                scanned
             }));
         }
         drop(chunk_tx);
@@ -888,6 +897,12 @@ pub fn run(
                      fewer than the {skip} already labeled; start a new task",
                     p.received
                 )));
+            }
+            let until = Instant::now() + plan.countdown;
+            while Instant::now() < until && !control.stopped() {
+                std::thread::sleep(
+                    std::time::Duration::from_millis(50).min(until - Instant::now()),
+                );
             }
             if control.stopped() {
                 return Err(LabelError::new("the task was stopped"));

@@ -343,6 +343,7 @@ pub struct SqliteSink {
     in_tx: bool,
     uncommitted: u64,
     committed_rows: u64,
+    commit_rows: u64,
 }
 
 /// Rows read between commits of a SQLite sink.
@@ -353,7 +354,7 @@ pub type StateRow = (String, Option<String>, i64, Option<String>, String, i64);
 
 impl SqliteSink {
     /// Opens (creating) the file; the tables are made by [`Sink::open`].
-    pub fn open(path: &Path, task: TaskInfo) -> Result<Self, LabelError> {
+    pub fn open(path: &Path, task: TaskInfo, commit_rows: u64) -> Result<Self, LabelError> {
         identifier("result", &task.result)?;
         // One thread uses the connection at a time: no per-call mutex.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -377,6 +378,7 @@ impl SqliteSink {
             in_tx: false,
             uncommitted: 0,
             committed_rows: 0,
+            commit_rows: commit_rows.max(1),
         })
     }
 
@@ -533,7 +535,7 @@ impl Sink for SqliteSink {
         self.set_state("RUNNING", None, progress).map_err(fail)?;
         self.uncommitted += progress.checkpoint_rows.saturating_sub(self.committed_rows);
         self.committed_rows = progress.checkpoint_rows;
-        if self.uncommitted >= COMMIT_ROWS {
+        if self.uncommitted >= self.commit_rows {
             self.commit().map_err(fail)?;
         }
         Ok(())
@@ -596,4 +598,88 @@ pub fn checkpoint_of(row: StateRow, digest: &str) -> Result<Checkpoint, LabelErr
         id,
         produced: stat == "SUCCESS" && prod.as_deref() == Some("finish"),
     })
+}
+
+/// The statement that samples a task's rows: parameters task_id (for its
+/// `seq_base`), a start offset in the task's block, and the limit.
+pub(crate) fn sample_sql(d: Dialect, prefix: &str, table: &str, columns: &[&str]) -> String {
+    let list: Vec<String> = columns
+        .iter()
+        .map(|c| format!("t.{}", d.quote(c)))
+        .collect();
+    format!(
+        "SELECT {} FROM {prefix}{} AS t, (SELECT seq_base AS b FROM {prefix}{} WHERE task_id = {}) AS s \
+         WHERE t.seq > s.b + {} AND t.seq <= s.b + {} ORDER BY t.seq LIMIT {}",
+        list.join(", "),
+        d.quote(table),
+        d.quote("state"),
+        d.param(1),
+        d.param(2),
+        super::tables::SEQ_BLOCK,
+        d.param(3),
+    )
+}
+
+/// Where in a task's rows a sample starts: somewhere in the first
+/// `result_rows - limit` of them.
+pub(crate) fn sample_offset(result_rows: i64, limit: usize) -> i64 {
+    let room = (result_rows - limit as i64).max(0);
+    if room == 0 {
+        0
+    } else {
+        (rand::random::<u64>() % room as u64) as i64
+    }
+}
+
+/// A sample of a task's rows in a SQLite output (see
+/// [`super::task::sample`]).
+pub fn sample(
+    path: &Path,
+    table: &str,
+    task_id: &str,
+    columns: &[&str],
+    limit: usize,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, LabelError> {
+    let fail = |e| db_error("Cannot scrape data from result tables", e);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(fail)?;
+    let exists: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, 'state')",
+            [table],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n == 2)
+        .map_err(fail)?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows: i64 = conn
+        .query_row(
+            "SELECT COALESCE(length_output_table, 0) FROM state WHERE task_id = ?1",
+            [task_id],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    let offset = sample_offset(rows, limit);
+    let mut stmt = conn
+        .prepare(&sample_sql(Dialect::Sqlite, "", table, columns))
+        .map_err(fail)?;
+    let out = stmt
+        .query_map(rusqlite::params![task_id, offset, limit as i64], |r| {
+            let mut m = serde_json::Map::new();
+            for (i, c) in columns.iter().enumerate() {
+                let v: Option<String> = r.get(i)?;
+                m.insert(
+                    (*c).to_owned(),
+                    v.map_or(serde_json::Value::Null, Into::into),
+                );
+            }
+            Ok(m)
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(fail)?;
+    Ok(out)
 }

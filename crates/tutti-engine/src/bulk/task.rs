@@ -106,6 +106,10 @@ pub struct Task {
     pub task_id: Option<String>,
     /// Rows per batch.
     pub batch_rows: usize,
+    /// Pause between labeling and the production step.
+    pub countdown: std::time::Duration,
+    /// Rows read between commits of a SQLite output.
+    pub commit_rows: u64,
 }
 
 impl Task {
@@ -124,6 +128,8 @@ impl Task {
             model_type: "keyword_model".into(),
             task_id: None,
             batch_rows: DEFAULT_BATCH_ROWS,
+            countdown: std::time::Duration::ZERO,
+            commit_rows: super::sqlite::COMMIT_ROWS,
         }
     }
 
@@ -138,6 +144,7 @@ impl Task {
             self.table.clone().unwrap_or_default(),
             format!("{:?}", self.columns),
             self.range.display(),
+            self.batch_rows.to_string(),
         ] {
             h.update(part.as_bytes());
             h.update([0]);
@@ -159,7 +166,9 @@ impl Task {
         }
     }
 
-    /// Checks everything and opens the source and sink.
+    /// Checks everything and opens the source and sink. `rt` runs the
+    /// drivers of server databases: a multi-threaded runtime's handle,
+    /// called from outside its workers.
     pub fn prepare(&self, rt: &tokio::runtime::Handle) -> Result<Prepared, LabelError> {
         let patterns = PatternSet::parse(&self.patterns)
             .map_err(|e| LabelError::new(format!("the pattern file is refused: {e}")))?;
@@ -220,9 +229,11 @@ impl Task {
             )?),
         };
         let sink: Box<dyn Sink> = match &self.output {
-            Place::Sqlite(path) => {
-                Box::new(SqliteSink::open(std::path::Path::new(path), info.clone())?)
-            }
+            Place::Sqlite(path) => Box::new(SqliteSink::open(
+                std::path::Path::new(path),
+                info.clone(),
+                self.commit_rows,
+            )?),
             Place::Server(url) => Box::new(ExternalSink::open(
                 rt.clone(),
                 url,
@@ -242,6 +253,7 @@ impl Task {
                     whole_word: self.whole_word,
                 },
                 batch_rows: self.batch_rows,
+                countdown: self.countdown,
             },
             source,
             sink,
@@ -307,5 +319,55 @@ pub fn task_id_or_new(id: &str) -> String {
         new_task_id()
     } else {
         id.to_owned()
+    }
+}
+
+/// Up to `limit` rows of a task's result or production table, from a
+/// random place among the task's rows, as JSON objects; empty when the
+/// table is neither of the task's or holds none of its rows.
+pub fn sample(
+    rt: &tokio::runtime::Handle,
+    output: &Place,
+    output_schema: Option<&str>,
+    result: &str,
+    task_id: &str,
+    table: &str,
+    limit: usize,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, LabelError> {
+    check_task_id(task_id)?;
+    let production = format!("wh_panel_mapping_{result}");
+    if table != result && table != production {
+        return Ok(Vec::new());
+    }
+    let columns: &[&str] = if table == result {
+        &[
+            "id",
+            "task_id",
+            "source",
+            "author",
+            "label",
+            "pattern",
+            "match_content",
+            "create_time",
+        ]
+    } else {
+        &[
+            "id",
+            "task_id",
+            "source_author",
+            "panel",
+            "create_time",
+            "field_content",
+            "match_content",
+        ]
+    };
+    match output {
+        Place::Sqlite(path) => {
+            super::sqlite::sample(std::path::Path::new(path), table, task_id, columns, limit)
+        }
+        Place::Server(url) => {
+            super::external::sample(rt, url, output_schema, table, task_id, columns, limit)
+        }
+        Place::Csv(_) | Place::Jsonl(_) => Ok(Vec::new()),
     }
 }

@@ -6,6 +6,7 @@ pub mod jobs;
 pub mod quality;
 pub mod results;
 pub mod runs;
+pub mod tasks;
 pub mod users;
 pub mod work;
 pub mod workspaces;
@@ -69,6 +70,14 @@ pub fn routes(max_upload: usize) -> Router<AppState> {
                 .layer(axum::extract::DefaultBodyLimit::max(max_upload))
                 .get(runs::list_runs),
         )
+        .route(
+            "/api/tasks/",
+            post(tasks::create_task).get(tasks::task_list),
+        )
+        .route("/api/tasks", post(tasks::create_task).get(tasks::task_list))
+        .route("/api/tasks/{task_id}", get(tasks::check_status))
+        .route("/api/tasks/{task_id}/sample/", get(tasks::sample_result))
+        .route("/api/tasks/{task_id}/sample", get(tasks::sample_result))
         .route("/api/v1/runs/{id}", get(runs::get_run))
         .route("/api/v1/runs/{id}/tables/{name}", get(runs::table_rows))
         .route("/api/v1/runs/{id}/outputs/{file}", get(runs::output))

@@ -69,7 +69,13 @@ pub async fn spawn_with(
         run_workflows: true,
         databases,
         public_url: None,
+        labeling: None,
     };
+    spawn_settings(store, settings).await
+}
+
+/// The real server on port 0 with these settings; its base URL.
+pub async fn spawn_settings(store: Arc<dyn Store>, settings: Settings) -> String {
     let app = Application::build(store, settings, "127.0.0.1:0")
         .await
         .unwrap();
