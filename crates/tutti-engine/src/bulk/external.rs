@@ -638,22 +638,30 @@ pub fn sample(
                     // No state table: nothing was ever written here.
                     Err(_) => return Ok(Vec::new()),
                 };
-                let offset = super::sqlite::sample_offset(n.unwrap_or(0), limit);
-                let rows = match sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(task_id)
-                    .bind(offset)
-                    .bind(limit as i64)
-                    .fetch_all(&mut *$c)
-                    .await
-                {
-                    Ok(rows) => rows,
-                    Err(e) if e.as_database_error().is_some() => {
-                        // A missing table is an empty sample.
-                        tracing::debug!(error = %detail(&e), "sample query refused");
-                        return Ok(Vec::new());
+                let first = super::sqlite::sample_offset(n.unwrap_or(0), limit);
+                let mut rows = Vec::new();
+                for offset in [first, 0] {
+                    rows = match sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                        .bind(task_id)
+                        .bind(offset)
+                        .bind(limit as i64)
+                        .fetch_all(&mut *$c)
+                        .await
+                    {
+                        Ok(rows) => rows,
+                        Err(e) if e.as_database_error().is_some() => {
+                            // A missing table is an empty sample.
+                            tracing::debug!(error = %detail(&e), "sample query refused");
+                            return Ok(Vec::new());
+                        }
+                        Err(e) => return Err(fail(e)),
+                    };
+                    // Sparse (production) rows: short from a random place,
+                    // so the first rows instead.
+                    if rows.len() >= limit || first == 0 {
+                        break;
                     }
-                    Err(e) => return Err(fail(e)),
-                };
+                }
                 let mut out = Vec::with_capacity(rows.len());
                 for r in rows {
                     let mut m = serde_json::Map::new();

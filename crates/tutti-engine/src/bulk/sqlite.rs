@@ -663,12 +663,11 @@ pub fn sample(
             |r| r.get(0),
         )
         .unwrap_or(0);
-    let offset = sample_offset(rows, limit);
     let mut stmt = conn
         .prepare(&sample_sql(Dialect::Sqlite, "", table, columns))
         .map_err(fail)?;
-    let out = stmt
-        .query_map(rusqlite::params![task_id, offset, limit as i64], |r| {
+    let mut read = |offset: i64| {
+        stmt.query_map(rusqlite::params![task_id, offset, limit as i64], |r| {
             let mut m = serde_json::Map::new();
             for (i, c) in columns.iter().enumerate() {
                 let v: Option<String> = r.get(i)?;
@@ -680,6 +679,14 @@ pub fn sample(
             Ok(m)
         })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(fail)?;
+        .map_err(fail)
+    };
+    // A window from a random place; where the table is sparse (production
+    // rows) and the window comes up short, the first rows instead.
+    let offset = sample_offset(rows, limit);
+    let out = read(offset)?;
+    if out.len() < limit && offset > 0 {
+        return read(0);
+    }
     Ok(out)
 }
