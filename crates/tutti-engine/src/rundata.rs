@@ -600,6 +600,52 @@ impl RunData {
         Ok(done)
     }
 
+    /// `keyword_label`: copies a finished labeling task's result table
+    /// (`labels` in the SQLite file `work`) as `outputs[0]` and, if named,
+    /// its production table as `outputs[1]`, and records the step, in one
+    /// transaction.
+    pub async fn put_labels(
+        &mut self,
+        node: usize,
+        work: &Path,
+        outputs: &[String],
+        rows_in: i64,
+        started: i64,
+    ) -> Result<Done, StepError> {
+        sqlx::query("ATTACH DATABASE $1 AS lab")
+            .bind(work.to_string_lossy().into_owned())
+            .execute(&mut self.conn)
+            .await?;
+        let copied = async {
+            let mut tx = self.write().await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE TABLE {} AS SELECT id, source, author, label, pattern, match_content, create_time \
+                 FROM lab.\"labels\" ORDER BY seq",
+                quote(&outputs[0])
+            )))
+            .execute(&mut *tx)
+            .await?;
+            if let Some(prod) = outputs.get(1) {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE TABLE {} AS SELECT id, source_author, panel, create_time, field_content, match_content \
+                     FROM lab.\"wh_panel_mapping_labels\" ORDER BY seq",
+                    quote(prod)
+                )))
+                .execute(&mut *tx)
+                .await?;
+            }
+            let names: Vec<&str> = outputs.iter().map(String::as_str).collect();
+            let done = Self::finish(&mut tx, node, &names, rows_in, started).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(done)
+        }
+        .await;
+        let _ = sqlx::query("DETACH DATABASE lab")
+            .execute(&mut self.conn)
+            .await;
+        Ok(copied?)
+    }
+
     /// Loads rows arriving in batches down `rx` as `out` (made with
     /// `columns`) and records the step, all in one transaction, committed
     /// only when the sender closes the channel without sending an error;

@@ -679,6 +679,7 @@ impl Runner {
             Op::HumanLabel(_) | Op::HumanCompare(_) => {
                 unreachable!("human steps are run by Runner::human")
             }
+            Op::KeywordLabel(k) => self.keyword_label(run, i, node, k, data).await,
             Op::Aggregate { method, k } => {
                 let input = &node.inputs[0];
                 let t = data
@@ -690,6 +691,79 @@ impl Runner {
                     .await
             }
         }
+    }
+
+    /// `keyword_label`: the bulk labeling pipeline reads the input table
+    /// from the run's file and labels into a work file beside it, whose
+    /// checkpoints let a step cut short carry on; the finished tables are
+    /// then copied into the run with the step's record.
+    async fn keyword_label(
+        &self,
+        run: &Run,
+        i: usize,
+        node: &Node,
+        k: &tutti_domain::workflow::KeywordLabel,
+        data: &mut RunData,
+    ) -> Result<Done, StepError> {
+        use crate::bulk::task::{Place, Task};
+        let started = now().0;
+        let patterns = self
+            .store
+            .run_file(run.id, &k.patterns)
+            .await
+            .map_err(|e| StepError::Storage(store_err(e)))?
+            .ok_or_else(|| {
+                StepError::Limit(format!(
+                    "the pattern file {} was not uploaded with the run",
+                    k.patterns
+                ))
+            })?;
+        let run_path = data.path().to_owned();
+        let stem = run_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let work = run_path.with_file_name(format!("{stem}-step{i}-labels.sqlite"));
+        let mut task = Task::new(
+            patterns,
+            Place::Sqlite(run_path.display().to_string()),
+            Place::Sqlite(work.display().to_string()),
+            &k.column,
+        );
+        task.table = Some(node.inputs[0].clone());
+        task.columns = crate::bulk::Columns {
+            id: k.id_column.clone(),
+            source: k.source_column.clone(),
+            author: k.author_column.clone(),
+            field: k.column.clone(),
+            time: k.time_column.clone(),
+        };
+        task.whole_word = k.whole_word;
+        task.result = Some("labels".into());
+        let rt = tokio::runtime::Handle::current();
+        let w = work.clone();
+        let labeled = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+            if let Some(rows) = finished_labels(&w) {
+                return Ok(rows);
+            }
+            let mut prepared = task.prepare(&rt).map_err(|e| e.message)?;
+            let p = prepared
+                .run(&crate::bulk::Control::default(), &mut |_| {})
+                .map_err(|e| e.message)?;
+            Ok(p.received)
+        })
+        .await
+        .map_err(|e| StepError::Limit(format!("labeling stopped unexpectedly: {e}")))?
+        .map_err(StepError::Limit)?;
+        let done = data
+            .put_labels(i, &work, &node.outputs, labeled as i64, started)
+            .await?;
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let mut p = work.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(done)
     }
 
     /// Stops a step between batches when the run was cancelled or retried
@@ -1549,6 +1623,23 @@ pub fn fill_params(query: &str, params: &Map<String, Value>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Rows read by a labeling task that finished in `work`, if one did.
+fn finished_labels(work: &std::path::Path) -> Option<u64> {
+    if !work.exists() {
+        return None;
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(work, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()?;
+    conn.query_row(
+        "SELECT length_receive_table FROM state WHERE stat = 'SUCCESS' AND prod_stat = 'finish' LIMIT 1",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .ok()
+    .map(|n| n.max(0) as u64)
 }
 
 #[cfg(test)]

@@ -118,7 +118,6 @@ impl Matcher {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
                 .ascii_case_insensitive(true)
-                .prefilter(false)
                 .kind(Some(AhoCorasickKind::DFA))
                 .build(&words)
                 .or_else(|_| {

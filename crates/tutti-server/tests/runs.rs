@@ -1400,3 +1400,80 @@ async fn a_knlm_step_lets_stewards_decide_and_an_amt_step_without_a_connector_fa
         assert!(r["nodes"][1]["job_id"].is_null(), "no job was made");
     }
 }
+
+#[tokio::test]
+async fn a_keyword_label_step_labels_a_table_into_results_and_production_rows() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("kw", 0).await;
+        let posts = "id,source,author_name,content,create_time\n\
+                     1,S1,Mary Smith,hi,2020-01-01 00:00:00\n\
+                     2,S1,Mary Smith,John,2020-01-02 00:00:00\n\
+                     3,S2,John Doe,x,2020-01-03 00:00:00\n\
+                     4,S2,Nobody,x,2020-01-04 00:00:00\n\
+                     5,S3,林超哥,x,2020-01-05 00:00:00\n";
+        let patterns = "label,pattern\n/female,mary\n/male,john\n/male,林超\n";
+        let spec = "nodes:\n\
+                    - {op: read_table, file: posts.csv, outputs: [P]}\n\
+                    - {op: keyword_label, inputs: [P], outputs: [L, Prod], patterns: panels.csv, column: author_name}\n\
+                    - {op: rule_label, inputs: [P], outputs: [C], patterns: panels.csv, column: content, whole_word: true}\n\
+                    - {op: write_table, inputs: [L], file: labels.csv}\n";
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"format": "yaml", "program": spec, "files": {"posts.csv": posts, "panels.csv": patterns}}),
+        )
+        .await;
+        let r = wait_for(&app, run, &req, &["completed", "failed"]).await;
+        assert_eq!(r["status"], "completed", "{r:#}");
+        let (_, l) = app.get(&format!("/api/v1/runs/{run}/tables/L"), &req).await;
+        let got: Vec<(String, String)> = l["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().to_owned(),
+                    r["label"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("1", "/female"),
+                ("2", "/female"),
+                ("3", "/male"),
+                ("5", "/male")
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        let (_, p) = app
+            .get(&format!("/api/v1/runs/{run}/tables/Prod"), &req)
+            .await;
+        assert_eq!(p["total"], 3, "{p}");
+        let (_, c) = app.get(&format!("/api/v1/runs/{run}/tables/C"), &req).await;
+        assert_eq!(c["total"], 1, "{c}");
+        assert_eq!(c["rows"][0]["match_content"], "John");
+        let (s, csv) = app
+            .text(&format!("/api/v1/runs/{run}/outputs/labels.csv"), &req)
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            csv.starts_with("id,source,author,label,pattern,match_content,create_time"),
+            "{csv}"
+        );
+
+        // A pattern file that does not parse fails the step with its line.
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"format": "yaml", "program": spec, "files": {"posts.csv": posts, "panels.csv": "label,pattern\n/a,\n"}}),
+        )
+        .await;
+        let r = wait_for(&app, run, &req, &["completed", "failed"]).await;
+        assert_eq!(r["status"], "failed");
+        assert!(r.to_string().contains("line 2"), "{r:#}");
+    }
+}

@@ -317,6 +317,30 @@ pub enum Op {
         /// Agreeing answers for `kofn`.
         k: u32,
     },
+    /// A pattern file's keywords and rules label one column of the rows;
+    /// outputs are the result rows (one per row and label) and, if a
+    /// second output is named, the production rows (one label per source
+    /// and author).
+    KeywordLabel(Box<KeywordLabel>),
+}
+
+/// The parameters of `keyword_label` / `rule_label`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeywordLabel {
+    /// The pattern file, one of the run's files.
+    pub patterns: String,
+    /// The column matched.
+    pub column: String,
+    /// Keywords match whole words only.
+    pub whole_word: bool,
+    /// The row id column.
+    pub id_column: String,
+    /// The source column.
+    pub source_column: String,
+    /// The author column.
+    pub author_column: String,
+    /// The time column.
+    pub time_column: String,
 }
 
 impl Op {
@@ -335,6 +359,7 @@ impl Op {
             Op::ModelCall(_) => "model_call",
             Op::HumanCompare(_) => "human_compare",
             Op::Aggregate { .. } => "aggregate",
+            Op::KeywordLabel(_) => "keyword_label",
         }
     }
 }
@@ -407,6 +432,7 @@ impl Workflow {
         for n in &self.nodes {
             let file = match &n.op {
                 Op::ReadTable { file } => Some(file.as_str()),
+                Op::KeywordLabel(k) => Some(k.patterns.as_str()),
                 Op::HumanCompare(c) => {
                     for f in [&c.instructions, &c.layout].into_iter().flatten() {
                         if !files.contains(&f.as_str()) {

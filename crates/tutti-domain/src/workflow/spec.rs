@@ -18,7 +18,10 @@
 //! node with a missing, unknown or ill-typed field, or a graph error, with
 //! the node's path (`nodes[3]`, `nodes[3].inputs[1]`).
 
-use super::{Crowd, HumanCompare, HumanLabel, ModelCall, Node, Op, Span, Workflow, WorkflowError};
+use super::{
+    Crowd, HumanCompare, HumanLabel, KeywordLabel, ModelCall, Node, Op, Span, Workflow,
+    WorkflowError,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -30,6 +33,18 @@ struct Doc {
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 enum SpecNode {
+    #[serde(alias = "rule_label")]
+    KeywordLabel {
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+        patterns: String,
+        column: String,
+        whole_word: Option<bool>,
+        id_column: Option<String>,
+        source_column: Option<String>,
+        author_column: Option<String>,
+        time_column: Option<String>,
+    },
     ReadTable {
         file: String,
         outputs: Vec<String>,
@@ -252,6 +267,46 @@ fn compile(doc: Doc) -> Result<Workflow, WorkflowError> {
                     time_limit_secs,
                 };
                 (Op::HumanCompare(Box::new(c)), inputs, outputs)
+            }
+            SpecNode::KeywordLabel {
+                inputs,
+                outputs,
+                patterns,
+                column,
+                whole_word,
+                id_column,
+                source_column,
+                author_column,
+                time_column,
+            } => {
+                count(&path, "inputs", &inputs, 1..=1)?;
+                count(&path, "outputs", &outputs, 1..=2)?;
+                nonempty(&path, "patterns", &patterns)?;
+                let name = |field: &str, v: Option<String>, default: &str| {
+                    let v = v.unwrap_or_else(|| default.to_owned());
+                    let ok = !v.is_empty()
+                        && v.len() <= 64
+                        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        && !v.as_bytes()[0].is_ascii_digit();
+                    if ok {
+                        Ok(v)
+                    } else {
+                        Err(WorkflowError::field(
+                            format!("{path}.{field}"),
+                            format!("{v:?} is not a column name; use letters, digits and _"),
+                        ))
+                    }
+                };
+                let k = KeywordLabel {
+                    patterns,
+                    column: name("column", Some(column), "")?,
+                    whole_word: whole_word.unwrap_or(false),
+                    id_column: name("id_column", id_column, "id")?,
+                    source_column: name("source_column", source_column, "source")?,
+                    author_column: name("author_column", author_column, "author_name")?,
+                    time_column: name("time_column", time_column, "create_time")?,
+                };
+                (Op::KeywordLabel(Box::new(k)), inputs, outputs)
             }
             SpecNode::Aggregate {
                 inputs,
