@@ -234,6 +234,15 @@ fn a_sqlite_table_is_labeled_into_result_and_production_tables_by_the_documented
         ("SUCCESS", "finish", 11)
     );
     assert_eq!(rate, 77.78);
+    drop(conn);
+
+    // The same task again finds the finished one and writes nothing twice.
+    let again = run(&sqlite_task(&input, &output)).unwrap_err();
+    assert!(
+        again.message.contains("has already labeled these rows"),
+        "{again}"
+    );
+    assert_eq!(results(&output, "posts_author_name").len(), 11);
 }
 
 #[test]

@@ -63,6 +63,9 @@ pub struct LabelArgs {
     /// Rows per batch and committed transaction.
     #[arg(long, default_value_t = tutti_engine::bulk::DEFAULT_BATCH_ROWS)]
     batch_rows: usize,
+    /// Rows read between commits (and checkpoints) of a SQLite output.
+    #[arg(long, default_value_t = tutti_engine::bulk::sqlite::COMMIT_ROWS)]
+    commit_rows: u64,
     /// Resume (or name) this task id (32 hex digits).
     #[arg(long)]
     task_id: Option<String>,
@@ -105,6 +108,7 @@ pub fn run(args: LabelArgs, rt: tokio::runtime::Handle) -> anyhow::Result<()> {
     task.result = args.result.clone();
     task.output_schema = args.output_schema.clone();
     task.batch_rows = args.batch_rows;
+    task.commit_rows = args.commit_rows;
     task.task_id = args.task_id.clone();
 
     let mut prepared = task.prepare(&rt)?;

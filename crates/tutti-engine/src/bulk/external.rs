@@ -370,7 +370,8 @@ macro_rules! open_tables {
         let t = &$self.task;
         if t.task_id.is_empty() {
             let found: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT task_id FROM {}{} WHERE digest = {} AND stat <> 'SUCCESS' ORDER BY create_time DESC LIMIT 1",
+                "SELECT task_id FROM {}{} WHERE digest = {} ORDER BY CASE WHEN stat = 'SUCCESS' THEN 1 ELSE 0 END, \
+                 create_time DESC LIMIT 1",
                 $self.prefix,
                 d.quote("state"),
                 d.param(1)

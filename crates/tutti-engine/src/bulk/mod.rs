@@ -701,7 +701,11 @@ pub fn run(
     let started = Instant::now();
     let checkpoint = sink.open()?;
     if checkpoint.as_ref().is_some_and(|c| c.produced) {
-        return Err(LabelError::new("this task has already finished"));
+        return Err(LabelError::new(format!(
+            "task {} has already labeled these rows into this output; its results are there \
+             (write to another output or result table to label them again)",
+            sink.task_id()
+        )));
     }
     let skip = checkpoint.as_ref().map(|c| c.rows).unwrap_or(0);
     let checkpoint_id = checkpoint.as_ref().and_then(|c| c.id.clone());

@@ -445,8 +445,8 @@ impl Sink for SqliteSink {
         if self.task.task_id.is_empty() {
             let found: Option<String> = tx
                 .query_row(
-                    "SELECT task_id FROM \"state\" WHERE digest = ?1 AND stat <> 'SUCCESS' \
-                     ORDER BY create_time DESC LIMIT 1",
+                    "SELECT task_id FROM \"state\" WHERE digest = ?1 \
+                     ORDER BY stat = 'SUCCESS', create_time DESC LIMIT 1",
                     [&self.task.digest],
                     |r| r.get(0),
                 )

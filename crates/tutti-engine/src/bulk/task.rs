@@ -102,7 +102,9 @@ pub struct Task {
     pub output_schema: Option<String>,
     /// `keyword_model` or `rule_model`.
     pub model_type: String,
-    /// The task id: a new one, or one to resume.
+    /// The task id: a new one, or one to resume. Without one, a sink
+    /// resumes the unfinished task of the same configuration, or refuses to
+    /// label again what a finished one did.
     pub task_id: Option<String>,
     /// Rows per batch.
     pub batch_rows: usize,
