@@ -236,6 +236,18 @@ fn a_sqlite_table_is_labeled_into_result_and_production_tables_by_the_documented
     assert_eq!(rate, 77.78);
     drop(conn);
 
+    // A tally over its memory budget leaves the production step to a
+    // query, with the same outcome.
+    let by_query = d.join("by-query.db");
+    let mut t = sqlite_task(&input, &by_query);
+    t.tally_budget = Some(2);
+    let (_, q) = run(&t).unwrap();
+    assert_eq!(q.production_rows, Some(7));
+    assert_eq!(
+        production(&by_query, "posts_author_name"),
+        production(&output, "posts_author_name")
+    );
+
     // The same task again finds the finished one and writes nothing twice.
     let again = run(&sqlite_task(&input, &output)).unwrap_err();
     assert!(
@@ -553,6 +565,8 @@ fn server_source_matches_sqlite(url: &str) {
     t.table = Some(table.clone());
     t.result = Some(result.clone());
     t.batch_rows = 4;
+    // The production step as a query on the server.
+    t.tally_budget = Some(3);
     t.range = TimeRange::parse(Some("2019-01-01"), Some("2022-01-01")).unwrap();
     let (task_id, got) = run(&t).unwrap();
     assert_eq!(

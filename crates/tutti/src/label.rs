@@ -149,7 +149,8 @@ pub fn run(args: LabelArgs, rt: tokio::runtime::Handle) -> anyhow::Result<()> {
     let secs = started.elapsed().as_secs_f64();
     println!(
         "task={} rows={} labeled_rows={} result_rows={} production_rows={} unique_source_author={} \
-         rate_of_label={:.2}% seconds={:.3} rows_per_second={:.0} peak_rss_mb={:.1}",
+         rate_of_label={:.2}% seconds={:.3} rows_per_second={:.0} peak_rss_mb={:.1} \
+         scan_cpu_seconds={:.3} write_seconds={:.3}",
         prepared.task_id(),
         p.received,
         p.labeled_rows,
@@ -159,7 +160,9 @@ pub fn run(args: LabelArgs, rt: tokio::runtime::Handle) -> anyhow::Result<()> {
         p.rate_of_label().unwrap_or(0.0),
         secs,
         p.received as f64 / secs.max(1e-9),
-        tutti_engine::bulk::peak_rss_mb().unwrap_or(0.0)
+        tutti_engine::bulk::peak_rss_mb().unwrap_or(0.0),
+        p.scan_seconds,
+        p.write_seconds
     );
     Ok(())
 }

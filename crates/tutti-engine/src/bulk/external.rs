@@ -11,8 +11,8 @@
 
 use super::tables::{Dialect, Value, identifier, state_params};
 use super::{
-    AUTHOR, Batch, Checkpoint, Columns, FIELD, ID, LabelError, Labeled, Names, Progress, SOURCE,
-    Sink, Source, TIME, TaskInfo, TimeRange,
+    AUTHOR, Batch, Checkpoint, Columns, FIELD, ID, Keep, LabelError, Labeled, Names, Progress,
+    SOURCE, Sink, Source, TIME, TaskInfo, TimeRange,
 };
 use futures_util::TryStreamExt as _;
 use sqlx::{Connection as _, Executor as _, Row as _};
@@ -483,7 +483,7 @@ macro_rules! write_rows {
 }
 
 macro_rules! produce_rows {
-    ($c:expr, $d:expr, $self:expr, $winners:expr, $progress:expr) => {{
+    ($c:expr, $d:expr, $self:expr, $keep:expr, $progress:expr) => {{
         let c = $c;
         let d = $d;
         let fail = refused("writing production rows failed");
@@ -500,29 +500,44 @@ macro_rules! produce_rows {
         .execute(&mut *tx)
         .await
         .map_err(&fail)?;
-        for chunk in $winners.chunks(1000) {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(d.produce(
-                &$self.prefix,
-                &$self.task.result,
-                chunk.len(),
-            )));
-            for &s in chunk {
-                q = q.bind($self.seq_base + s as i64);
+        let mut written = 0u64;
+        match $keep {
+            Keep::Seqs(winners) => {
+                for chunk in winners.chunks(1000) {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(d.produce(
+                        &$self.prefix,
+                        &$self.task.result,
+                        chunk.len(),
+                    )));
+                    for &s in chunk {
+                        q = q.bind($self.seq_base + s as i64);
+                    }
+                    written += q.execute(&mut *tx).await.map_err(&fail)?.rows_affected();
+                }
             }
-            q.execute(&mut *tx).await.map_err(&fail)?;
+            Keep::ByQuery(priorities) => {
+                let (sql, params) = d.produce_by_query(
+                    &$self.prefix,
+                    &$self.task.result,
+                    priorities,
+                    $self.seq_base,
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for v in &params {
+                    q = bind_value(q, v);
+                }
+                written = q.execute(&mut *tx).await.map_err(&fail)?.rows_affected();
+            }
         }
+        let mut p = $progress.clone();
+        p.production_rows = Some(written);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(d.update_state(&$self.prefix)));
-        for v in state_params(
-            "SUCCESS",
-            Some("finish"),
-            $progress,
-            None,
-            &$self.task.task_id,
-        ) {
+        for v in state_params("SUCCESS", Some("finish"), &p, None, &$self.task.task_id) {
             q = bind_value(q, &v);
         }
         q.execute(&mut *tx).await.map_err(&fail)?;
-        tx.commit().await.map_err(&fail)
+        tx.commit().await.map_err(&fail)?;
+        Ok(written)
     }};
 }
 
@@ -555,13 +570,13 @@ impl Sink for ExternalSink {
         })
     }
 
-    fn produce(&mut self, winners: &[u64], progress: &Progress) -> Result<(), LabelError> {
+    fn produce(&mut self, keep: &Keep, progress: &Progress) -> Result<u64, LabelError> {
         let rt = self.rt.clone();
         let d = self.conn.dialect();
         rt.block_on(async {
             match &mut self.conn {
-                Conn::Pg(c) => produce_rows!(c, d, self, winners, progress),
-                Conn::My(c) => produce_rows!(c, d, self, winners, progress),
+                Conn::Pg(c) => produce_rows!(c, d, self, keep, progress),
+                Conn::My(c) => produce_rows!(c, d, self, keep, progress),
             }
         })
     }

@@ -13,8 +13,8 @@
 
 use super::tables::identifier;
 use super::{
-    AUTHOR, Batch, Checkpoint, Columns, FIELD, ID, LabelError, Labeled, Names, Progress, SOURCE,
-    Sink, Source, TIME, TaskInfo, TimeRange, normalise_time,
+    AUTHOR, Batch, Checkpoint, Columns, FIELD, ID, Keep, LabelError, Labeled, Names, Progress,
+    SOURCE, Sink, Source, TIME, TaskInfo, TimeRange, normalise_time,
 };
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
@@ -362,7 +362,18 @@ impl Sink for FileSink {
         Ok(())
     }
 
-    fn produce(&mut self, winners: &[u64], _progress: &Progress) -> Result<(), LabelError> {
+    fn tally_budget(&self) -> Option<usize> {
+        // A file cannot be queried: the tally stays in memory.
+        None
+    }
+
+    fn produce(&mut self, keep: &Keep, _progress: &Progress) -> Result<u64, LabelError> {
+        let Keep::Seqs(winners) = keep else {
+            return Err(LabelError::new(
+                "a file output keeps its production tally in memory",
+            ));
+        };
+        let mut written = 0u64;
         let tmp = partial(&self.path);
         if let Some(mut out) = self.out.take() {
             out.flush().map_err(io_error(&tmp))?;
@@ -397,6 +408,7 @@ impl Sink for FileSink {
                 ];
                 Self::write_line(out, self.jsonl, &PRODUCTION_COLUMNS, &values)
                     .map_err(io_error(&prod_tmp))?;
+                written += 1;
             }
             Ok(())
         };
@@ -432,7 +444,7 @@ impl Sink for FileSink {
         drop(out);
         std::fs::rename(&prod_tmp, &self.production).map_err(io_error(&self.production))?;
         std::fs::rename(&tmp, &self.path).map_err(io_error(&self.path))?;
-        Ok(())
+        Ok(written)
     }
 
     fn fail(&mut self, _message: &str) {

@@ -322,7 +322,7 @@ impl Pool {
     fn give(&self, mut b: Batch) {
         b.clear();
         if let Ok(mut v) = self.0.lock()
-            && v.len() < 8
+            && v.len() < 4
         {
             v.push(b);
         }
@@ -397,6 +397,11 @@ pub struct Progress {
     pub seconds: f64,
     /// Peak resident memory of the process, in MB.
     pub peak_mb: Option<f64>,
+    /// Seconds the scanners spent reading and matching (all of them
+    /// together, waits excluded).
+    pub scan_seconds: f64,
+    /// Seconds the writer spent writing.
+    pub write_seconds: f64,
 }
 
 impl Progress {
@@ -432,15 +437,34 @@ pub trait Sink: Send {
         names: &Names,
         progress: &Progress,
     ) -> Result<(), LabelError>;
-    /// Writes the production rows (the result rows whose `seq` is listed,
-    /// ascending) and marks the task finished, in one transaction.
-    fn produce(&mut self, winners: &[u64], progress: &Progress) -> Result<(), LabelError>;
+    /// Writes the production rows and marks the task finished, in one
+    /// transaction; returns how many rows it wrote.
+    fn produce(&mut self, keep: &Keep, progress: &Progress) -> Result<u64, LabelError>;
+    /// How many (pair, label) tallies the production step may keep in
+    /// memory before it leaves the work to the database ([`Keep::ByQuery`]);
+    /// `None` for sinks that cannot run a query.
+    fn tally_budget(&self) -> Option<usize> {
+        Some(DEFAULT_TALLY_BUDGET)
+    }
     /// Marks the task failed with a message (best effort: the failure may
     /// be the sink's own).
     fn fail(&mut self, message: &str);
     /// The task's id (after [`Sink::open`], the unfinished task of the
     /// same configuration it resumes, if the task came without one).
     fn task_id(&self) -> String;
+}
+
+/// (pair, label) tallies kept in memory by default: about 16 MB.
+pub const DEFAULT_TALLY_BUDGET: usize = 400_000;
+
+/// Which result rows the production step keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Keep {
+    /// These (by `seq`, ascending), tallied in memory.
+    Seqs(Vec<u64>),
+    /// Those the production rule picks, by a query over the result rows
+    /// (the tally outgrew its budget); with each label's priority.
+    ByQuery(Vec<(String, i32)>),
 }
 
 /// What a sink records about its task in the `state` table, beside the
@@ -509,6 +533,9 @@ pub struct Plan {
     /// Pause between labeling and the production step (the Audience
     /// `countdown`).
     pub countdown: std::time::Duration,
+    /// Most (pair, label) tallies kept in memory, if not the sink's own
+    /// budget.
+    pub tally_budget: Option<usize>,
 }
 
 /// A running task's view from outside: progress as batches commit, and a
@@ -603,10 +630,24 @@ struct Tally {
 struct Production {
     first: U64Map<Tally>,
     more: HashMap<(u64, u16), (u32, u64)>,
+    /// Most tallies kept; past it the tally is dropped for a query.
+    budget: Option<usize>,
+    overflowed: bool,
 }
 
 impl Production {
     fn add(&mut self, pair: u64, label: u16, seq: u64) {
+        if self.overflowed {
+            return;
+        }
+        if let Some(budget) = self.budget
+            && self.first.len() + self.more.len() >= budget
+        {
+            self.overflowed = true;
+            self.first = U64Map::default();
+            self.more = HashMap::new();
+            return;
+        }
         match self.first.entry(pair) {
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(Tally {
@@ -673,7 +714,7 @@ pub fn peak_rss_mb() -> Option<f64> {
 
 enum ToWriter {
     Batch(Batch, Vec<Labeled>, Progress),
-    Produce(Vec<u64>, Progress),
+    Produce(Keep, Progress),
 }
 
 /// A chunk as a scanner hands it on: its rows, each row's pair hash, and
@@ -686,7 +727,7 @@ struct Matched {
 }
 
 /// Chunks a scanner may run ahead of the sequencer.
-const AHEAD: u64 = 2;
+const AHEAD: u64 = 1;
 
 /// Runs a task to its end: labels every row of `source` into `sink`, then
 /// the production step. `report` sees the progress after every committed
@@ -729,8 +770,10 @@ pub fn run(
         .map(|l| plan.patterns.label_priority(l))
         .collect();
     let batch_rows = plan.batch_rows.max(1);
+    let budget = sink.tally_budget();
     let parts = source.parts().max(1);
     let pool = Pool::default();
+    let scan_nanos = std::sync::atomic::AtomicU64::new(0);
     let window = Window {
         next: std::sync::Mutex::new(0),
         moved: std::sync::Condvar::new(),
@@ -744,10 +787,11 @@ pub fn run(
         let mut scanners = Vec::new();
         for part in 0..parts {
             let chunk_tx = chunk_tx.clone();
-            let (matcher, pool, window) = (&matcher, &pool, &window);
+            let (matcher, pool, window, scan_nanos) = (&matcher, &pool, &window, &scan_nanos);
             scanners.push(scope.spawn(move || {
                 let mut scratch = Scratch::default();
                 let mut found: Vec<Hit> = Vec::new();
+                let mut busy_since = Instant::now();
                 let scanned = source.scan(
                     part,
                     parts,
@@ -769,15 +813,19 @@ pub fn run(
                                 hits.push((r as u32, h.label as u16, h.pattern as u32));
                             }
                         }
+                        scan_nanos
+                            .fetch_add(busy_since.elapsed().as_nanos() as u64, Ordering::Relaxed);
                         window.wait_for(chunk, control);
-                        chunk_tx
+                        let sent = chunk_tx
                             .send(Matched {
                                 chunk,
                                 batch,
                                 pairs,
                                 hits,
                             })
-                            .map_err(|_| LabelError::new(STOPPED))
+                            .map_err(|_| LabelError::new(STOPPED));
+                        busy_since = Instant::now();
+                        sent
                     },
                 );
                 if scanned.is_err() {
@@ -794,20 +842,27 @@ pub fn run(
         let pool_ref = &pool;
         let writer = scope.spawn(move || -> Result<Progress, LabelError> {
             let mut last = Progress::default();
+            let mut writing = 0.0;
             for msg in out_rx {
                 match msg {
                     ToWriter::Batch(batch, rows, mut progress) => {
                         progress.seconds = started.elapsed().as_secs_f64();
                         progress.peak_mb = peak_rss_mb();
+                        let t = Instant::now();
                         sink.write(&batch, &rows, names_ref, &progress)?;
+                        writing += t.elapsed().as_secs_f64();
+                        progress.write_seconds = writing;
                         pool_ref.give(batch);
                         report(&progress);
                         last = progress;
                     }
-                    ToWriter::Produce(winners, mut progress) => {
+                    ToWriter::Produce(keep, mut progress) => {
                         progress.seconds = started.elapsed().as_secs_f64();
                         progress.peak_mb = peak_rss_mb();
-                        sink.produce(&winners, &progress)?;
+                        let t = Instant::now();
+                        progress.production_rows = Some(sink.produce(&keep, &progress)?);
+                        writing += t.elapsed().as_secs_f64();
+                        progress.write_seconds = writing;
                         report(&progress);
                         last = progress;
                     }
@@ -819,7 +874,10 @@ pub fn run(
         // The sequencer runs here.
         let sequenced = (|| -> Result<(), LabelError> {
             let mut pairs = U64Set::default();
-            let mut production = Production::default();
+            let mut production = Production {
+                budget: plan.tally_budget.or(budget),
+                ..Production::default()
+            };
             let mut p = Progress {
                 checkpoint_rows: skip,
                 checkpoint_id: checkpoint_id.clone(),
@@ -911,9 +969,22 @@ pub fn run(
             if control.stopped() {
                 return Err(LabelError::new("the task was stopped"));
             }
-            let winners = production.winners(&priority);
-            p.production_rows = Some(winners.len() as u64);
-            let _ = out_tx.send(ToWriter::Produce(winners, p));
+            let keep = if production.overflowed {
+                Keep::ByQuery(
+                    plan.patterns
+                        .labels
+                        .iter()
+                        .cloned()
+                        .zip(priority.iter().copied())
+                        .collect(),
+                )
+            } else {
+                let winners = production.winners(&priority);
+                p.production_rows = Some(winners.len() as u64);
+                Keep::Seqs(winners)
+            };
+            p.scan_seconds = scan_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = out_tx.send(ToWriter::Produce(keep, p));
             Ok(())
         })();
         // Unblock scanners waiting on the window if the sequencer quit.

@@ -10,8 +10,8 @@
 
 use super::tables::{Dialect, Value, identifier, state_params};
 use super::{
-    AUTHOR, Batch, Checkpoint, Columns, FIELD, ID, LabelError, Labeled, Names, Progress, SOURCE,
-    Sink, Source, TIME, TaskInfo, TimeRange,
+    AUTHOR, Batch, Checkpoint, Columns, FIELD, ID, Keep, LabelError, Labeled, Names, Progress,
+    SOURCE, Sink, Source, TIME, TaskInfo, TimeRange,
 };
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, params_from_iter};
@@ -541,7 +541,7 @@ impl Sink for SqliteSink {
         Ok(())
     }
 
-    fn produce(&mut self, winners: &[u64], progress: &Progress) -> Result<(), LabelError> {
+    fn produce(&mut self, keep: &Keep, progress: &Progress) -> Result<u64, LabelError> {
         let fail = |e| db_error("writing production rows failed", e);
         self.begin().map_err(fail)?;
         let base = self.seq_base;
@@ -554,15 +554,33 @@ impl Sink for SqliteSink {
                 [base, base + super::tables::SEQ_BLOCK],
             )
             .map_err(fail)?;
-        for chunk in winners.chunks(500) {
-            let sql = Dialect::Sqlite.produce("", &self.task.result, chunk.len());
-            let mut stmt = self.conn.prepare_cached(&sql).map_err(fail)?;
-            stmt.execute(params_from_iter(chunk.iter().map(|&s| base + s as i64)))
-                .map_err(fail)?;
+        let mut written = 0u64;
+        match keep {
+            Keep::Seqs(winners) => {
+                for chunk in winners.chunks(500) {
+                    let sql = Dialect::Sqlite.produce("", &self.task.result, chunk.len());
+                    let mut stmt = self.conn.prepare_cached(&sql).map_err(fail)?;
+                    written += stmt
+                        .execute(params_from_iter(chunk.iter().map(|&s| base + s as i64)))
+                        .map_err(fail)? as u64;
+                }
+            }
+            Keep::ByQuery(priorities) => {
+                let (sql, params) =
+                    Dialect::Sqlite.produce_by_query("", &self.task.result, priorities, base);
+                let params = Self::bind(&params);
+                written = self
+                    .conn
+                    .execute(&sql, params_from_iter(params.iter()))
+                    .map_err(fail)? as u64;
+            }
         }
-        self.set_state("SUCCESS", Some("finish"), progress)
+        let mut p = progress.clone();
+        p.production_rows = Some(written);
+        self.set_state("SUCCESS", Some("finish"), &p)
             .map_err(fail)?;
-        self.commit().map_err(fail)
+        self.commit().map_err(fail)?;
+        Ok(written)
     }
 
     fn fail(&mut self, message: &str) {

@@ -218,6 +218,68 @@ impl Dialect {
     }
 }
 
+impl Dialect {
+    /// The production step as one statement over the task's result rows,
+    /// for tallies too large to keep in memory: per (source, author) the
+    /// label with the most rows, then the higher priority, then the first
+    /// seen, and that label's first row. Parameters, in order, come with
+    /// it: the priorities of labels that have one, then the task's
+    /// `seq_base` twice (the block's ends).
+    pub fn produce_by_query(
+        self,
+        prefix: &str,
+        result: &str,
+        priorities: &[(String, i32)],
+        seq_base: i64,
+    ) -> (String, Vec<Value>) {
+        let mut params = Vec::new();
+        let next = |v: Value, params: &mut Vec<Value>| {
+            params.push(v);
+            self.param(params.len())
+        };
+        // MySQL compares text by a collation that ignores case (and width);
+        // pairs and labels are told apart byte for byte, as in memory.
+        let exact = |c: &str| match self {
+            Dialect::MySql => format!("BINARY {c}"),
+            _ => c.to_owned(),
+        };
+        let ranked: Vec<&(String, i32)> = priorities.iter().filter(|(_, p)| *p != 0).collect();
+        let prio = if ranked.is_empty() {
+            "0".to_owned()
+        } else {
+            let mut case = format!("CASE {}", exact("label"));
+            for (label, p) in ranked {
+                let l = next(Value::Text(Some(label.clone())), &mut params);
+                let v = next(Value::Int(Some(i64::from(*p))), &mut params);
+                case.push_str(&format!(" WHEN {l} THEN {v}"));
+            }
+            case.push_str(" ELSE 0 END");
+            case
+        };
+        let lo = next(Value::Int(Some(seq_base)), &mut params);
+        let hi = next(Value::Int(Some(seq_base + SEQ_BLOCK)), &mut params);
+        let concat = match self {
+            Dialect::MySql => "CONCAT(r.source, '_', r.author)",
+            _ => "r.source || '_' || r.author",
+        };
+        let r = format!("{prefix}{}", self.quote(result));
+        let sql = format!(
+            "INSERT INTO {prefix}{} (id, task_id, source_author, panel, create_time, field_content, match_content, seq) \
+             SELECT r.id, r.task_id, {concat}, r.label, r.create_time, r.source, r.match_content, r.seq \
+             FROM {r} AS r JOIN (\
+               SELECT first_seq, ROW_NUMBER() OVER (PARTITION BY s, a ORDER BY n DESC, prio DESC, first_seq) AS k \
+               FROM (SELECT {bs} AS s, {ba} AS a, COUNT(*) AS n, MIN(seq) AS first_seq, MAX({prio}) AS prio \
+                     FROM {r} WHERE seq > {lo} AND seq <= {hi} GROUP BY {bs}, {ba}, {bl}) AS c\
+             ) AS w ON r.seq = w.first_seq WHERE w.k = 1",
+            self.quote(&format!("wh_panel_mapping_{result}")),
+            bs = exact("source"),
+            ba = exact("author"),
+            bl = exact("label"),
+        );
+        (sql, params)
+    }
+}
+
 /// Seq numbers per task: each task's result rows are numbered from its
 /// `seq_base + 1`.
 pub const SEQ_BLOCK: i64 = 1 << 40;

@@ -112,6 +112,9 @@ pub struct Task {
     pub countdown: std::time::Duration,
     /// Rows read between commits of a SQLite output.
     pub commit_rows: u64,
+    /// Most (pair, label) tallies the production step keeps in memory
+    /// (default: the output's own budget).
+    pub tally_budget: Option<usize>,
 }
 
 impl Task {
@@ -132,6 +135,7 @@ impl Task {
             batch_rows: DEFAULT_BATCH_ROWS,
             countdown: std::time::Duration::ZERO,
             commit_rows: super::sqlite::COMMIT_ROWS,
+            tally_budget: None,
         }
     }
 
@@ -256,6 +260,7 @@ impl Task {
                 },
                 batch_rows: self.batch_rows,
                 countdown: self.countdown,
+                tally_budget: self.tally_budget,
             },
             source,
             sink,
