@@ -192,6 +192,30 @@ pub struct JobSpec {
     pub policy: PolicySpec,
 }
 
+/// Who answers a job's tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Crowd {
+    /// The workspace's own workers (and stewards), through Tutti's pages
+    /// and API.
+    #[default]
+    InHouse,
+    /// Amazon Mechanical Turk: the crowd connector posts each task as a HIT
+    /// and brings the answers back; in-house workers are not offered it.
+    MechanicalTurk,
+}
+
+impl Crowd {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Crowd::InHouse => "in_house",
+            Crowd::MechanicalTurk => "mechanical_turk",
+        }
+    }
+}
+
 /// A checked job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -212,6 +236,13 @@ pub struct JobConfig {
     pub layout: Option<String>,
     /// The agreement policy.
     pub policy: Policy,
+    /// Who answers (in-house unless a workflow sends the job to a crowd).
+    #[serde(default, skip_serializing_if = "is_in_house")]
+    pub crowd: Crowd,
+}
+
+fn is_in_house(c: &Crowd) -> bool {
+    *c == Crowd::InHouse
 }
 
 /// Changes to a job after it was created. The answers and agreement cannot
@@ -339,6 +370,7 @@ impl JobConfig {
                 gold: spec.policy.gold.map(GoldSpec::parse).transpose()?,
                 adaptive,
             },
+            crowd: Crowd::InHouse,
         })
     }
 

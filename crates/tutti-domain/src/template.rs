@@ -13,6 +13,22 @@ pub fn value_text(value: &Value) -> String {
     }
 }
 
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Fills every `${name}` in `template` with the row's value of `name`, passing
 /// each value through `escape` (HTML escaping for pages, identity for JSON).
 /// A placeholder naming a column the row lacks is left as it was, so a typo

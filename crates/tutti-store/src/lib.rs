@@ -280,6 +280,22 @@ pub trait Store: Send + Sync + 'static {
     /// agreement with the labels, estimated skill and time per answer.
     async fn worker_quality(&self, job: JobId) -> Result<Vec<WorkerQuality>>;
 
+    // --- outside crowds ---
+
+    /// Jobs answered by `crowd` that still have open tasks or HITs not yet
+    /// closed, oldest first.
+    async fn crowd_jobs(&self, crowd: tutti_domain::job::Crowd) -> Result<Vec<Job>>;
+    /// A crowd job's tasks that are open or whose HIT is not yet closed, in
+    /// order, each with its HIT if one was asked for.
+    async fn crowd_tasks(&self, job: JobId) -> Result<Vec<CrowdTask>>;
+    /// Records (or updates) the HIT of task `hit.seq` of `job`.
+    async fn put_crowd_hit(&self, job: JobId, hit: &CrowdHit) -> Result<()>;
+    /// Leases task `seq` itself (not the next open one) to `req.worker`:
+    /// how an answer given outside Tutti enters the job's counts. The lease
+    /// the worker already holds on it is returned again, so a connector
+    /// that stopped between lease and submit carries on.
+    async fn lease_task(&self, req: &LeaseRequest, seq: i64) -> Result<TaskLease>;
+
     // --- bulk labeling tasks ---
 
     /// Stores a new task, PENDING.

@@ -40,6 +40,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "label_tasks",
         sql: include_str!("../migrations/sqlite/0006_label_tasks.sql"),
     },
+    Migration {
+        version: 7,
+        name: "crowd",
+        sql: include_str!("../migrations/sqlite/0007_crowd.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -73,6 +78,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 6,
         name: "label_tasks",
         sql: include_str!("../migrations/postgres/0006_label_tasks.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "crowd",
+        sql: include_str!("../migrations/postgres/0007_crowd.sql"),
     },
 ];
 

@@ -823,3 +823,42 @@ pub struct LabelTask {
     /// When it last changed.
     pub updated_at: Timestamp,
 }
+
+/// The HIT a crowd connector posted for one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrowdHit {
+    /// The task's number in its job.
+    pub seq: i64,
+    /// The idempotency token the HIT was asked for with.
+    pub token: String,
+    /// The crowd's id of the HIT, once it answered.
+    pub hit_id: Option<String>,
+    /// How many answers the HIT asks for so far.
+    pub max_assignments: u32,
+    /// Whether the HIT is finished with (expired after its task closed).
+    pub closed: bool,
+}
+
+/// A task of a crowd job, as the connector sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrowdTask {
+    /// The task's number in its job.
+    pub seq: i64,
+    /// `open`, `labeled`, `undecided` or `closed`.
+    pub state: String,
+    /// The row.
+    pub data: serde_json::Map<String, serde_json::Value>,
+    /// Its HIT, if one was asked for.
+    pub hit: Option<CrowdHit>,
+}
+
+/// What [`crate::Store::lease_task`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskLease {
+    /// A lease to submit the answer on.
+    Leased(Assignment),
+    /// The worker's answer to this task is already counted.
+    Answered,
+    /// The task takes no more answers (decided, closed, or every slot in use).
+    Closed,
+}

@@ -138,40 +138,20 @@ async fn lease(store: &PgStore, req: &LeaseRequest) -> Result<Option<Assignment>
         return Ok(None);
     };
     let mut task = tally_from(&row)?;
-    *pending_mut(&mut task.tally, req.side) += 1;
-    let deadline = req.now.plus_secs(req.policy.time_limit_secs);
-    let insert = Write::returning_id(
-        "INSERT INTO assignments (job_id, task_id, worker_id, side, status, leased_at, deadline) \
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
-        vec![
-            Val::I64(req.job.0),
-            Val::I64(task.id),
-            Val::I64(req.worker.0),
-            Val::Text(req.side.as_str().to_owned()),
-            Val::I64(req.now.0),
-            Val::I64(deadline.0),
-        ],
-    );
-    let (update, _) = apply_tally(&mut task, &req.policy, req.now);
+    let (writes, deadline) = lease_writes(req, &mut task);
     let id = session
-        .finish(vec![insert, update])
+        .finish(writes)
         .await?
         .context("the new assignment's id")?;
-    Ok(Some(Assignment {
-        id: AssignmentId(id),
-        job_id: req.job,
-        task_id: TaskId(task.id),
-        seq: row.try_get("seq")?,
-        worker_id: req.worker,
-        side: req.side,
-        status: AssignmentStatus::Pending,
-        leased_at: req.now,
+    let data = object_of(row.try_get("data")?)?;
+    Ok(Some(new_lease(
+        req,
+        id,
+        &task,
+        row.try_get("seq")?,
         deadline,
-        answer: None,
-        idempotency_key: None,
-        late: false,
-        data: object_of(row.try_get("data")?)?,
-    }))
+        data,
+    )))
 }
 
 /// A submit, in its own transaction with its rows locked.

@@ -368,6 +368,54 @@ macro_rules! store_impl {
             }
         }
 
+        /// The writes that lease `task` to `req.worker` (the assignment,
+        /// returning its id, then the task's new tally), and the lease's
+        /// deadline.
+        fn lease_writes(req: &LeaseRequest, task: &mut TaskTally) -> (Vec<Write>, Timestamp) {
+            *pending_mut(&mut task.tally, req.side) += 1;
+            let deadline = req.now.plus_secs(req.policy.time_limit_secs);
+            let insert = Write::returning_id(
+                "INSERT INTO assignments (job_id, task_id, worker_id, side, status, leased_at, deadline) \
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
+                vec![
+                    Val::I64(req.job.0),
+                    Val::I64(task.id),
+                    Val::I64(req.worker.0),
+                    Val::Text(req.side.as_str().to_owned()),
+                    Val::I64(req.now.0),
+                    Val::I64(deadline.0),
+                ],
+            );
+            let (update, _) = apply_tally(task, &req.policy, req.now);
+            (vec![insert, update], deadline)
+        }
+
+        /// The assignment [`lease_writes`] made, once its id is known.
+        fn new_lease(
+            req: &LeaseRequest,
+            id: i64,
+            task: &TaskTally,
+            seq: i64,
+            deadline: Timestamp,
+            data: Map<String, Value>,
+        ) -> Assignment {
+            Assignment {
+                id: AssignmentId(id),
+                job_id: req.job,
+                task_id: TaskId(task.id),
+                seq,
+                worker_id: req.worker,
+                side: req.side,
+                status: AssignmentStatus::Pending,
+                leased_at: req.now,
+                deadline,
+                answer: None,
+                idempotency_key: None,
+                late: false,
+                data,
+            }
+        }
+
         type Conn = <$db as sqlx::Database>::Connection;
 
         async fn lock_task(conn: &mut Conn, task: TaskId) -> Result<TaskTally> {
@@ -684,13 +732,14 @@ macro_rules! store_impl {
                 now: Timestamp,
             ) -> Result<Job> {
                 let row = sqlx::query(
-                    "INSERT INTO jobs (workspace_id, config, created_by, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $4) RETURNING *",
+                    "INSERT INTO jobs (workspace_id, config, created_by, created_at, updated_at, crowd) \
+                     VALUES ($1, $2, $3, $4, $4, $5) RETURNING *",
                 )
                 .bind(ws.0)
                 .bind(json_text(config))
                 .bind(creator.0)
                 .bind(now.0)
+                .bind(config.crowd.as_str())
                 .fetch_one(self.writer())
                 .await?;
                 job_from(&row)
@@ -791,7 +840,7 @@ macro_rules! store_impl {
                      (SELECT COUNT(*) FROM assignments a WHERE a.job_id = j.id AND a.worker_id = $1 \
                         AND a.status = 'submitted') AS mine \
                      FROM jobs j JOIN memberships m ON m.workspace_id = j.workspace_id AND m.user_id = $1 \
-                     ORDER BY j.id",
+                     WHERE j.crowd = 'in_house' ORDER BY j.id",
                 )
                 .bind(user.0)
                 .fetch_all(self.reader())
@@ -1254,6 +1303,125 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn crowd_jobs(&self, crowd: tutti_domain::job::Crowd) -> Result<Vec<Job>> {
+                sqlx::query(
+                    "SELECT * FROM jobs j WHERE j.crowd = $1 \
+                     AND (EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'open') \
+                          OR EXISTS (SELECT 1 FROM crowd_hits h WHERE h.job_id = j.id AND h.closed = 0)) \
+                     ORDER BY j.id",
+                )
+                .bind(crowd.as_str())
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(job_from)
+                .collect()
+            }
+
+            async fn crowd_tasks(&self, job: JobId) -> Result<Vec<CrowdTask>> {
+                sqlx::query(
+                    "SELECT t.seq, t.state, t.data, h.token, h.hit_id, h.max_assignments, h.closed \
+                     FROM tasks t LEFT JOIN crowd_hits h ON h.job_id = t.job_id AND h.seq = t.seq \
+                     WHERE t.job_id = $1 AND (t.state = 'open' OR (h.seq IS NOT NULL AND h.closed = 0)) \
+                     ORDER BY t.seq",
+                )
+                .bind(job.0)
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| {
+                    let seq: i64 = r.try_get("seq")?;
+                    let token: Option<String> = r.try_get("token")?;
+                    let hit = match token {
+                        Some(token) => Some(CrowdHit {
+                            seq,
+                            token,
+                            hit_id: r.try_get("hit_id")?,
+                            max_assignments: u32::try_from(r.try_get::<i64, _>("max_assignments")?)
+                                .unwrap_or(0),
+                            closed: r.try_get::<i64, _>("closed")? != 0,
+                        }),
+                        None => None,
+                    };
+                    Ok(CrowdTask {
+                        seq,
+                        state: r.try_get("state")?,
+                        data: object_of(r.try_get("data")?)?,
+                        hit,
+                    })
+                })
+                .collect()
+            }
+
+            async fn put_crowd_hit(&self, job: JobId, hit: &CrowdHit) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO crowd_hits (job_id, seq, token, hit_id, max_assignments, closed) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (job_id, seq) DO UPDATE SET token = excluded.token, \
+                     hit_id = excluded.hit_id, max_assignments = excluded.max_assignments, \
+                     closed = excluded.closed",
+                )
+                .bind(job.0)
+                .bind(hit.seq)
+                .bind(&hit.token)
+                .bind(hit.hit_id.as_deref())
+                .bind(i64::from(hit.max_assignments))
+                .bind(i64::from(hit.closed))
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn lease_task(&self, req: &LeaseRequest, seq: i64) -> Result<TaskLease> {
+                let mut session = self.session().await?;
+                let held = sqlx::query(concat!(
+                    "SELECT ",
+                    assignment_cols!(),
+                    " FROM assignments a JOIN tasks t ON t.id = a.task_id \
+                     WHERE t.job_id = $1 AND t.seq = $2 AND a.worker_id = $3 \
+                     AND a.status IN ('pending', 'submitted') ORDER BY a.id DESC LIMIT 1"
+                ))
+                .bind(req.job.0)
+                .bind(seq)
+                .bind(req.worker.0)
+                .fetch_optional(session.conn())
+                .await?;
+                if let Some(row) = held {
+                    session.abandon().await?;
+                    let a = assignment_from(&row)?;
+                    return Ok(match a.status {
+                        AssignmentStatus::Pending => TaskLease::Leased(a),
+                        _ => TaskLease::Answered,
+                    });
+                }
+                let slots = match req.side {
+                    Side::Worker => "t.w_slots",
+                    Side::Steward => "t.s_slots",
+                };
+                let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {}, t.seq, t.data FROM tasks t \
+                     WHERE t.job_id = $1 AND t.seq = $2 AND t.state = 'open' AND {slots} > 0{}",
+                    tally_cols!(),
+                    $for_update
+                )))
+                .bind(req.job.0)
+                .bind(seq)
+                .fetch_optional(session.conn())
+                .await?
+                else {
+                    session.abandon().await?;
+                    return Ok(TaskLease::Closed);
+                };
+                let mut task = tally_from(&row)?;
+                let (writes, deadline) = lease_writes(req, &mut task);
+                let id = session
+                    .finish(writes)
+                    .await?
+                    .context("the new assignment's id")?;
+                let data = object_of(row.try_get("data")?)?;
+                Ok(TaskLease::Leased(new_lease(req, id, &task, seq, deadline, data)))
+            }
+
             async fn unfinished_label_tasks(&self) -> Result<Vec<LabelTask>> {
                 sqlx::query(
                     "SELECT * FROM label_tasks WHERE stat IN ('PENDING', 'RUNNING') ORDER BY created_at, task_id",
@@ -1499,13 +1667,14 @@ macro_rules! store_impl {
                     return Ok(JobId(job));
                 }
                 let job: i64 = sqlx::query(
-                    "INSERT INTO jobs (workspace_id, config, created_by, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                    "INSERT INTO jobs (workspace_id, config, created_by, created_at, updated_at, crowd) \
+                     VALUES ($1, $2, $3, $4, $4, $5) RETURNING id",
                 )
                 .bind(run.workspace_id.0)
                 .bind(json_text(config))
                 .bind(run.created_by.0)
                 .bind(now.0)
+                .bind(config.crowd.as_str())
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get(0)?;

@@ -128,11 +128,14 @@ impl Session {
         let mut returns_id = false;
         for w in writes {
             sql.push_str(&renumber(w.sql, vals.len()));
-            sql.push_str(";\nINSERT INTO temp.write_guard (changed) VALUES (changes());\n");
+            sql.push_str(";\n");
+            // Read before the guard's own insert, which would otherwise be
+            // the last inserted row (a SELECT leaves changes() as it was).
             if w.returns_id {
                 sql.push_str("SELECT last_insert_rowid();\n");
                 returns_id = true;
             }
+            sql.push_str("INSERT INTO temp.write_guard (changed) VALUES (changes());\n");
             vals.extend(w.vals);
         }
         sql.push_str("DELETE FROM temp.write_guard;\nCOMMIT;");

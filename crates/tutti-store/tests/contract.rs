@@ -553,3 +553,132 @@ async fn two_answers_submitted_at_once_are_both_counted() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_task_leased_by_number_counts_an_outside_answer_once_and_closes_when_decided() {
+    for store in stores().await {
+        let f = fixture(store, config(2, 2, None, 600), 3, 3).await;
+        let b = f.store.backend();
+        let take = |w: usize, seq: i64| {
+            let req = lease(&f, f.workers[w], T0);
+            let store = f.store.clone();
+            async move { store.lease_task(&req, seq).await.unwrap() }
+        };
+        let TaskLease::Leased(a) = take(0, 2).await else {
+            panic!("{b:?}: task 2 was not leased");
+        };
+        assert_eq!(
+            a.seq, 2,
+            "{b:?}: the task asked for, not the first open one"
+        );
+        // Asked again before the submit (a connector that stopped): the
+        // same lease, not a second one.
+        assert_eq!(take(0, 2).await, TaskLease::Leased(a.clone()), "{b:?}");
+        assert!(matches!(
+            submit(&f, &a, "Yes", T0).await,
+            SubmitOutcome::Accepted { .. }
+        ));
+        assert_eq!(take(0, 2).await, TaskLease::Answered, "{b:?}");
+        let TaskLease::Leased(second) = take(1, 2).await else {
+            panic!("{b:?}: a second worker could not lease task 2");
+        };
+        match submit(&f, &second, "Yes", T0).await {
+            SubmitOutcome::Accepted { task_state, .. } => {
+                assert_eq!(task_state, "labeled", "{b:?}")
+            }
+            other => panic!("{b:?}: {other:?}"),
+        }
+        assert_eq!(take(2, 2).await, TaskLease::Closed, "{b:?}: a decided task");
+        assert_eq!(take(2, 99).await, TaskLease::Closed, "{b:?}: no such task");
+        let answers = f.store.task_answers(f.job.id, 2, 2).await.unwrap();
+        assert_eq!(answers.len(), 2, "{b:?}: {answers:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_crowd_job_lists_its_open_tasks_with_their_hits_until_each_hit_is_closed() {
+    for store in stores().await {
+        let mut c = config(1, 1, None, 600);
+        c.crowd = tutti_domain::job::Crowd::MechanicalTurk;
+        let f = fixture(store, c, 2, 1).await;
+        let b = f.store.backend();
+        let listed = f
+            .store
+            .crowd_jobs(tutti_domain::job::Crowd::MechanicalTurk)
+            .await
+            .unwrap();
+        assert_eq!(
+            listed.iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![f.job.id],
+            "{b:?}"
+        );
+        assert_eq!(
+            listed[0].config.crowd,
+            tutti_domain::job::Crowd::MechanicalTurk
+        );
+        // In-house workers are not offered it.
+        assert!(
+            f.store
+                .jobs_for_worker(f.workers[0])
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b:?}"
+        );
+        let tasks = f.store.crowd_tasks(f.job.id).await.unwrap();
+        assert_eq!(
+            tasks.iter().map(|t| t.seq).collect::<Vec<_>>(),
+            vec![1, 2],
+            "{b:?}"
+        );
+        assert!(tasks.iter().all(|t| t.hit.is_none()));
+        let mut hit = CrowdHit {
+            seq: 1,
+            token: "tok-1".into(),
+            hit_id: None,
+            max_assignments: 1,
+            closed: false,
+        };
+        f.store.put_crowd_hit(f.job.id, &hit).await.unwrap();
+        hit.hit_id = Some("3HIT".into());
+        f.store.put_crowd_hit(f.job.id, &hit).await.unwrap();
+        assert_eq!(
+            f.store.crowd_tasks(f.job.id).await.unwrap()[0].hit,
+            Some(hit.clone())
+        );
+        // Both tasks decided: the job stays listed while task 1's HIT is open.
+        for seq in [1, 2] {
+            let TaskLease::Leased(a) = f
+                .store
+                .lease_task(&lease(&f, f.workers[0], T0), seq)
+                .await
+                .unwrap()
+            else {
+                panic!("{b:?}: task {seq} was not leased");
+            };
+            submit(&f, &a, "Yes", T0).await;
+        }
+        let open = f.store.crowd_tasks(f.job.id).await.unwrap();
+        assert_eq!(
+            open.iter()
+                .map(|t| (t.seq, t.state.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(1, "labeled")],
+            "{b:?}"
+        );
+        hit.closed = true;
+        f.store.put_crowd_hit(f.job.id, &hit).await.unwrap();
+        assert!(
+            f.store.crowd_tasks(f.job.id).await.unwrap().is_empty(),
+            "{b:?}"
+        );
+        assert!(
+            f.store
+                .crowd_jobs(tutti_domain::job::Crowd::MechanicalTurk)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b:?}"
+        );
+    }
+}

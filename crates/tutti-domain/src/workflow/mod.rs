@@ -125,15 +125,7 @@ impl fmt::Display for WorkflowError {
 
 impl std::error::Error for WorkflowError {}
 
-/// Who answers a human operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Crowd {
-    /// The workspace's own workers (and stewards).
-    InHouse,
-    /// Amazon Mechanical Turk, through the crowd connector.
-    MechanicalTurk,
-}
+pub use crate::job::Crowd;
 
 /// A human labeling step: a job over the input table's rows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
