@@ -8,6 +8,16 @@ const BLOCK: usize = 64;
 
 /// The hex HMAC-SHA256 of `message` under `key`.
 pub fn sign(key: &[u8], message: &[u8]) -> String {
+    hex(&mac(key, message))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The raw HMAC-SHA256 of `message` under `key`.
+pub fn mac(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut k = [0u8; BLOCK];
     if key.len() > BLOCK {
         k[..32].copy_from_slice(&Sha256::digest(key));
@@ -20,11 +30,7 @@ pub fn sign(key: &[u8], message: &[u8]) -> String {
     let mut outer = Sha256::new();
     outer.update(k.map(|b| b ^ 0x5c));
     outer.update(inner.finalize());
-    outer
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    outer.finalize().into()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! - [`extdb`]: outside databases (PostgreSQL, MySQL/MariaDB, SQLite) read
 //!   and written by name.
 //! - [`model`]: `model_call`, batches sent to an HTTP model service.
+//! - [`mturk`]: the Mechanical Turk connector that answers `3a_amt` steps.
 //! - [`hmac`]: the signature on announcements.
 //! - [`sql`]: a workflow's `exec_sql`/`sql` step, run in a sandbox that
 //!   sees only the step's input tables, cannot write, attach or load
@@ -22,6 +23,7 @@ pub mod bulk;
 pub mod extdb;
 pub mod hmac;
 pub mod model;
+pub mod mturk;
 pub mod ops;
 pub mod rundata;
 pub mod runner;

@@ -52,6 +52,9 @@ pub struct RunnerSettings {
     pub databases: crate::extdb::Databases,
     /// This server's address as model services reach it (for callbacks).
     pub public_url: String,
+    /// The Mechanical Turk connection, when `3a_amt` steps may post work
+    /// there (the connector itself runs beside the runner).
+    pub mturk: Option<crate::mturk::Settings>,
 }
 
 impl RunnerSettings {
@@ -66,6 +69,7 @@ impl RunnerSettings {
             webhook_attempts: 8,
             databases: crate::extdb::Databases::new(),
             public_url: "http://127.0.0.1:8080".into(),
+            mturk: None,
         }
     }
 }
@@ -178,7 +182,9 @@ pub fn job_config(
             adaptive: None,
         },
     };
-    JobConfig::parse(spec).map_err(|e| format!("{}: {}", e.field, e.message))
+    let mut config = JobConfig::parse(spec).map_err(|e| format!("{}: {}", e.field, e.message))?;
+    config.crowd = h.crowd;
+    Ok(config)
 }
 
 impl Runner {
@@ -1067,7 +1073,7 @@ impl Runner {
                 .await;
             return Ok(Some(d));
         }
-        if h.crowd == Crowd::MechanicalTurk {
+        if h.crowd == Crowd::MechanicalTurk && self.settings.mturk.is_none() {
             return Ok(Some(Err(StepError::Limit(
                 "3a_amt sends tasks to Mechanical Turk, and this server has no Mechanical Turk \
                  connector configured; use 3a_kn or 3a_knlm for in-house workers"

@@ -5,6 +5,7 @@
 //!   tokens, CSRF-checked forms).
 //! - [`import`]: streaming item imports (CSV, JSON Lines, Label Studio JSON).
 //! - [`monitor`]: the lease monitor that reopens abandoned tasks.
+//! - [`mturk_local`]: a local server speaking Mechanical Turk's protocol.
 //! - [`simulate`]: synthetic workers that answer through the public API.
 //! - [`openapi`]: the OpenAPI document generated from the handlers, and the
 //!   interactive page at `/docs` (assets embedded, works offline).
@@ -19,6 +20,7 @@ pub mod cache;
 pub mod error;
 pub mod import;
 pub mod monitor;
+pub mod mturk_local;
 pub mod openapi;
 pub mod quality;
 pub mod simulate;
@@ -51,6 +53,8 @@ pub struct Settings {
     /// Bulk labeling's databases and pattern files (the task API is off
     /// without them).
     pub labeling: Option<tasks::LabelingSettings>,
+    /// Mechanical Turk, for `3a_amt` steps (they fail without it).
+    pub mturk: Option<tutti_engine::mturk::Settings>,
 }
 
 impl Default for Settings {
@@ -63,6 +67,7 @@ impl Default for Settings {
             databases: std::collections::BTreeMap::new(),
             public_url: None,
             labeling: None,
+            mturk: None,
         }
     }
 }
@@ -132,6 +137,7 @@ impl Application {
             .unwrap_or_else(|| base_url.clone())
             .trim_end_matches('/')
             .to_owned();
+        runner_settings.mturk = settings.mturk.clone();
         let runner = tutti_engine::runner::Runner::new(store.clone(), runner_settings);
         Ok(Self {
             listener,
@@ -174,6 +180,20 @@ impl Application {
             .settings
             .run_workflows
             .then(|| tokio::spawn(self.state.runner.clone().run()));
+        let mturk = match (
+            &self.state.settings.mturk,
+            self.state.settings.run_workflows,
+        ) {
+            (Some(m), true) => {
+                let connector = tutti_engine::mturk::connector::Connector::new(
+                    self.state.store.clone(),
+                    m.clone(),
+                )
+                .map_err(|e| anyhow::anyhow!(e))?;
+                Some(tokio::spawn(Arc::new(connector).run()))
+            }
+            _ => None,
+        };
         let labeling = self.state.settings.labeling.clone().map(|l| {
             tokio::spawn(
                 self.state
@@ -194,6 +214,9 @@ impl Application {
         }
         if let Some(l) = labeling {
             l.abort();
+        }
+        if let Some(m) = mturk {
+            m.abort();
         }
         served.map_err(Into::into)
     }

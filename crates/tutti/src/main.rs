@@ -78,6 +78,24 @@ enum Command {
     /// Label one column of many rows with a pattern file (keywords and
     /// regexes), from a file or database table to a file or database.
     Label(label::LabelArgs),
+    /// Serve a local stand-in for Mechanical Turk's requester API, to try
+    /// `3a_amt` workflows without paying anyone (see docs/MTURK.md).
+    MturkLocal {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        bind: String,
+        /// The access key id requests must be signed with.
+        #[arg(long, env = "AWS_ACCESS_KEY_ID", default_value = "AKIDLOCAL")]
+        access_key_id: String,
+        /// The secret requests must be signed with.
+        #[arg(
+            long,
+            env = "AWS_SECRET_ACCESS_KEY",
+            default_value = "local-secret",
+            hide_env_values = true
+        )]
+        secret_access_key: String,
+    },
     /// Load benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -126,6 +144,9 @@ struct ServeArgs {
     /// service did; only on a private network.
     #[arg(long, env = "TUTTI_TASKS_OPEN")]
     tasks_open: bool,
+    /// Mechanical Turk, for `3a_amt` steps.
+    #[command(flatten)]
+    mturk: MturkArgs,
 }
 
 impl ServeArgs {
@@ -150,6 +171,48 @@ impl ServeArgs {
             patterns_dir: self.label_patterns.clone(),
             open: self.tasks_open,
         })
+    }
+}
+
+/// Where `3a_amt` steps go.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct MturkArgs {
+    /// Post `3a_amt` steps to Mechanical Turk: `sandbox`, `production` or
+    /// the URL of a server speaking its API (keys from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY). Without it, `3a_amt` steps fail.
+    #[arg(long = "mturk-endpoint", env = "TUTTI_MTURK_ENDPOINT")]
+    endpoint: Option<String>,
+    /// Reward per Mechanical Turk answer, in US dollars.
+    #[arg(
+        long = "mturk-reward",
+        env = "TUTTI_MTURK_REWARD",
+        default_value = "0.05"
+    )]
+    reward: String,
+    /// Seconds between Mechanical Turk passes (post HITs, read answers).
+    #[arg(
+        long = "mturk-poll-secs",
+        env = "TUTTI_MTURK_POLL_SECS",
+        default_value_t = 30
+    )]
+    poll_secs: u64,
+}
+
+impl MturkArgs {
+    /// Mechanical Turk's settings, if an endpoint is given.
+    pub(crate) fn settings(&self) -> anyhow::Result<Option<tutti_engine::mturk::Settings>> {
+        let Some(endpoint) = &self.endpoint else {
+            return Ok(None);
+        };
+        let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default();
+        let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default();
+        let mut m = tutti_engine::mturk::Settings::new(endpoint, &key, &secret, &self.reward)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        if self.poll_secs == 0 {
+            anyhow::bail!("--mturk-poll-secs must be at least 1");
+        }
+        m.poll = Duration::from_secs(self.poll_secs);
+        Ok(Some(m))
     }
 }
 
@@ -206,6 +269,7 @@ impl ServeArgs {
             databases: connections(&self.connections)?,
             public_url: self.public_url.clone(),
             labeling: self.labeling(),
+            mturk: self.mturk.settings()?,
         })
     }
 }
@@ -386,6 +450,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || label::run(args, rt)).await?
         }
         Command::Replay(args) => aggregate::replay(&args),
+        Command::MturkLocal {
+            bind,
+            access_key_id,
+            secret_access_key,
+        } => {
+            let turk = tutti_server::mturk_local::LocalTurk::new(
+                tutti_engine::mturk::sigv4::Credentials {
+                    access_key_id: access_key_id.clone(),
+                    secret_access_key,
+                },
+            );
+            let listener = tokio::net::TcpListener::bind(&bind)
+                .await
+                .map_err(|e| anyhow::anyhow!("binding {bind}: {e}"))?;
+            let addr = listener.local_addr()?;
+            eprintln!(
+                "local Mechanical Turk on http://{addr} (key {access_key_id}); \
+                 point tutti serve at it with --mturk-endpoint http://{addr}"
+            );
+            axum::serve(listener, turk.router())
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+            Ok(())
+        }
     }
 }
 

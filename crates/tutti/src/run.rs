@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// (repeatable; also TUTTI_CONNECTION_<NAME>=URL).
     #[arg(long = "connection", value_parser = parse_param)]
     connections: Vec<(String, String)>,
+    /// Mechanical Turk, for `3a_amt` steps.
+    #[command(flatten)]
+    mturk: crate::MturkArgs,
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -256,6 +259,7 @@ pub async fn run(args: RunArgs, database_url: Option<String>) -> anyhow::Result<
         databases: crate::connections(&args.connections)?,
         public_url: None,
         labeling: None,
+        mturk: args.mturk.settings()?,
     };
     let app = Application::build(store.clone(), settings, &bind).await?;
     let addr = app.local_addr();

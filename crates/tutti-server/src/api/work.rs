@@ -79,6 +79,12 @@ pub enum Next {
 /// Leases the caller the next task of a job.
 pub async fn lease_next(state: &AppState, caller: &Caller, job: JobId) -> Result<Next, ApiError> {
     let (job, role) = caller.job(state, job, false).await?;
+    if job.config.crowd != tutti_domain::job::Crowd::InHouse {
+        return Err(ApiError::conflict(
+            "outside_crowd",
+            "this job is answered on Mechanical Turk, not by in-house workers",
+        ));
+    }
     let side = job.config.policy.side_for(role == Role::Steward);
     // Control questions go to workers, not to stewards.
     let mut gold = false;

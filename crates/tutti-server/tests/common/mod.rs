@@ -22,6 +22,13 @@ pub struct TestApp {
 }
 
 pub async fn spawn_on(store: Arc<dyn Store>) -> TestApp {
+    spawn_on_settings(store, None).await
+}
+
+/// The real server on port 0 over `store` with an admin token; with
+/// `settings` instead of the test defaults when given (this is then the
+/// only server, so only its runner picks up runs).
+pub async fn spawn_on_settings(store: Arc<dyn Store>, settings: Option<Settings>) -> TestApp {
     let admin = store
         .create_user(
             &NewUser {
@@ -44,7 +51,10 @@ pub async fn spawn_on(store: Arc<dyn Store>) -> TestApp {
         .await
         .unwrap();
     let databases = test_databases();
-    let app = spawn_with(store.clone(), databases.clone()).await;
+    let app = match settings {
+        Some(settings) => spawn_settings(store.clone(), settings).await,
+        None => spawn_with(store.clone(), databases.clone()).await,
+    };
     TestApp {
         base: app,
         client: reqwest::Client::new(),
@@ -70,6 +80,7 @@ pub async fn spawn_with(
         databases,
         public_url: None,
         labeling: None,
+        mturk: None,
     };
     spawn_settings(store, settings).await
 }
