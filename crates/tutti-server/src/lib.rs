@@ -3,6 +3,7 @@
 //! - [`api`]: the JSON API under `/api/v1`, bearer tokens, cursor paging.
 //! - [`web`]: the server-rendered worker page (cookie sign-in with the same
 //!   tokens, CSRF-checked forms).
+//! - [`web_results`]: the requester's jobs and results browser.
 //! - [`import`]: streaming item imports (CSV, JSON Lines, Label Studio JSON).
 //! - [`monitor`]: the lease monitor that reopens abandoned tasks.
 //! - [`mturk_local`]: a local server speaking Mechanical Turk's protocol.
@@ -26,6 +27,7 @@ pub mod quality;
 pub mod simulate;
 pub mod tasks;
 pub mod web;
+pub mod web_results;
 
 use axum::Router;
 use std::net::SocketAddr;

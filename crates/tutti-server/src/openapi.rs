@@ -19,7 +19,7 @@ use utoipa_swagger_ui::SwaggerUi;
         api::workspaces::create_workspace, api::workspaces::list_workspaces, api::workspaces::get_workspace,
         api::workspaces::list_members, api::workspaces::set_member, api::workspaces::remove_member,
         api::jobs::create_job, api::jobs::list_jobs, api::jobs::get_job, api::jobs::update_job, api::jobs::import_items,
-        api::results::results, api::results::export,
+        api::results::results, api::results::export, api::results::summary,
         api::quality::aggregate, api::quality::aggregation, api::quality::workers,
         api::tasks::create_task, api::tasks::task_list, api::tasks::check_status, api::tasks::sample_result,
         api::runs::create_run, api::runs::list_runs, api::runs::get_run, api::runs::table_rows,

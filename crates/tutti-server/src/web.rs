@@ -35,6 +35,8 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/work/{job}", get(work_page))
+        .route("/jobs/{job}", get(crate::web_results::results_page))
+        .route("/jobs/{job}/export", get(crate::web_results::export))
         .route("/work/{job}/assignments/{id}", post(act))
         .route(
             "/assets/work.css",
@@ -60,13 +62,13 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 pub use tutti_domain::template::escape_html;
 
 /// A signed-in web visitor: the caller and their token (for CSRF values).
-struct Visitor {
-    caller: Caller,
+pub(crate) struct Visitor {
+    pub(crate) caller: Caller,
     token: String,
 }
 
 /// Where a web request without a valid session goes.
-struct SignIn;
+pub(crate) struct SignIn;
 
 impl IntoResponse for SignIn {
     fn into_response(self) -> Response {
@@ -98,7 +100,7 @@ impl FromRequestParts<AppState> for Visitor {
     }
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
+pub(crate) fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -109,7 +111,7 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-fn error_page(e: ApiError) -> Response {
+pub(crate) fn error_page(e: ApiError) -> Response {
     let body = format!(
         "<h1>{}</h1><p>{}</p><p><a href=\"/\">Back to your jobs</a></p>",
         e.status.canonical_reason().unwrap_or("Error"),
@@ -118,7 +120,7 @@ fn error_page(e: ApiError) -> Response {
     (e.status, page("Error", &body)).into_response()
 }
 
-fn with_security_headers(mut r: Response) -> Response {
+pub(crate) fn with_security_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -195,6 +197,15 @@ async fn home(State(state): State<AppState>, visitor: Result<Visitor, SignIn>) -
         Err(e) => return error_page(e.into()),
     };
     let mut body = format!("<h1>Hello, {}</h1>", escape_html(&v.caller.0.display_name));
+    let managed = match crate::web_results::jobs_section(&state, &v).await {
+        Ok(s) => s,
+        Err(e) => return error_page(e),
+    };
+    if !managed.is_empty() {
+        body.push_str("<section class=\"managed\">");
+        body.push_str(&managed);
+        body.push_str("</section><h2>To answer</h2>");
+    }
     if jobs.is_empty() {
         body.push_str("<p class=\"card\">You are not in any workspace with jobs yet. Ask a requester to add you to theirs.</p>");
     } else {

@@ -237,6 +237,17 @@ pub trait Store: Send + Sync + 'static {
     /// Tasks of a job in `_id` order after the cursor, with their outcome.
     async fn results_page(&self, job: JobId, after_seq: i64, limit: u32)
     -> Result<Vec<TaskResult>>;
+    /// Like [`Store::results_page`], only the tasks `filter` keeps.
+    async fn results_filtered(
+        &self,
+        job: JobId,
+        filter: &ResultFilter,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<TaskResult>>;
+    /// How many tasks `filter` keeps, by state and label, and a histogram
+    /// of their confidence.
+    async fn results_summary(&self, job: JobId, filter: &ResultFilter) -> Result<ResultSummary>;
     /// Submitted answers of a job in submission order after the cursor.
     async fn answers_page(
         &self,

@@ -862,3 +862,34 @@ pub enum TaskLease {
     /// The task takes no more answers (decided, closed, or every slot in use).
     Closed,
 }
+
+/// Which of a job's results to show.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResultFilter {
+    /// Only tasks in this state (`open`, `labeled`, `undecided`, `closed`).
+    pub state: Option<String>,
+    /// Only tasks with this label.
+    pub label: Option<String>,
+    /// Only tasks at least this confident.
+    pub min_confidence: Option<f64>,
+    /// Only tasks at most this confident.
+    pub max_confidence: Option<f64>,
+    /// Only tasks this worker answered.
+    pub worker: Option<UserId>,
+    /// Only rows whose values contain this text (any case).
+    pub text: Option<String>,
+}
+
+/// Counts over the results a filter keeps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResultSummary {
+    /// Tasks kept.
+    pub matching: i64,
+    /// Tasks kept, by state.
+    pub states: std::collections::BTreeMap<String, i64>,
+    /// Labeled tasks kept, by label.
+    pub labels: std::collections::BTreeMap<String, i64>,
+    /// Tasks kept by confidence, in tenths (`[0, 0.1)`, …, `[0.9, 1]`).
+    pub confidence: [i64; 10],
+}

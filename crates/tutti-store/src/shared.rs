@@ -416,6 +416,73 @@ macro_rules! store_impl {
             }
         }
 
+        /// A value a results filter binds.
+        enum FilterVal {
+            Text(String),
+            Real(f64),
+            Int(i64),
+        }
+
+        /// The `AND …` clauses of `filter` over tasks `t`, numbering its
+        /// parameters from `$first`.
+        fn filter_sql(filter: &ResultFilter, first: usize) -> (String, Vec<FilterVal>) {
+            let mut sql = String::new();
+            let mut vals = Vec::new();
+            let mut add = |clause: &str, v: FilterVal| {
+                let n = first + vals.len();
+                sql.push_str(" AND ");
+                sql.push_str(&clause.replace("$?", &format!("${n}")));
+                vals.push(v);
+            };
+            if let Some(state) = &filter.state {
+                add("t.state = $?", FilterVal::Text(state.clone()));
+            }
+            if let Some(label) = &filter.label {
+                add("t.label = $?", FilterVal::Text(label.clone()));
+            }
+            if let Some(lo) = filter.min_confidence {
+                add("t.confidence >= $?", FilterVal::Real(lo));
+            }
+            if let Some(hi) = filter.max_confidence {
+                add("t.confidence <= $?", FilterVal::Real(hi));
+            }
+            if let Some(w) = filter.worker {
+                add(
+                    "EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $? \
+                     AND a.status = 'submitted')",
+                    FilterVal::Int(w.0),
+                );
+            }
+            if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+                // A substring of the row's JSON, any case; `%`, `_` and `\`
+                // in the search are themselves.
+                let mut pattern = String::from("%");
+                for c in text.to_lowercase().chars() {
+                    if matches!(c, '%' | '_' | '\\') {
+                        pattern.push('\\');
+                    }
+                    pattern.push(c);
+                }
+                pattern.push('%');
+                add("LOWER(t.data) LIKE $? ESCAPE '\\'", FilterVal::Text(pattern));
+            }
+            (sql, vals)
+        }
+
+        fn bind_filter<'q>(
+            mut q: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+            vals: Vec<FilterVal>,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+            for v in vals {
+                q = match v {
+                    FilterVal::Text(s) => q.bind(s),
+                    FilterVal::Real(f) => q.bind(f),
+                    FilterVal::Int(i) => q.bind(i),
+                };
+            }
+            q
+        }
+
         type Conn = <$db as sqlx::Database>::Connection;
 
         async fn lock_task(conn: &mut Conn, task: TaskId) -> Result<TaskTally> {
@@ -957,15 +1024,29 @@ macro_rules! store_impl {
                 after_seq: i64,
                 limit: u32,
             ) -> Result<Vec<TaskResult>> {
-                sqlx::query(
+                self.results_filtered(job, &ResultFilter::default(), after_seq, limit)
+                    .await
+            }
+
+            async fn results_filtered(
+                &self,
+                job: JobId,
+                filter: &ResultFilter,
+                after_seq: i64,
+                limit: u32,
+            ) -> Result<Vec<TaskResult>> {
+                let (clauses, vals) = filter_sql(filter, 4);
+                let sql = format!(
                     "SELECT t.seq, t.state, t.label, t.confidence, t.decided_by, t.w_votes, t.s_votes, t.data, \
                      g.method AS g_method, g.label AS g_label, g.confidence AS g_confidence \
                      FROM tasks t LEFT JOIN aggregates g ON g.job_id = t.job_id AND g.seq = t.seq \
-                     WHERE t.job_id = $1 AND t.seq > $2 ORDER BY t.seq LIMIT $3",
-                )
-                .bind(job.0)
-                .bind(after_seq)
-                .bind(i64::from(limit))
+                     WHERE t.job_id = $1 AND t.seq > $2{clauses} ORDER BY t.seq LIMIT $3"
+                );
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(job.0)
+                    .bind(after_seq)
+                    .bind(i64::from(limit));
+                bind_filter(q, vals)
                 .fetch_all(self.reader())
                 .await?
                 .iter()
@@ -996,6 +1077,45 @@ macro_rules! store_impl {
                     })
                 })
                 .collect()
+            }
+
+            async fn results_summary(&self, job: JobId, filter: &ResultFilter) -> Result<ResultSummary> {
+                let (clauses, vals) = filter_sql(filter, 2);
+                let mut buckets = String::new();
+                for b in 0..10 {
+                    let lo = f64::from(b) / 10.0;
+                    let cond = if b == 9 {
+                        format!("t.confidence >= {lo}")
+                    } else {
+                        format!("t.confidence >= {lo} AND t.confidence < {}", f64::from(b + 1) / 10.0)
+                    };
+                    let _ = std::fmt::Write::write_fmt(
+                        &mut buckets,
+                        format_args!(", SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS b{b}"),
+                    );
+                }
+                let sql = format!(
+                    "SELECT t.state, t.label, COUNT(*) AS n{buckets} FROM tasks t \
+                     WHERE t.job_id = $1{clauses} GROUP BY t.state, t.label ORDER BY t.state, t.label"
+                );
+                let rows = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(job.0), vals)
+                    .fetch_all(self.reader())
+                    .await?;
+                let mut out = ResultSummary::default();
+                for r in &rows {
+                    let n: i64 = r.try_get("n")?;
+                    let state: String = r.try_get("state")?;
+                    let label: Option<String> = r.try_get("label")?;
+                    out.matching += n;
+                    *out.states.entry(state.clone()).or_default() += n;
+                    if let Some(l) = label.filter(|_| state == "labeled") {
+                        *out.labels.entry(l).or_default() += n;
+                    }
+                    for (b, slot) in out.confidence.iter_mut().enumerate() {
+                        *slot += r.try_get::<Option<i64>, _>(format!("b{b}").as_str())?.unwrap_or(0);
+                    }
+                }
+                Ok(out)
             }
 
             async fn answers_page(

@@ -682,3 +682,98 @@ async fn a_crowd_job_lists_its_open_tasks_with_their_hits_until_each_hit_is_clos
         );
     }
 }
+
+#[tokio::test]
+async fn results_are_filtered_by_state_label_confidence_worker_and_text() {
+    for store in stores().await {
+        // Rows n0..n4; k=2 of n=3.
+        let f = fixture(store, config(2, 3, None, 600), 5, 3).await;
+        let b = f.store.backend();
+        let answer = |w: usize, seq: i64, a: &'static str| {
+            let req = lease(&f, f.workers[w], T0);
+            let f = &f;
+            async move {
+                let TaskLease::Leased(l) = f.store.lease_task(&req, seq).await.unwrap() else {
+                    panic!("task {seq} was not leased");
+                };
+                submit(f, &l, a, T0).await;
+            }
+        };
+        // n0: Yes, Yes (labeled Yes, 1.0); n1: Yes, No, Yes (Yes, 2/3);
+        // n2: Yes, No, No (No, 2/3); n3: one answer (open); n4: none.
+        answer(0, 1, "Yes").await;
+        answer(1, 1, "Yes").await;
+        answer(0, 2, "Yes").await;
+        answer(1, 2, "No").await;
+        answer(2, 2, "Yes").await;
+        answer(0, 3, "Yes").await;
+        answer(1, 3, "No").await;
+        answer(2, 3, "No").await;
+        answer(2, 4, "No").await;
+        let seqs = |filter: ResultFilter| {
+            let store = f.store.clone();
+            let job = f.job.id;
+            async move {
+                let page = store.results_filtered(job, &filter, 0, 100).await.unwrap();
+                let summary = store.results_summary(job, &filter).await.unwrap();
+                assert_eq!(summary.matching as usize, page.len(), "{filter:?}");
+                page.iter().map(|r| r.seq).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            seqs(ResultFilter::default()).await,
+            vec![1, 2, 3, 4, 5],
+            "{b:?}"
+        );
+        let labeled = ResultFilter {
+            state: Some("labeled".into()),
+            ..ResultFilter::default()
+        };
+        assert_eq!(seqs(labeled.clone()).await, vec![1, 2, 3], "{b:?}");
+        let yes = ResultFilter {
+            label: Some("Yes".into()),
+            ..ResultFilter::default()
+        };
+        assert_eq!(seqs(yes).await, vec![1, 2], "{b:?}");
+        let unsure = ResultFilter {
+            max_confidence: Some(0.9),
+            ..labeled.clone()
+        };
+        assert_eq!(seqs(unsure).await, vec![2, 3], "{b:?}");
+        let sure = ResultFilter {
+            min_confidence: Some(0.9),
+            ..ResultFilter::default()
+        };
+        assert_eq!(seqs(sure).await, vec![1], "{b:?}");
+        let by_w2 = ResultFilter {
+            worker: Some(f.workers[2]),
+            ..ResultFilter::default()
+        };
+        assert_eq!(seqs(by_w2).await, vec![2, 3, 4], "{b:?}");
+        let text = ResultFilter {
+            text: Some("N3".into()),
+            ..ResultFilter::default()
+        };
+        assert_eq!(seqs(text).await, vec![4], "{b:?}: any case");
+        let wild = ResultFilter {
+            text: Some("%".into()),
+            ..ResultFilter::default()
+        };
+        assert_eq!(seqs(wild).await, Vec::<i64>::new(), "{b:?}: % is itself");
+        let all = f
+            .store
+            .results_summary(f.job.id, &ResultFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(all.states.get("labeled"), Some(&3), "{b:?}: {all:?}");
+        assert_eq!(all.states.get("open"), Some(&2), "{b:?}: {all:?}");
+        assert_eq!(all.labels.get("Yes"), Some(&2), "{b:?}: {all:?}");
+        assert_eq!(all.labels.get("No"), Some(&1), "{b:?}: {all:?}");
+        assert_eq!(all.confidence.iter().sum::<i64>(), 3, "{b:?}: {all:?}");
+        assert_eq!(
+            (all.confidence[6], all.confidence[9]),
+            (2, 1),
+            "{b:?}: {all:?}"
+        );
+    }
+}

@@ -59,6 +59,7 @@ pub fn routes(max_upload: usize) -> Router<AppState> {
         .route("/api/v1/jobs/{id}/items", post(jobs::import_items))
         .route("/api/v1/jobs/{id}/results", get(results::results))
         .route("/api/v1/jobs/{id}/export", get(results::export))
+        .route("/api/v1/jobs/{id}/summary", get(results::summary))
         .route(
             "/api/v1/jobs/{id}/aggregate",
             post(quality::aggregate).get(quality::aggregation),

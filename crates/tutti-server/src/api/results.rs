@@ -14,43 +14,150 @@ use bytes::Bytes;
 use serde::Deserialize;
 use std::sync::Arc;
 use tutti_domain::ids::JobId;
-use tutti_store::{AnswerRecord, Store, TaskResult};
+use tutti_store::{AnswerRecord, ResultFilter, ResultSummary, Store, TaskResult};
 
 /// Rows read per page while streaming an export.
 const EXPORT_PAGE: u32 = 1000;
 
-/// A job's tasks with their outcome, in `_id` order.
+/// Which results, and (for an export) how: a page, a filter, a format.
+/// Empty values count as absent, as an HTML form sends them.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ResultQuery {
+    /// Items per page (1-1000, default 100; not for exports).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page (not for exports).
+    pub cursor: Option<String>,
+    /// Only tasks in this state: `open`, `labeled`, `undecided` or `closed`.
+    pub state: Option<String>,
+    /// Only tasks with this label.
+    pub label: Option<String>,
+    /// Only tasks at least this confident (0-1).
+    pub min_confidence: Option<String>,
+    /// Only tasks at most this confident (0-1).
+    pub max_confidence: Option<String>,
+    /// Only tasks this worker (a user name) answered.
+    pub worker: Option<String>,
+    /// Only rows whose values contain this text, any case.
+    pub q: Option<String>,
+    /// Exports only: `csv` (default), `jsonl` or `label-studio`.
+    pub format: Option<String>,
+    /// Exports only: `labels` (default: `_id, label, confidence, votes`,
+    /// then the last re-aggregation's `aggregated_by, aggregated_label,
+    /// aggregated_confidence`) or `answers` (per-worker: `_id, worker_id,
+    /// annotation, ...`). Label Studio's export always holds both.
+    pub what: Option<String>,
+}
+
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl ResultQuery {
+    /// The checked filter.
+    pub async fn filter(&self, state: &AppState) -> Result<ResultFilter, ApiError> {
+        let bad = |field: &str, message: String| ApiError::bad_request(message).with_field(field);
+        let task_state = match given(&self.state) {
+            None => None,
+            Some(s @ ("open" | "labeled" | "undecided" | "closed")) => Some(s.to_owned()),
+            Some(other) => {
+                return Err(bad(
+                    "state",
+                    format!("unknown state {other:?}; use open, labeled, undecided or closed"),
+                ));
+            }
+        };
+        let confidence = |field: &str, v: &Option<String>| -> Result<Option<f64>, ApiError> {
+            match given(v) {
+                None => Ok(None),
+                Some(s) => match s.parse::<f64>() {
+                    Ok(c) if (0.0..=1.0).contains(&c) => Ok(Some(c)),
+                    _ => Err(bad(field, format!("{s:?} is not a number between 0 and 1"))),
+                },
+            }
+        };
+        let min_confidence = confidence("min_confidence", &self.min_confidence)?;
+        let max_confidence = confidence("max_confidence", &self.max_confidence)?;
+        if let (Some(lo), Some(hi)) = (min_confidence, max_confidence)
+            && lo > hi
+        {
+            return Err(bad(
+                "min_confidence",
+                "must not be above max_confidence".into(),
+            ));
+        }
+        let worker = match given(&self.worker) {
+            None => None,
+            Some(name) => Some(
+                state
+                    .store
+                    .get_user_by_name(name)
+                    .await?
+                    .ok_or_else(|| bad("worker", format!("there is no user named {name:?}")))?
+                    .id,
+            ),
+        };
+        let text = given(&self.q).map(str::to_owned);
+        if text.as_ref().is_some_and(|t| t.chars().count() > 200) {
+            return Err(bad("q", "search at most 200 characters".into()));
+        }
+        Ok(ResultFilter {
+            state: task_state,
+            label: given(&self.label).map(str::to_owned),
+            min_confidence,
+            max_confidence,
+            worker,
+            text,
+        })
+    }
+}
+
+/// A job's tasks with their outcome, in `_id` order, filtered.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/results", tag = "results",
-    params(("id" = i64, Path, description = "job id"), PageQuery),
-    responses((status = 200, body = Page<TaskResult>), (status = 404, body = crate::error::ErrorBody)),
+    params(("id" = i64, Path, description = "job id"), ResultQuery),
+    responses((status = 200, body = Page<TaskResult>), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn results(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
-    ApiQuery(page): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<ResultQuery>,
 ) -> Result<Json<Page<TaskResult>>, ApiError> {
+    if q.format.is_some() || q.what.is_some() {
+        return Err(ApiError::bad_request("format and what belong to /export")
+            .with_field(if q.format.is_some() { "format" } else { "what" }));
+    }
     let (job, _) = caller.job(&state, JobId(id), true).await?;
-    let (limit, after) = page.parse()?;
+    let (limit, after) = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    }
+    .parse()?;
+    let filter = q.filter(&state).await?;
     let items = state
         .store
-        .results_page(job.id, after.unwrap_or(0), limit)
+        .results_filtered(job.id, &filter, after.unwrap_or(0), limit)
         .await?;
     Ok(Json(Page::of(items, limit, |r| r.seq)))
 }
 
-/// What to export and how.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ExportQuery {
-    /// `csv` (default), `jsonl` or `label-studio`.
-    pub format: Option<String>,
-    /// `labels` (default: `_id, label, confidence, votes`, then the last
-    /// re-aggregation's `aggregated_by, aggregated_label,
-    /// aggregated_confidence`) or `answers`
-    /// (per-worker: `_id, worker_id, annotation, ...`). Label Studio's
-    /// export always holds both.
-    pub what: Option<String>,
+/// How many of a job's tasks a filter keeps, by state and label, with a
+/// histogram of their confidence in tenths.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/summary", tag = "results",
+    params(("id" = i64, Path, description = "job id"), ResultQuery),
+    responses((status = 200, body = ResultSummary), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn summary(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<ResultQuery>,
+) -> Result<Json<ResultSummary>, ApiError> {
+    let (job, _) = caller.job(&state, JobId(id), true).await?;
+    let filter = q.filter(&state).await?;
+    Ok(Json(state.store.results_summary(job.id, &filter).await?))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -68,7 +175,7 @@ enum What {
 
 /// Streams a job's labels or answers.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/export", tag = "results",
-    params(("id" = i64, Path, description = "job id"), ExportQuery),
+    params(("id" = i64, Path, description = "job id"), ResultQuery),
     responses((status = 200, description = "the export, streamed",
         content((String = "text/csv"), (String = "application/x-ndjson"), (String = "application/json"))),
         (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
@@ -77,8 +184,24 @@ pub async fn export(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
-    ApiQuery(q): ApiQuery<ExportQuery>,
+    ApiQuery(q): ApiQuery<ResultQuery>,
 ) -> Result<Response, ApiError> {
+    export_response(&state, &caller, JobId(id), &q).await
+}
+
+/// The export `q` asks for, streamed (also behind the results page).
+pub async fn export_response(
+    state: &AppState,
+    caller: &Caller,
+    id: JobId,
+    q: &ResultQuery,
+) -> Result<Response, ApiError> {
+    if q.limit.is_some() || q.cursor.is_some() {
+        return Err(ApiError::bad_request(
+            "an export holds every result; limit and cursor belong to /results",
+        )
+        .with_field(if q.limit.is_some() { "limit" } else { "cursor" }));
+    }
     let format = match q.format.as_deref().unwrap_or("csv") {
         "csv" => Format::Csv,
         "jsonl" => Format::Jsonl,
@@ -100,7 +223,8 @@ pub async fn export(
             .with_field("what"));
         }
     };
-    let (job, _) = caller.job(&state, JobId(id), true).await?;
+    let (job, _) = caller.job(state, id, true).await?;
+    let filter = q.filter(state).await?;
     let (content_type, ext) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::Jsonl => ("application/x-ndjson", "jsonl"),
@@ -111,7 +235,7 @@ pub async fn export(
         (_, What::Labels) => "labels",
         (_, What::Answers) => "answers",
     };
-    let stream = export_stream(state.store.clone(), job.id, format, what);
+    let stream = export_stream(state.store.clone(), job.id, filter, format, what);
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -127,6 +251,7 @@ pub async fn export(
 struct Cursor {
     store: Arc<dyn Store>,
     job: JobId,
+    filter: ResultFilter,
     format: Format,
     what: What,
     after: i64,
@@ -137,12 +262,14 @@ struct Cursor {
 fn export_stream(
     store: Arc<dyn Store>,
     job: JobId,
+    filter: ResultFilter,
     format: Format,
     what: What,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let cursor = Cursor {
         store,
         job,
+        filter,
         format,
         what,
         after: 0,
@@ -188,7 +315,10 @@ async fn next_chunk(c: &mut Cursor) -> anyhow::Result<Bytes> {
         }
     }
     if c.format == Format::LabelStudio {
-        let tasks = c.store.results_page(c.job, c.after, EXPORT_PAGE).await?;
+        let tasks = c
+            .store
+            .results_filtered(c.job, &c.filter, c.after, EXPORT_PAGE)
+            .await?;
         let (Some(lo), Some(hi)) = (tasks.first(), tasks.last()) else {
             out.extend_from_slice(b"]\n");
             c.done = true;
@@ -225,7 +355,10 @@ async fn next_chunk(c: &mut Cursor) -> anyhow::Result<Bytes> {
     }
     match c.what {
         What::Labels => {
-            let page = c.store.results_page(c.job, c.after, EXPORT_PAGE).await?;
+            let page = c
+                .store
+                .results_filtered(c.job, &c.filter, c.after, EXPORT_PAGE)
+                .await?;
             let Some(last) = page.last() else {
                 c.done = true;
                 return Ok(out.into());
@@ -257,12 +390,31 @@ async fn next_chunk(c: &mut Cursor) -> anyhow::Result<Bytes> {
             }
         }
         What::Answers => {
-            let page: Vec<AnswerRecord> = c.store.answers_page(c.job, c.after, EXPORT_PAGE).await?;
-            let Some(last) = page.last() else {
-                c.done = true;
-                return Ok(out.into());
+            let page: Vec<AnswerRecord> = if c.filter == ResultFilter::default() {
+                let page = c.store.answers_page(c.job, c.after, EXPORT_PAGE).await?;
+                let Some(last) = page.last() else {
+                    c.done = true;
+                    return Ok(out.into());
+                };
+                c.after = last.assignment_id.0;
+                page
+            } else {
+                // The answers to the tasks the filter keeps, a page of
+                // tasks at a time.
+                let tasks = c
+                    .store
+                    .results_filtered(c.job, &c.filter, c.after, EXPORT_PAGE)
+                    .await?;
+                let (Some(lo), Some(hi)) = (tasks.first(), tasks.last()) else {
+                    c.done = true;
+                    return Ok(out.into());
+                };
+                c.after = hi.seq;
+                let kept: std::collections::HashSet<i64> = tasks.iter().map(|t| t.seq).collect();
+                let mut page = c.store.task_answers(c.job, lo.seq, hi.seq).await?;
+                page.retain(|a| kept.contains(&a.seq));
+                page
             };
-            c.after = last.assignment_id.0;
             if c.format == Format::Csv {
                 let mut w = csv::Writer::from_writer(&mut out);
                 for a in &page {
