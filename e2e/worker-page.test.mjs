@@ -138,3 +138,26 @@ test("the escaped row is shown as text on the page", async () => {
   assert.equal(await page.evaluate(() => window.pwned), undefined);
   await page.screenshot({ path: join(shots, "worker-escaped.png"), fullPage: true });
 });
+
+test("the requester filters the results, sees the charts and downloads what the filter keeps", async () => {
+  const page = await signIn(requester, { width: 1280, height: 800 });
+  await page.click(`a[href="/jobs/${job}"]`);
+  assert.match(await page.textContent("main"), /3 of 3 tasks match/);
+  assert.equal(await page.locator("svg[aria-label=Labels] rect").count(), 2, "a bar per label");
+  await page.screenshot({ path: join(shots, "requester-results.png"), fullPage: true });
+
+  await page.selectOption("select[name=label]", "Yes");
+  await Promise.all([page.waitForURL(/label=Yes/), page.click("form.filters button[type=submit]")]);
+  assert.match(await page.textContent("main"), /2 of 3 tasks match/);
+  const names = await page.locator("table.results tbody tr td:nth-child(5)").allTextContents();
+  assert.deepEqual(names, ["Ada Lovelace", '<img src=x onerror="window.pwned=1">']);
+  assert.equal(await page.evaluate(() => window.pwned), undefined, "row content ran as script");
+
+  await page.fill("input[name=q]", "lovelace");
+  await Promise.all([page.waitForURL(/q=lovelace/), page.click("form.filters button[type=submit]")]);
+  assert.match(await page.textContent("main"), /1 of 3 tasks match/);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-csv")]);
+  const csv = (await (await download.createReadStream()).toArray()).join("");
+  assert.deepEqual(csv.trim().split("\n").map((l) => l.split(",")[0]), ["_id", "1"]);
+  await page.screenshot({ path: join(shots, "requester-results-filtered.png"), fullPage: true });
+});
