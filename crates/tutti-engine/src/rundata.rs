@@ -186,19 +186,54 @@ fn csv_field(v: &Value) -> String {
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Sqlite>;
 
 impl RunData {
-    /// Opens (creating if needed) the run file at `path`.
-    pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+    /// Opens an existing run file only to read it: nothing is created, so
+    /// the open never waits for the file's write lock (a step may hold it
+    /// while it works); in WAL mode the reads then never wait either. A
+    /// file not made yet is opened as [`RunData::open`] does.
+    pub async fn open_to_read(path: &Path) -> Result<Self, sqlx::Error> {
+        if !path.exists() {
+            return Self::open(path).await;
         }
+        // Read-only, and without setting the journal mode (the writer made
+        // the file WAL), so nothing here takes a lock a writer holds.
         let mut conn = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .connect()
+            .await?;
+        let made: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN \
+             ('_tutti_tables', '_tutti_steps', '_tutti_batches', '_tutti_files', '_tutti_sent')",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        if made < 5 {
+            // A file its runner has only just created: open it as the
+            // runner does, which waits for the runner to finish making it.
+            drop(conn);
+            return Self::open(path).await;
+        }
+        Self::watched(conn, path).await
+    }
+
+    async fn connect(path: &Path) -> Result<sqlx::SqliteConnection, sqlx::Error> {
+        SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(10))
             .connect()
-            .await?;
+            .await
+    }
+
+    /// Opens (creating if needed) the run file at `path`.
+    pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+        }
+        let mut conn = Self::connect(path).await?;
         conn.execute(
             "CREATE TABLE IF NOT EXISTS _tutti_tables (name TEXT PRIMARY KEY, node INTEGER NOT NULL, \
                 columns TEXT NOT NULL, rows INTEGER NOT NULL);
@@ -219,6 +254,11 @@ impl RunData {
             "CREATE TEMP TABLE _tutti_guard (within_limit INTEGER NOT NULL CHECK (within_limit))",
         )
         .await?;
+        Self::watched(conn, path).await
+    }
+
+    /// The run data over `conn`, with the deadline its queries stop at.
+    async fn watched(mut conn: sqlx::SqliteConnection, path: &Path) -> Result<Self, sqlx::Error> {
         let deadline = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let epoch = Instant::now();
         let watched = deadline.clone();

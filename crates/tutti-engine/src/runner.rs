@@ -213,9 +213,14 @@ impl Runner {
         self.wake.notify_one();
     }
 
-    /// Opens a run's file to read its tables.
+    /// Opens (creating if needed) a run's file, to advance the run.
     pub async fn open(&self, id: RunId) -> Result<RunData, sqlx::Error> {
         RunData::open(&run_path(&self.settings.dir, id)).await
+    }
+
+    /// A run's file, opened only to read (see [`RunData::open_to_read`]).
+    pub async fn open_to_read(&self, id: RunId) -> Result<RunData, sqlx::Error> {
+        RunData::open_to_read(&run_path(&self.settings.dir, id)).await
     }
 
     /// Runs forever: every `poll` (or when woken), starts a pass over

@@ -19,6 +19,15 @@
 //! - `insert_rows(tx, job, first_seq, rows, w_slots, s_slots)`: bulk insert
 //!   of imported rows.
 
+/// Whether job `$1` has an open task worker `$2` has neither answered nor
+/// skipped. The status test repeats the partial index's own predicate
+/// (`assignments_one_per_person`) so that index serves it: SQLite uses a
+/// partial index only for a query that states its condition, and without it
+/// each open task scanned every assignment in the store.
+pub(crate) const OPEN_FOR_WORKER: &str = "SELECT 1 FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' \
+     AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
+     AND a.status IN ('pending', 'submitted', 'skipped') AND a.status <> 'pending') LIMIT 1";
+
 /// Columns of an assignment joined with its task (`a` and `t`).
 macro_rules! assignment_cols {
     () => {
@@ -2275,9 +2284,7 @@ macro_rules! store_impl {
         /// Tells apart the ways a lease request can find nothing.
         async fn why_nothing(pool: &sqlx::Pool<$db>, req: &LeaseRequest) -> Result<LeaseOutcome> {
             let open_for_me = sqlx::query(
-                "SELECT 1 FROM tasks t WHERE t.job_id = $1 AND t.state = 'open' \
-                 AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
-                 AND a.status IN ('submitted', 'skipped')) LIMIT 1",
+                $crate::shared::OPEN_FOR_WORKER,
             )
             .bind(req.job.0)
             .bind(req.worker.0)

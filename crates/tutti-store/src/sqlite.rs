@@ -553,3 +553,31 @@ store_impl!(
     "",
     false
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn asking_whether_a_worker_has_anything_left_uses_the_index_not_a_scan() {
+        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::shared::OPEN_FOR_WORKER
+        )))
+        .bind(1_i64)
+        .bind(2_i64)
+        .fetch_all(&store.reader)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>("detail"))
+        .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("assignments_one_per_person")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|d| d.starts_with("SCAN a")), "{plan:?}");
+    }
+}

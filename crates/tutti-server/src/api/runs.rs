@@ -327,7 +327,7 @@ pub async fn get_run(
         (Vec::new(), Vec::new())
     } else {
         with_retries(|| async {
-            let mut data = state.runner.open(run.id).await?;
+            let mut data = state.runner.open_to_read(run.id).await?;
             let t = data.tables().await?;
             let f = data.files().await?;
             data.close().await;
@@ -392,7 +392,7 @@ pub async fn table_rows(
         return Err(ApiError::bad_request("offset must not be negative").with_field("offset"));
     }
     let (info, rows) = with_retries(|| async {
-        let mut data = state.runner.open(run.id).await?;
+        let mut data = state.runner.open_to_read(run.id).await?;
         let info = data.table(&name).await?;
         let rows = data.rows(&name, offset, limit).await?;
         data.close().await;
@@ -427,7 +427,7 @@ pub async fn output(
 ) -> Result<Response, ApiError> {
     let run = run_of(&state, &caller, id, true).await?;
     let content = with_retries(|| async {
-        let mut data = state.runner.open(run.id).await?;
+        let mut data = state.runner.open_to_read(run.id).await?;
         let content = data.file(&file).await?;
         data.close().await;
         Ok(content)
