@@ -11,6 +11,8 @@
 //!   task got more answers than its policy needed.
 //! - `tutti bench import`: one CSV upload of many rows; rows per second and
 //!   the server's peak memory.
+//! - `tutti bench pages`: the results browser and task page at 100,000
+//!   tasks and 300,000 answers.
 //! - `tutti bench answers|aggregate|comparisons|pairwise`: synthetic crowd
 //!   data and fit timings of the aggregation methods (see
 //!   `bench/aggregate.sh`, which runs Crowd-Kit and evalica beside them).
@@ -41,6 +43,8 @@ pub enum BenchCommand {
     Pairwise(crate::bench_aggregate::PairwiseFitArgs),
     /// Generate the bulk-labeling data set: a posts table and a pattern file.
     Posts(crate::bench_posts::PostsArgs),
+    /// Server time of the results browser and the task page on a large job.
+    Pages(crate::bench_pages::PagesArgs),
 }
 
 /// Where the benchmark keeps its data.
@@ -97,10 +101,11 @@ pub async fn run(cmd: BenchCommand, _default_db: &str) -> anyhow::Result<()> {
         BenchCommand::Pairwise(args) => crate::bench_aggregate::pairwise(&args),
         BenchCommand::Import(args) => bench_import(args).await,
         BenchCommand::Posts(args) => crate::bench_posts::posts(&args),
+        BenchCommand::Pages(args) => crate::bench_pages::pages(args).await,
     }
 }
 
-fn fresh_db(target: &Target) -> String {
+pub(crate) fn fresh_db(target: &Target) -> String {
     target.db.clone().unwrap_or_else(|| {
         let path = std::env::temp_dir().join(format!(
             "tutti-bench-{}-{}.db",
@@ -112,13 +117,13 @@ fn fresh_db(target: &Target) -> String {
 }
 
 /// A `tutti serve` child process on a free port.
-struct Server {
+pub(crate) struct Server {
     child: std::process::Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Server {
-    async fn start(db: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn start(db: &str) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -167,7 +172,7 @@ impl Drop for Server {
     }
 }
 
-async fn setup(
+pub(crate) async fn setup(
     store: &dyn Store,
     workers: usize,
     k: u32,
@@ -219,7 +224,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i]) / 1000.0
 }
 
-fn describe(name: &str, mut micros: Vec<u32>) {
+pub(crate) fn describe(name: &str, mut micros: Vec<u32>) {
     micros.sort_unstable();
     println!(
         "  {name:<7} n={:<8} p50={:>7.2} ms  p95={:>7.2} ms  p99={:>7.2} ms  max={:>7.2} ms",

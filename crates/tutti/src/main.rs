@@ -4,6 +4,7 @@
 mod aggregate;
 mod bench;
 mod bench_aggregate;
+mod bench_pages;
 mod bench_posts;
 mod demo;
 mod label;
