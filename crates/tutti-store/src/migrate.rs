@@ -45,6 +45,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "crowd",
         sql: include_str!("../migrations/sqlite/0007_crowd.sql"),
     },
+    Migration {
+        version: 8,
+        name: "worker_cursor",
+        sql: include_str!("../migrations/sqlite/0008_worker_cursor.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -83,6 +88,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 7,
         name: "crowd",
         sql: include_str!("../migrations/postgres/0007_crowd.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "worker_cursor",
+        sql: include_str!("../migrations/postgres/0008_worker_cursor.sql"),
     },
 ];
 

@@ -110,7 +110,7 @@ macro_rules! candidate {
             tally_cols!(),
             " FROM tasks t WHERE t.job_id = $1 AND ",
             $candidates,
-            " AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id \
+            " AND t.seq > $3 AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id \
              AND a.worker_id = $2 AND a.status IN ('pending', 'submitted', 'skipped')) \
              ORDER BY t.seq LIMIT 1 FOR UPDATE SKIP LOCKED"
         )
@@ -128,12 +128,26 @@ async fn lease(store: &PgStore, req: &LeaseRequest) -> Result<Option<Assignment>
         (false, Side::Worker) => candidate!("t.state = 'open' AND t.w_slots > 0"),
         (false, Side::Steward) => candidate!("t.state = 'open' AND t.s_slots > 0"),
     };
-    let Some(row) = sqlx::query(candidate_sql)
+    // Look after the worker's cursor first, then from the start for tasks
+    // given back since they passed.
+    let cursor: i64 = sqlx::query_scalar(concat!("SELECT ", worker_cursor!()))
         .bind(req.job.0)
         .bind(req.worker.0)
-        .fetch_optional(session.conn())
-        .await?
-    else {
+        .fetch_one(session.conn())
+        .await?;
+    let mut found = None;
+    for after in [cursor, -1] {
+        found = sqlx::query(candidate_sql)
+            .bind(req.job.0)
+            .bind(req.worker.0)
+            .bind(after)
+            .fetch_optional(session.conn())
+            .await?;
+        if found.is_some() || cursor < 0 {
+            break;
+        }
+    }
+    let Some(row) = found else {
         session.abandon().await?;
         return Ok(None);
     };
@@ -217,7 +231,7 @@ async fn insert_aggregates(
 
 use crate::migrate::apply_migrations;
 
-use crate::shared::{answer_select, assignment_cols, store_impl, tally_cols};
+use crate::shared::{answer_select, assignment_cols, store_impl, tally_cols, worker_cursor};
 store_impl!(
     PgStore,
     sqlx::Postgres,

@@ -28,6 +28,18 @@ pub(crate) const OPEN_FOR_WORKER: &str = "SELECT 1 FROM tasks t WHERE t.job_id =
      AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
      AND a.status IN ('pending', 'submitted', 'skipped') AND a.status <> 'pending') LIMIT 1";
 
+/// The seq of the furthest task worker `$2` holds, answered or skipped in
+/// job `$1`, or -1: where the next lease starts looking. The index
+/// `assignments_worker_cursor` is walked from its end, so this stops at the
+/// first live claim. A released or expired lease does not move the cursor.
+macro_rules! worker_cursor {
+    () => {
+        "COALESCE((SELECT p.seq FROM tasks p WHERE p.id = \
+         (SELECT w.task_id FROM assignments w WHERE w.worker_id = $2 AND w.job_id = $1 \
+          AND w.status IN ('pending', 'submitted', 'skipped') ORDER BY w.task_id DESC LIMIT 1)), -1)"
+    };
+}
+
 /// Columns of an assignment joined with its task (`a` and `t`).
 macro_rules! assignment_cols {
     () => {
@@ -2313,4 +2325,4 @@ macro_rules! store_impl {
     };
 }
 
-pub(crate) use {answer_select, assignment_cols, store_impl, tally_cols};
+pub(crate) use {answer_select, assignment_cols, store_impl, tally_cols, worker_cursor};

@@ -170,7 +170,8 @@ impl Session {
 }
 
 /// The lease statements for one side: take the first open task with a free
-/// slot the worker has not touched, count the lease on it, and read it back
+/// slot the worker has not touched (looking after the worker's cursor
+/// first, then from the start, for tasks given back since they passed), count the lease on it, and read it back
 /// tagged with `$6`. A lease takes exactly one slot (a task with a free slot
 /// is open and one more pending answer lowers its remaining need by one;
 /// see `Policy::evaluate`), so no re-evaluation is needed here.
@@ -178,11 +179,19 @@ macro_rules! lease_statements {
     ($candidates:literal, $count:literal) => {
         concat!(
             "INSERT INTO assignments (job_id, task_id, worker_id, side, status, leased_at, deadline)
-               SELECT $1, t.id, $2, $3, 'pending', $4, $5 FROM tasks t
-               WHERE t.job_id = $1 AND ", $candidates, "
-                 AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2
-                                 AND a.status IN ('pending', 'submitted', 'skipped'))
-               ORDER BY t.seq LIMIT 1;
+               SELECT $1, c.id, $2, $3, 'pending', $4, $5 FROM (
+                 SELECT id FROM (SELECT t.id FROM tasks t
+                   WHERE t.job_id = $1 AND ", $candidates, " AND t.seq > ", worker_cursor!(), "
+                     AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2
+                                     AND a.status IN ('pending', 'submitted', 'skipped'))
+                   ORDER BY t.seq LIMIT 1)
+                 UNION ALL
+                 SELECT id FROM (SELECT t.id FROM tasks t
+                   WHERE t.job_id = $1 AND ", $candidates, "
+                     AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2
+                                     AND a.status IN ('pending', 'submitted', 'skipped'))
+                   ORDER BY t.seq LIMIT 1)
+               ) c LIMIT 1;
              UPDATE tasks SET ", $count, "
                WHERE changes() = 1 AND id = (SELECT task_id FROM assignments WHERE id = last_insert_rowid());
              SELECT $6 AS request, ", assignment_cols!(), " FROM assignments a JOIN tasks t ON t.id = a.task_id
@@ -541,7 +550,7 @@ async fn insert_aggregates(
 }
 
 use crate::migrate::apply_migrations;
-use crate::shared::{answer_select, assignment_cols, store_impl, tally_cols};
+use crate::shared::{answer_select, assignment_cols, store_impl, tally_cols, worker_cursor};
 use crate::write::renumber;
 store_impl!(
     SqliteStore,

@@ -455,6 +455,37 @@ async fn a_skipped_task_is_not_offered_again_but_a_released_one_is() {
 }
 
 #[tokio::test]
+async fn a_worker_moves_forward_and_still_gets_a_task_given_back_behind_them() {
+    for store in stores().await {
+        let f = fixture(store, config(1, 1, None, 60), 3, 2).await;
+        let (a, b) = (f.workers[0], f.workers[1]);
+        let first = leased(next(&f, b, T0).await);
+        assert_eq!(first.seq, 1);
+        let second = leased(next(&f, a, T0).await);
+        assert_eq!(second.seq, 2);
+        submit(&f, &second, "Yes", T0).await;
+        f.store
+            .give_back(&GiveBackRequest {
+                assignment: first.id,
+                worker: b,
+                policy: f.job.config.policy,
+                how: GiveBack::Release,
+                now: T0,
+            })
+            .await
+            .unwrap();
+        // Ahead of the worker first, then what was given back behind them.
+        let third = leased(next(&f, a, T0).await);
+        assert_eq!(third.seq, 3);
+        submit(&f, &third, "No", T0).await;
+        let back = leased(next(&f, a, T0).await);
+        assert_eq!(back.seq, 1);
+        submit(&f, &back, "No", T0).await;
+        assert!(!matches!(next(&f, a, T0).await, LeaseOutcome::Leased(_)));
+    }
+}
+
+#[tokio::test]
 async fn stewards_decide_apart_from_workers() {
     for store in stores().await {
         let f = fixture(store, config(2, 2, Some((1, 1)), 60), 1, 2).await;

@@ -13,7 +13,7 @@ use clap::Args;
 use std::sync::Arc;
 use std::time::Instant;
 use tutti_domain::policy::Side;
-use tutti_store::{ImportMsg, ImportRow, LeaseRequest, Store, SubmitRequest, TaskLease};
+use tutti_store::{ImportMsg, ImportRow, LeaseOutcome, LeaseRequest, Store, SubmitRequest};
 
 /// `tutti bench pages`.
 #[derive(Args)]
@@ -79,13 +79,11 @@ pub async fn pages(args: PagesArgs) -> anyhow::Result<()> {
     for (w, worker) in workers.into_iter().enumerate() {
         let store: Arc<dyn Store> = store.clone();
         let job = job.clone();
-        let tasks = args.tasks;
         handles.push(tokio::spawn(async move {
-            // Each worker answers the rows in order, leasing each by its
-            // number (the next-task query would rescan the rows the worker
-            // already answered, which stay open under 3-of-4).
+            // Each worker asks for its next task, as the task page does,
+            // until nothing is left for it.
             let mut answered = 0u64;
-            for seq in 1..=tasks as i64 {
+            loop {
                 let now = tutti_store::now();
                 let req = LeaseRequest {
                     job: job.id,
@@ -95,8 +93,9 @@ pub async fn pages(args: PagesArgs) -> anyhow::Result<()> {
                     gold: false,
                     now,
                 };
-                let TaskLease::Leased(a) = store.lease_task(&req, seq).await? else {
-                    continue;
+                let a = match store.next_assignment(&req).await? {
+                    LeaseOutcome::Leased(a) | LeaseOutcome::Held(a) => a,
+                    _ => break,
                 };
                 store
                     .submit(&SubmitRequest {
