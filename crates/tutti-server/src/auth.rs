@@ -47,6 +47,64 @@ pub fn csrf_for(token: &str) -> String {
     hex(&Sha256::digest(format!("csrf:{token}").as_bytes()))[..32].to_owned()
 }
 
+/// Shortest accepted password.
+pub const MIN_PASSWORD: usize = 10;
+/// Longest accepted password (bounds the hashing work one request can ask).
+pub const MAX_PASSWORD: usize = 256;
+
+/// Checks a new password's length; the field named is `field`.
+pub fn check_new_password(field: &str, password: &str) -> Result<(), ApiError> {
+    let problem = if password.chars().count() < MIN_PASSWORD {
+        format!("use at least {MIN_PASSWORD} characters")
+    } else if password.len() > MAX_PASSWORD {
+        format!("use at most {MAX_PASSWORD} bytes")
+    } else {
+        return Ok(());
+    };
+    Err(tutti_domain::FieldError::new(field, problem).into())
+}
+
+/// An argon2id hash of `password` in PHC form, with a random salt. Slow on
+/// purpose (tens of milliseconds), so it runs off the async threads.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{PasswordHasher as _, SaltString};
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+    })
+    .await
+    .map_err(|e| ApiError::internal(anyhow::anyhow!("password hashing task: {e}")))?
+    .map_err(ApiError::internal)
+}
+
+/// A PHC hash no password matches, verified when the name is unknown so an
+/// unknown name takes as long to refuse as a wrong password.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$zw5QDrtZbwn0I1vB6QGp0L1HbO0j2vKpJXHqL6dkF2Y";
+
+/// Whether `password` matches the stored hash (or, for `None`, spends the
+/// same time and says no).
+pub async fn verify_password(password: String, stored: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
+        let known = stored.is_some();
+        let phc = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
+        let Ok(parsed) = PasswordHash::new(&phc) else {
+            return false;
+        };
+        let ok = argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        ok && known
+    })
+    .await
+    .unwrap_or(false)
+}
+
 /// The authenticated caller of an API request.
 #[derive(Debug, Clone)]
 pub struct Caller(pub User);
@@ -80,9 +138,13 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiErro
     if let Some(user) = state.caches.tokens.get(&hash) {
         return Ok(user);
     }
-    let user = state.store.authenticate(&hash).await?.ok_or_else(|| {
-        ApiError::unauthorized("the token is unknown, revoked, or its user is disabled")
-    })?;
+    let user = state
+        .store
+        .authenticate(&hash, tutti_store::now())
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized("the token is unknown, revoked, or its user is disabled")
+        })?;
     state.caches.tokens.put(hash, user.clone());
     Ok(user)
 }
@@ -175,6 +237,26 @@ mod tests {
             token_hash("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[tokio::test]
+    async fn a_password_verifies_against_its_own_hash_only() {
+        let h = hash_password("correct horse battery".into()).await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery".into(), Some(h.clone())).await);
+        assert!(!verify_password("wrong horse battery".into(), Some(h.clone())).await);
+        assert!(!verify_password("correct horse battery".into(), None).await);
+        assert!(!verify_password("x".into(), Some("not a hash".into())).await);
+        let again = hash_password("correct horse battery".into()).await.unwrap();
+        assert_ne!(h, again, "salts are random");
+    }
+
+    #[test]
+    fn short_and_huge_passwords_are_refused_by_field() {
+        let e = check_new_password("password", "short").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("password"));
+        assert!(check_new_password("password", &"x".repeat(300)).is_err());
+        assert!(check_new_password("password", "long enough now").is_ok());
     }
 
     #[test]

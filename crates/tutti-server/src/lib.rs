@@ -27,6 +27,8 @@ pub mod quality;
 pub mod simulate;
 pub mod tasks;
 pub mod web;
+pub mod web_account;
+pub mod web_admin;
 pub mod web_results;
 
 use axum::Router;

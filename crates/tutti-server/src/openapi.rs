@@ -18,6 +18,7 @@ use utoipa_swagger_ui::SwaggerUi;
         api::users::create_token, api::users::list_tokens, api::users::revoke_token,
         api::workspaces::create_workspace, api::workspaces::list_workspaces, api::workspaces::get_workspace,
         api::workspaces::list_members, api::workspaces::set_member, api::workspaces::remove_member,
+        api::workspaces::update_workspace, api::workspaces::create_invitation, api::workspaces::list_invitations,
         api::jobs::create_job, api::jobs::list_jobs, api::jobs::get_job, api::jobs::update_job, api::jobs::import_items,
         api::results::results, api::results::export, api::results::summary,
         api::quality::aggregate, api::quality::aggregation, api::quality::workers,

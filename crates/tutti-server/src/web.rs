@@ -15,16 +15,17 @@ use axum::Form;
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use tutti_domain::ids::JobId;
+use tutti_domain::role::Role;
 use tutti_store::GiveBack;
 
-const COOKIE: &str = "tutti_token";
+pub(crate) const COOKIE: &str = "tutti_token";
 const STYLE: &str = include_str!("../assets/work.css");
 const SCRIPT: &str = include_str!("../assets/work.js");
 
@@ -32,8 +33,8 @@ const SCRIPT: &str = include_str!("../assets/work.js");
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
-        .route("/login", get(login_form).post(login))
-        .route("/logout", post(logout))
+        .merge(crate::web_account::routes())
+        .merge(crate::web_admin::routes())
         .route("/work/{job}", get(work_page))
         .route("/jobs/{job}", get(crate::web_results::results_page))
         .route("/jobs/{job}/export", get(crate::web_results::export))
@@ -111,6 +112,52 @@ pub(crate) fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
+/// A page for a signed-in visitor: the header carries their links and the
+/// sign-out button.
+pub(crate) fn page_for(v: &Visitor, title: &str, body: &str) -> Html<String> {
+    let admin = if v.caller.is_admin() {
+        "<a href=\"/admin\">Admin</a>"
+    } else {
+        ""
+    };
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · Tutti</title><link rel=\"stylesheet\" href=\"/assets/work.css\">\
+         <script src=\"/assets/work.js\" defer></script></head><body>\
+         <header><a href=\"/\" class=\"brand\">Tutti</a><nav><a href=\"/\">Jobs</a>{admin}\
+         <a href=\"/account\">{}</a><form method=\"post\" action=\"/logout\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button class=\"link\">Sign out</button></form></nav></header>\
+         <main>{body}</main></body></html>",
+        escape_html(title),
+        escape_html(&v.caller.0.display_name),
+        v.csrf()
+    ))
+}
+
+impl Visitor {
+    /// The CSRF value this visitor's forms carry.
+    pub(crate) fn csrf(&self) -> String {
+        csrf_for(&self.token)
+    }
+
+    /// The visitor's session or API token.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// 403 unless a posted form carries this visitor's CSRF value.
+    pub(crate) fn check_csrf(&self, posted: &str) -> Result<(), ApiError> {
+        if posted == self.csrf() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "this form is out of date or came from another site; reload the page and try again",
+            ))
+        }
+    }
+}
+
 pub(crate) fn error_page(e: ApiError) -> Response {
     let body = format!(
         "<h1>{}</h1><p>{}</p><p><a href=\"/\">Back to your jobs</a></p>",
@@ -133,57 +180,6 @@ pub(crate) fn with_security_headers(mut r: Response) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-async fn login_form() -> Response {
-    let body = "<h1>Sign in</h1>\
-        <form method=\"post\" action=\"/login\" class=\"card\">\
-        <label for=\"token\">Your API token</label>\
-        <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
-        <button type=\"submit\">Sign in</button></form>\
-        <p class=\"muted\">Your admin or requester gives you a token (<code>tutti token create</code>, or the API).</p>";
-    with_security_headers(page("Sign in", body).into_response())
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    token: String,
-}
-
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
-    let token = form.token.trim().to_owned();
-    if authenticate(&state, &token).await.is_err() {
-        let body = "<h1>Sign in</h1><p class=\"error\">That token is unknown or revoked.</p>\
-            <p><a href=\"/login\">Try again</a></p>";
-        return with_security_headers(
-            (StatusCode::UNAUTHORIZED, page("Sign in", body)).into_response(),
-        );
-    }
-    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000");
-    let mut r = Redirect::to("/").into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    r
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
-}
-
-async fn logout(visitor: Result<Visitor, SignIn>, Form(form): Form<CsrfForm>) -> Response {
-    if let Ok(v) = visitor
-        && form.csrf != csrf_for(&v.token)
-    {
-        return error_page(ApiError::forbidden("the form is stale; reload the page"));
-    }
-    let mut r = Redirect::to("/login").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("tutti_token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-    );
     r
 }
 
@@ -222,12 +218,17 @@ async fn home(State(state): State<AppState>, visitor: Result<Visitor, SignIn>) -
         }
         body.push_str("</tbody></table>");
     }
-    let _ = write!(
-        body,
-        "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button class=\"link\">Sign out</button></form>",
-        csrf_for(&v.token)
-    );
-    with_security_headers(page("Your jobs", &body).into_response())
+    if matches!(v.caller.0.role, Role::Admin | Role::Requester) {
+        let _ = write!(
+            body,
+            "<h2>New workspace</h2><form method=\"post\" action=\"/workspaces\" class=\"inline\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <input name=\"name\" placeholder=\"Workspace name\" required maxlength=\"200\">\
+             <button type=\"submit\">Create workspace</button></form>",
+            v.csrf()
+        );
+    }
+    with_security_headers(page_for(&v, "Your jobs", &body).into_response())
 }
 
 async fn work_page(

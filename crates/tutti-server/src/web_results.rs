@@ -9,13 +9,20 @@
 use crate::AppState;
 use crate::api::results::{ResultQuery, export_response};
 use crate::error::ApiError;
-use crate::web::{SignIn, Visitor, error_page, escape_html, page, with_security_headers};
+use crate::web::{SignIn, Visitor, error_page, escape_html, with_security_headers};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use std::fmt::Write as _;
 use tutti_domain::ids::JobId;
+use tutti_domain::role::Role;
 use tutti_domain::template::value_text;
 use tutti_store::{ResultSummary, TaskResult};
+
+/// A time as people read it: `2026-11-23 15:40 UTC`.
+pub(crate) fn date_text(t: tutti_domain::time::Timestamp) -> String {
+    let iso = t.to_string();
+    format!("{} {} UTC", &iso[..10], &iso[11..16])
+}
 
 /// Results per page of the browser.
 const PAGE: u32 = 50;
@@ -33,11 +40,26 @@ pub(crate) async fn jobs_section(state: &AppState, v: &Visitor) -> Result<String
             continue;
         }
         let jobs = state.store.list_jobs(ws.id, None, 200).await?;
-        let _ = write!(body, "<h2>{}</h2>", escape_html(&ws.name));
+        let settings = if role == Some(Role::Admin) || v.caller.is_admin() {
+            format!(
+                " <a href=\"/workspaces/{}/settings\">Members and settings</a>",
+                ws.id.0
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            body,
+            "<h2>{}</h2><p class=\"actions\"><a class=\"button\" href=\"/workspaces/{id}/jobs/new\">New job</a> \
+             <a class=\"button\" href=\"/workspaces/{id}/runs/new\">Run a workflow</a> \
+             <a href=\"/workspaces/{id}/runs\">Workflow runs</a>{settings}</p>",
+            escape_html(&ws.name),
+            id = ws.id.0
+        );
         if jobs.is_empty() {
             body.push_str(
-                "<p class=\"card\">No jobs yet. Create one with <code>POST /api/v1/workspaces/{ws}/jobs</code> \
-                 (see <a href=\"/docs\">the API</a>), then import rows.</p>",
+                "<p class=\"card\">No jobs yet. Make one with <b>New job</b> and upload a CSV of the rows \
+                 people should label, or run a workflow that makes jobs.</p>",
             );
             continue;
         }
@@ -361,7 +383,7 @@ async fn render(
         }
     }
     Ok(with_security_headers(
-        page(&format!("Results · {}", c.name), &body).into_response(),
+        crate::web::page_for(&v, &format!("Results · {}", c.name), &body).into_response(),
     ))
 }
 

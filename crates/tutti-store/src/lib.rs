@@ -155,8 +155,37 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tokens(&self, user: UserId) -> Result<Vec<Token>>;
     /// Revokes a token; false if it was unknown or already revoked.
     async fn revoke_token(&self, id: TokenId, now: Timestamp) -> Result<bool>;
-    /// The enabled user holding an unrevoked token with this hash.
-    async fn authenticate(&self, hash: &str) -> Result<Option<User>>;
+    /// The enabled user holding an unrevoked, unexpired token with this hash.
+    async fn authenticate(&self, hash: &str, now: Timestamp) -> Result<Option<User>>;
+    /// Stores a sign-in session (a token of kind session) until `expires`.
+    async fn create_session(
+        &self,
+        user: UserId,
+        hash: &str,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<Token>;
+    /// Ends the sign-in session with this hash (signing out); false if no
+    /// live session has it. API tokens are left alone.
+    async fn revoke_session_hash(&self, hash: &str, now: Timestamp) -> Result<bool>;
+    /// Revokes a user's sessions but the one with hash `keep` (after a
+    /// password change); how many.
+    async fn revoke_sessions(&self, user: UserId, keep: &str, now: Timestamp) -> Result<u64>;
+    /// Sets (or clears) a user's password hash.
+    async fn set_password(&self, user: UserId, hash: Option<&str>) -> Result<bool>;
+    /// A user by name with their password hash, if they have one.
+    async fn password_of(&self, name: &str) -> Result<Option<(User, Option<String>)>>;
+    /// Creates an account with a password, joining a workspace by
+    /// invitation or open sign-up, in one transaction: a taken name, or an
+    /// invitation unknown, used or expired, or a workspace closed to
+    /// sign-up, is a [`StoreError::Conflict`] and nothing is written.
+    async fn sign_up(
+        &self,
+        new: &NewUser,
+        password_hash: &str,
+        joining: Joining<'_>,
+        now: Timestamp,
+    ) -> Result<(User, WorkspaceId, Role)>;
 
     // --- workspaces ---
 
@@ -184,6 +213,24 @@ pub trait Store: Send + Sync + 'static {
     async fn list_members(&self, ws: WorkspaceId) -> Result<Vec<Member>>;
     /// A user's role in a workspace, if a member.
     async fn role_in(&self, ws: WorkspaceId, user: UserId) -> Result<Option<Role>>;
+    /// Sets how people join a workspace.
+    async fn set_registration(&self, ws: WorkspaceId, how: Registration) -> Result<bool>;
+    /// Workspaces anyone may sign up to, by name.
+    async fn open_workspaces(&self) -> Result<Vec<Workspace>>;
+    /// Stores an invitation by the hash of its secret.
+    async fn create_invitation(
+        &self,
+        ws: WorkspaceId,
+        role: Role,
+        hash: &str,
+        by: UserId,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<Invitation>;
+    /// A workspace's invitations, newest first.
+    async fn list_invitations(&self, ws: WorkspaceId) -> Result<Vec<Invitation>>;
+    /// The invitation with this hash, used or not.
+    async fn invitation_by_hash(&self, hash: &str) -> Result<Option<Invitation>>;
 
     // --- jobs and items ---
 

@@ -50,6 +50,16 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "worker_cursor",
         sql: include_str!("../migrations/sqlite/0008_worker_cursor.sql"),
     },
+    Migration {
+        version: 9,
+        name: "accounts",
+        sql: include_str!("../migrations/sqlite/0009_accounts.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "results_index",
+        sql: include_str!("../migrations/sqlite/0010_results_index.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -93,6 +103,16 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 8,
         name: "worker_cursor",
         sql: include_str!("../migrations/postgres/0008_worker_cursor.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "accounts",
+        sql: include_str!("../migrations/postgres/0009_accounts.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "results_index",
+        sql: include_str!("../migrations/postgres/0010_results_index.sql"),
     },
 ];
 

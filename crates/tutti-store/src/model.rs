@@ -1,6 +1,6 @@
 //! The records the store hands out and takes in.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tutti_domain::ids::{AssignmentId, JobId, RunId, TaskId, TokenId, UserId, WorkspaceId};
 use tutti_domain::job::JobConfig;
@@ -52,6 +52,95 @@ pub struct Token {
     pub created_at: Timestamp,
     /// When revoked, if it was.
     pub revoked_at: Option<Timestamp>,
+    /// An API token, or a web sign-in session.
+    pub kind: TokenKind,
+    /// When it stops working (sessions), if ever.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// What a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// Made on request for the API or the CLI; lives until revoked.
+    Api,
+    /// Made by signing in on the web pages; expires, ends at sign-out.
+    Session,
+}
+
+impl TokenKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Api => "api",
+            TokenKind::Session => "session",
+        }
+    }
+}
+
+/// How people join a workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Only with an invitation from one of its admins.
+    Invite,
+    /// Anyone may sign up, and joins as a worker.
+    Open,
+}
+
+impl Registration {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::Invite => "invite",
+            Registration::Open => "open",
+        }
+    }
+}
+
+impl std::str::FromStr for Registration {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "invite" => Ok(Registration::Invite),
+            "open" => Ok(Registration::Open),
+            other => Err(format!(
+                "unknown registration {other:?}; expected invite or open"
+            )),
+        }
+    }
+}
+
+/// An invitation to join a workspace (its secret is shown once).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Invitation {
+    /// Id.
+    pub id: i64,
+    /// The workspace it lets someone join.
+    pub workspace_id: WorkspaceId,
+    /// The role they get there.
+    pub role: Role,
+    /// Who made it.
+    pub created_by: UserId,
+    /// When made.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// Who signed up with it, once used.
+    pub used_by: Option<UserId>,
+}
+
+/// How a new account joins a workspace at sign-up.
+#[derive(Debug, Clone, Copy)]
+pub enum Joining<'a> {
+    /// With the invitation whose secret has this hash.
+    Invitation(&'a str),
+    /// A workspace open for sign-up, as a worker.
+    Open(WorkspaceId),
 }
 
 /// A workspace.
@@ -66,6 +155,8 @@ pub struct Workspace {
     pub created_by: UserId,
     /// When made.
     pub created_at: Timestamp,
+    /// How people join it.
+    pub registration: Registration,
 }
 
 /// A member of a workspace.

@@ -130,6 +130,23 @@ macro_rules! store_impl {
                 name: row.try_get("name")?,
                 created_at: Timestamp(row.try_get("created_at")?),
                 revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp),
+                kind: match row.try_get::<&str, _>("kind")? {
+                    "session" => TokenKind::Session,
+                    _ => TokenKind::Api,
+                },
+                expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp),
+            })
+        }
+
+        fn invitation_from(row: &$row) -> Result<Invitation> {
+            Ok(Invitation {
+                id: row.try_get("id")?,
+                workspace_id: WorkspaceId(row.try_get("workspace_id")?),
+                role: role_of(row.try_get::<&str, _>("role")?)?,
+                created_by: UserId(row.try_get("created_by")?),
+                created_at: Timestamp(row.try_get("created_at")?),
+                expires_at: Timestamp(row.try_get("expires_at")?),
+                used_by: row.try_get::<Option<i64>, _>("used_by")?.map(UserId),
             })
         }
 
@@ -139,6 +156,10 @@ macro_rules! store_impl {
                 name: row.try_get("name")?,
                 created_by: UserId(row.try_get("created_by")?),
                 created_at: Timestamp(row.try_get("created_at")?),
+                registration: row
+                    .try_get::<&str, _>("registration")?
+                    .parse()
+                    .map_err(|e: String| StoreError::Internal(anyhow::anyhow!("stored registration: {e}")))?,
             })
         }
 
@@ -641,7 +662,7 @@ macro_rules! store_impl {
             ) -> Result<Token> {
                 let row = sqlx::query(
                     "INSERT INTO tokens (user_id, name, hash, created_at) VALUES ($1, $2, $3, $4) \
-                     RETURNING id, user_id, name, created_at, revoked_at",
+                     RETURNING id, user_id, name, created_at, revoked_at, kind, expires_at",
                 )
                 .bind(user.0)
                 .bind(name)
@@ -682,16 +703,160 @@ macro_rules! store_impl {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn authenticate(&self, hash: &str) -> Result<Option<User>> {
+            async fn authenticate(&self, hash: &str, now: Timestamp) -> Result<Option<User>> {
                 sqlx::query(
                     "SELECT u.* FROM tokens k JOIN users u ON u.id = k.user_id \
-                     WHERE k.hash = $1 AND k.revoked_at IS NULL AND u.disabled = 0",
+                     WHERE k.hash = $1 AND k.revoked_at IS NULL AND u.disabled = 0 \
+                     AND (k.expires_at IS NULL OR k.expires_at > $2)",
                 )
                 .bind(hash)
+                .bind(now.0)
                 .fetch_optional(self.reader())
                 .await?
                 .map(|r| user_from(&r))
                 .transpose()
+            }
+
+            async fn create_session(
+                &self,
+                user: UserId,
+                hash: &str,
+                now: Timestamp,
+                expires: Timestamp,
+            ) -> Result<Token> {
+                let row = sqlx::query(
+                    "INSERT INTO tokens (user_id, name, hash, created_at, kind, expires_at) \
+                     VALUES ($1, 'web sign-in', $2, $3, 'session', $4) \
+                     RETURNING id, user_id, name, created_at, revoked_at, kind, expires_at",
+                )
+                .bind(user.0)
+                .bind(hash)
+                .bind(now.0)
+                .bind(expires.0)
+                .fetch_one(self.writer())
+                .await?;
+                token_from(&row)
+            }
+
+            async fn revoke_session_hash(&self, hash: &str, now: Timestamp) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE tokens SET revoked_at = $2 WHERE hash = $1 AND kind = 'session' AND revoked_at IS NULL",
+                )
+                .bind(hash)
+                .bind(now.0)
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn revoke_sessions(&self, user: UserId, keep: &str, now: Timestamp) -> Result<u64> {
+                let done = sqlx::query(
+                    "UPDATE tokens SET revoked_at = $3 WHERE user_id = $1 AND kind = 'session' \
+                     AND hash <> $2 AND revoked_at IS NULL",
+                )
+                .bind(user.0)
+                .bind(keep)
+                .bind(now.0)
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn set_password(&self, user: UserId, hash: Option<&str>) -> Result<bool> {
+                let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                    .bind(user.0)
+                    .bind(hash)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn password_of(&self, name: &str) -> Result<Option<(User, Option<String>)>> {
+                sqlx::query("SELECT * FROM users WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map(|r| Ok((user_from(&r)?, r.try_get("password_hash")?)))
+                    .transpose()
+            }
+
+            async fn sign_up(
+                &self,
+                new: &NewUser,
+                password_hash: &str,
+                joining: Joining<'_>,
+                now: Timestamp,
+            ) -> Result<(User, WorkspaceId, Role)> {
+                let mut tx = self.writer().begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO users (name, display_name, role, created_at, password_hash) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     RETURNING id, name, display_name, role, disabled, created_at",
+                )
+                .bind(&new.name)
+                .bind(&new.display_name)
+                .bind(new.role.as_str())
+                .bind(now.0)
+                .bind(password_hash)
+                .fetch_one(&mut *tx)
+                .await;
+                let user = match inserted {
+                    Ok(row) => user_from(&row)?,
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(StoreError::Conflict(FieldError::new(
+                            "name",
+                            format!("a user named {:?} already exists", new.name),
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let (ws, role) = match joining {
+                    Joining::Invitation(hash) => {
+                        let row = sqlx::query(
+                            "UPDATE invitations SET used_by = $2, used_at = $3 \
+                             WHERE hash = $1 AND used_at IS NULL AND expires_at > $3 \
+                             RETURNING workspace_id, role",
+                        )
+                        .bind(hash)
+                        .bind(user.id.0)
+                        .bind(now.0)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Conflict(FieldError::new(
+                                "invitation",
+                                "this invitation is unknown, already used or expired; ask for a new one",
+                            ))
+                        })?;
+                        (
+                            WorkspaceId(row.try_get("workspace_id")?),
+                            role_of(row.try_get::<&str, _>("role")?)?,
+                        )
+                    }
+                    Joining::Open(ws) => {
+                        let open: Option<i64> = sqlx::query_scalar(
+                            "SELECT id FROM workspaces WHERE id = $1 AND registration = 'open'",
+                        )
+                        .bind(ws.0)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if open.is_none() {
+                            return Err(StoreError::Conflict(FieldError::new(
+                                "workspace",
+                                "this workspace takes new members by invitation only",
+                            )));
+                        }
+                        (ws, Role::Worker)
+                    }
+                };
+                sqlx::query("INSERT INTO memberships (workspace_id, user_id, role) VALUES ($1, $2, $3)")
+                    .bind(ws.0)
+                    .bind(user.id.0)
+                    .bind(role.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok((user, ws, role))
             }
 
             async fn create_workspace(
@@ -703,7 +868,7 @@ macro_rules! store_impl {
                 let mut tx = self.writer().begin().await?;
                 let row = sqlx::query(
                     "INSERT INTO workspaces (name, created_by, created_at) VALUES ($1, $2, $3) \
-                     RETURNING id, name, created_by, created_at",
+                     RETURNING id, name, created_by, created_at, registration",
                 )
                 .bind(name)
                 .bind(creator.0)
@@ -770,6 +935,67 @@ macro_rules! store_impl {
                 .execute(self.writer())
                 .await?;
                 Ok(())
+            }
+
+            async fn set_registration(&self, ws: WorkspaceId, how: Registration) -> Result<bool> {
+                let done = sqlx::query("UPDATE workspaces SET registration = $2 WHERE id = $1")
+                    .bind(ws.0)
+                    .bind(how.as_str())
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn open_workspaces(&self) -> Result<Vec<Workspace>> {
+                sqlx::query("SELECT * FROM workspaces WHERE registration = 'open' ORDER BY name, id")
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(workspace_from)
+                    .collect()
+            }
+
+            async fn create_invitation(
+                &self,
+                ws: WorkspaceId,
+                role: Role,
+                hash: &str,
+                by: UserId,
+                now: Timestamp,
+                expires: Timestamp,
+            ) -> Result<Invitation> {
+                let row = sqlx::query(
+                    "INSERT INTO invitations (workspace_id, role, hash, created_by, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+                )
+                .bind(ws.0)
+                .bind(role.as_str())
+                .bind(hash)
+                .bind(by.0)
+                .bind(now.0)
+                .bind(expires.0)
+                .fetch_one(self.writer())
+                .await?;
+                invitation_from(&row)
+            }
+
+            async fn list_invitations(&self, ws: WorkspaceId) -> Result<Vec<Invitation>> {
+                sqlx::query("SELECT * FROM invitations WHERE workspace_id = $1 ORDER BY id DESC")
+                    .bind(ws.0)
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(invitation_from)
+                    .collect()
+            }
+
+            async fn invitation_by_hash(&self, hash: &str) -> Result<Option<Invitation>> {
+                sqlx::query("SELECT * FROM invitations WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map(|r| invitation_from(&r))
+                    .transpose()
             }
 
             async fn remove_member(&self, ws: WorkspaceId, user: UserId) -> Result<bool> {

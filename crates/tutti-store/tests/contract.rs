@@ -176,16 +176,16 @@ async fn a_revoked_token_or_disabled_user_no_longer_authenticates() {
             .await
             .unwrap();
         assert_eq!(
-            store.authenticate("hash-1").await.unwrap().unwrap().id,
+            store.authenticate("hash-1", T0).await.unwrap().unwrap().id,
             user.id
         );
-        assert!(store.authenticate("nope").await.unwrap().is_none());
+        assert!(store.authenticate("nope", T0).await.unwrap().is_none());
         assert!(store.revoke_token(token.id, T0).await.unwrap());
         assert!(!store.revoke_token(token.id, T0).await.unwrap());
-        assert!(store.authenticate("hash-1").await.unwrap().is_none());
-        assert!(store.authenticate("hash-2").await.unwrap().is_some());
+        assert!(store.authenticate("hash-1", T0).await.unwrap().is_none());
+        assert!(store.authenticate("hash-2", T0).await.unwrap().is_some());
         store.set_user_disabled(user.id, true).await.unwrap();
-        assert!(store.authenticate("hash-2").await.unwrap().is_none());
+        assert!(store.authenticate("hash-2", T0).await.unwrap().is_none());
     }
 }
 
@@ -482,6 +482,68 @@ async fn a_worker_moves_forward_and_still_gets_a_task_given_back_behind_them() {
         assert_eq!(back.seq, 1);
         submit(&f, &back, "No", T0).await;
         assert!(!matches!(next(&f, a, T0).await, LeaseOutcome::Leased(_)));
+    }
+}
+
+#[tokio::test]
+async fn a_session_expires_and_an_invitation_signs_up_exactly_one_person() {
+    for store in stores().await {
+        let f = fixture(store, config(1, 1, None, 60), 1, 1).await;
+        let s = &f.store;
+        let ws = f.job.workspace_id;
+        let owner = s.get_user_by_name("owner").await.unwrap().unwrap();
+        s.create_session(owner.id, "sess", T0, T0.plus_secs(60))
+            .await
+            .unwrap();
+        assert!(s.authenticate("sess", T0).await.unwrap().is_some());
+        assert!(
+            s.authenticate("sess", T0.plus_secs(61))
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let later = T0.plus_secs(3600);
+        s.create_invitation(ws, Role::Steward, "inv", owner.id, T0, later)
+            .await
+            .unwrap();
+        let new = |name: &str| NewUser {
+            name: name.into(),
+            display_name: name.into(),
+            role: Role::Worker,
+        };
+        let (user, joined, role) = s
+            .sign_up(&new("ann"), "phc", Joining::Invitation("inv"), T0)
+            .await
+            .unwrap();
+        assert_eq!((joined, role), (ws, Role::Steward));
+        assert_eq!(s.role_in(ws, user.id).await.unwrap(), Some(Role::Steward));
+        let (_, hash) = s.password_of("ann").await.unwrap().unwrap();
+        assert_eq!(hash.as_deref(), Some("phc"));
+        // Used once; a second person and a taken name leave nothing behind.
+        let again = s
+            .sign_up(&new("bob"), "phc", Joining::Invitation("inv"), T0)
+            .await;
+        assert!(matches!(again, Err(StoreError::Conflict(e)) if e.field == "invitation"));
+        assert!(s.get_user_by_name("bob").await.unwrap().is_none());
+        let closed = s.sign_up(&new("cat"), "phc", Joining::Open(ws), T0).await;
+        assert!(matches!(closed, Err(StoreError::Conflict(e)) if e.field == "workspace"));
+        assert!(s.set_registration(ws, Registration::Open).await.unwrap());
+        let (cat, _, role) = s
+            .sign_up(&new("cat"), "phc", Joining::Open(ws), T0)
+            .await
+            .unwrap();
+        assert_eq!(role, Role::Worker);
+        assert_eq!(s.open_workspaces().await.unwrap().len(), 1);
+        let taken = s.sign_up(&new("cat"), "phc", Joining::Open(ws), T0).await;
+        assert!(matches!(taken, Err(StoreError::Conflict(e)) if e.field == "name"));
+        assert_eq!(
+            s.list_invitations(ws).await.unwrap()[0].used_by,
+            Some(user.id)
+        );
+        assert!(s.revoke_session_hash("sess", T0).await.unwrap());
+        assert!(!s.revoke_session_hash("sess", T0).await.unwrap());
+        assert!(cat.id != user.id);
     }
 }
 

@@ -39,7 +39,14 @@ pub fn routes(max_upload: usize) -> Router<AppState> {
             "/api/v1/workspaces",
             post(workspaces::create_workspace).get(workspaces::list_workspaces),
         )
-        .route("/api/v1/workspaces/{ws}", get(workspaces::get_workspace))
+        .route(
+            "/api/v1/workspaces/{ws}",
+            get(workspaces::get_workspace).patch(workspaces::update_workspace),
+        )
+        .route(
+            "/api/v1/workspaces/{ws}/invitations",
+            post(workspaces::create_invitation).get(workspaces::list_invitations),
+        )
         .route(
             "/api/v1/workspaces/{ws}/members",
             get(workspaces::list_members),

@@ -203,3 +203,130 @@ pub async fn remove_member(
         Err(ApiError::not_found("member"))
     }
 }
+
+/// Changes to a workspace.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWorkspace {
+    /// How people join: `invite` (only by invitation) or `open` (anyone
+    /// may sign up on the web pages, as a worker).
+    pub registration: Option<tutti_store::Registration>,
+}
+
+/// Changes how people join a workspace (its admins only).
+#[utoipa::path(patch, path = "/api/v1/workspaces/{ws}", tag = "workspaces", request_body = UpdateWorkspace,
+    params(("ws" = i64, Path, description = "workspace id")),
+    responses((status = 200, body = Workspace), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_workspace(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(ws): ApiPath<i64>,
+    ApiJson(body): ApiJson<UpdateWorkspace>,
+) -> Result<Json<Workspace>, ApiError> {
+    let ws = WorkspaceId(ws);
+    if caller.role_in(&state, ws).await? != Role::Admin {
+        return Err(ApiError::forbidden(
+            "only a workspace's admins change its settings",
+        ));
+    }
+    if let Some(r) = body.registration {
+        state.store.set_registration(ws, r).await?;
+    }
+    let w = state
+        .store
+        .get_workspace(ws)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workspace"))?;
+    Ok(Json(w))
+}
+
+/// A new invitation.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvitation {
+    /// The role the invited person gets (default `worker`).
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Days it stays valid, 1-90 (default 7).
+    #[serde(default)]
+    pub days: Option<u32>,
+}
+
+/// An invitation with its secret, shown only now.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NewInvitation {
+    /// The invitation.
+    pub invitation: tutti_store::Invitation,
+    /// The secret; whoever has it may sign up once.
+    pub secret: String,
+    /// Where to send the person: the sign-up page with the secret.
+    pub path: String,
+}
+
+/// Makes an invitation to sign up into the workspace (its admins and
+/// requesters; only admins invite admins).
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/invitations", tag = "workspaces", request_body = CreateInvitation,
+    params(("ws" = i64, Path, description = "workspace id")),
+    responses((status = 201, body = NewInvitation), (status = 403, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_invitation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(ws): ApiPath<i64>,
+    ApiJson(body): ApiJson<CreateInvitation>,
+) -> Result<(StatusCode, Json<NewInvitation>), ApiError> {
+    let ws = WorkspaceId(ws);
+    let role = body.role.unwrap_or(Role::Worker);
+    let days = body.days.unwrap_or(7);
+    if !(1..=90).contains(&days) {
+        return Err(FieldError::new("days", "must be 1-90").into());
+    }
+    let mine = caller.role_in(&state, ws).await?;
+    if !mine.manages_jobs() || (role == Role::Admin && mine != Role::Admin) {
+        return Err(ApiError::forbidden(
+            "a workspace's admins invite anyone, its requesters all but admins",
+        ));
+    }
+    let secret = crate::auth::new_token();
+    let now = tutti_store::now();
+    let invitation = state
+        .store
+        .create_invitation(
+            ws,
+            role,
+            &crate::auth::token_hash(&secret),
+            caller.0.id,
+            now,
+            now.plus_secs(days * 86_400),
+        )
+        .await?;
+    let path = format!("/signup?invite={secret}");
+    Ok((
+        StatusCode::CREATED,
+        Json(NewInvitation {
+            invitation,
+            secret,
+            path,
+        }),
+    ))
+}
+
+/// A workspace's invitations, newest first (its admins and requesters).
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/invitations", tag = "workspaces",
+    params(("ws" = i64, Path, description = "workspace id")),
+    responses((status = 200, body = [tutti_store::Invitation]), (status = 403, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_invitations(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(ws): ApiPath<i64>,
+) -> Result<Json<Vec<tutti_store::Invitation>>, ApiError> {
+    let ws = WorkspaceId(ws);
+    if !caller.role_in(&state, ws).await?.manages_jobs() {
+        return Err(ApiError::forbidden(
+            "only a workspace's admins and requesters see its invitations",
+        ));
+    }
+    Ok(Json(state.store.list_invitations(ws).await?))
+}
