@@ -19,3 +19,23 @@ document.addEventListener("keydown", function (e) {
   }
   tick();
 })();
+// A live run page refreshes its graph and steps until the run ends.
+(function () {
+  var live = document.getElementById("run-live");
+  if (!live || live.hasAttribute("data-final")) return;
+  function poll() {
+    fetch(location.pathname + "?part=live", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var cur = document.getElementById("run-live");
+        var box = document.createElement("div");
+        box.innerHTML = html;
+        var next = box.firstElementChild;
+        if (cur && next) cur.replaceWith(next);
+        if (next && !next.hasAttribute("data-final")) setTimeout(poll, 2000);
+      })
+      .catch(function () { setTimeout(poll, 5000); });
+  }
+  setTimeout(poll, 2000);
+})();

@@ -29,7 +29,9 @@ pub mod tasks;
 pub mod web;
 pub mod web_account;
 pub mod web_admin;
+pub mod web_jobs;
 pub mod web_results;
+pub mod web_runs;
 
 use axum::Router;
 use std::net::SocketAddr;
@@ -103,7 +105,15 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes(max_upload))
         .merge(web::routes())
         .merge(openapi::routes())
-        .fallback(|| async { error::ApiError::not_found("page") })
+        .fallback(|uri: axum::http::Uri| async move {
+            // API callers get JSON; people get a page that says where to go.
+            let e = error::ApiError::not_found("page");
+            if uri.path().starts_with("/api/") {
+                axum::response::IntoResponse::into_response(e)
+            } else {
+                web::with_security_headers(web::error_page(e))
+            }
+        })
         .with_state(state)
 }
 

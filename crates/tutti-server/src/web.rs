@@ -15,7 +15,7 @@ use axum::Form;
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -35,9 +35,16 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(home))
         .merge(crate::web_account::routes())
         .merge(crate::web_admin::routes())
+        .merge(crate::web_jobs::routes())
+        .merge(crate::web_runs::routes())
         .route("/work/{job}", get(work_page))
         .route("/jobs/{job}", get(crate::web_results::results_page))
         .route("/jobs/{job}/export", get(crate::web_results::export))
+        .route("/jobs/{job}/workers", get(crate::web_results::workers_page))
+        .route(
+            "/jobs/{job}/workers.csv",
+            get(crate::web_results::workers_csv),
+        )
         .route("/work/{job}/assignments/{id}", post(act))
         .route(
             "/assets/work.css",
@@ -159,8 +166,18 @@ impl Visitor {
 }
 
 pub(crate) fn error_page(e: ApiError) -> Response {
+    let hint = match e.status {
+        StatusCode::NOT_FOUND => {
+            "<p class=\"muted\">It may have been removed, or it belongs to a workspace you are not a member of. \
+             Check the address, or ask the workspace's admin to add you.</p>"
+        }
+        StatusCode::FORBIDDEN => {
+            "<p class=\"muted\">Your role does not allow this here; a workspace admin can change it.</p>"
+        }
+        _ => "",
+    };
     let body = format!(
-        "<h1>{}</h1><p>{}</p><p><a href=\"/\">Back to your jobs</a></p>",
+        "<h1>{}</h1><p>{}</p>{hint}<p><a href=\"/\">Back to your jobs</a></p>",
         e.status.canonical_reason().unwrap_or("Error"),
         escape_html(&e.message)
     );

@@ -285,13 +285,16 @@ async fn render(
     let c = &job.config;
     let mut body = format!(
         "<p><a href=\"/\">← Jobs</a></p><h1>{}</h1>\
-         <p class=\"muted\">{} of {} tasks match · {} labeled · {} undecided · {} open</p>",
+         <p class=\"muted\">{} of {} tasks match · {} labeled · {} undecided · {} open · \
+         <a href=\"/jobs/{id}/workers\">workers and activity</a> · <a href=\"/work/{id}\">try the task page</a></p>{}",
         escape_html(&c.name),
         summary.matching,
         all.matching,
         all.states.get("labeled").copied().unwrap_or(0),
         all.states.get("undecided").copied().unwrap_or(0),
         all.states.get("open").copied().unwrap_or(0),
+        crate::web_jobs::import_form(job.id, &v.csrf()),
+        id = job.id.0,
     );
     // Filters.
     let mut label_options: Vec<(&str, &str)> = vec![("", "any")];
@@ -365,7 +368,7 @@ async fn render(
         body.push_str(if summary.matching == 0 && all.matching > 0 {
             "<p class=\"card\">No task matches this filter. <a href=\"?\">Clear it</a> to see every result.</p>"
         } else if all.matching == 0 {
-            "<p class=\"card\">This job has no tasks yet: import rows with <code>POST /api/v1/jobs/{id}/items</code>.</p>"
+            "<p class=\"card\">This job has no tasks yet: add rows with the form above (a CSV with a header row), or <code>POST /api/v1/jobs/{id}/items</code>.</p>"
         } else {
             "<p class=\"card\">No more results.</p>"
         });
@@ -432,5 +435,203 @@ mod tests {
             filter_query(&q, &[("cursor", "50".into())]),
             "label=Yes&q=a+b%26c&cursor=50"
         );
+    }
+}
+
+/// A column chart over hours: one column per hour from the first to the
+/// last with activity (at most the last 14 days), with `cumulative` also
+/// drawn as a line.
+fn hours_svg(title: &str, hours: &[(i64, i64)], cumulative: bool) -> String {
+    const W: f64 = 560.0;
+    const H: f64 = 160.0;
+    let mut svg = format!(
+        "<figure class=\"chart\"><figcaption>{}</figcaption>\
+         <svg role=\"img\" aria-label=\"{}\" viewBox=\"0 0 {W} {}\" width=\"{W}\" height=\"{}\">",
+        escape_html(title),
+        escape_html(title),
+        H + 24.0,
+        H + 24.0
+    );
+    let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
+        svg.push_str("<text x=\"0\" y=\"16\" font-size=\"12\">nothing yet</text></svg></figure>");
+        return svg;
+    };
+    let start = first.0.max(last.0 - 14 * 24 * 3_600_000);
+    let span = ((last.0 - start) / 3_600_000 + 1) as usize;
+    let mut per = vec![0i64; span];
+    let mut before = 0i64;
+    for (h, n) in hours {
+        if *h < start {
+            before += n;
+        } else {
+            per[((h - start) / 3_600_000) as usize] += n;
+        }
+    }
+    let max = per.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let bw = W / span as f64;
+    for (i, n) in per.iter().enumerate() {
+        if *n == 0 {
+            continue;
+        }
+        let h = *n as f64 / max * H;
+        let when = date_text(tutti_domain::time::Timestamp(start + i as i64 * 3_600_000));
+        let _ = write!(
+            svg,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"#3b6fb6\"><title>{when}: {n}</title></rect>",
+            i as f64 * bw,
+            H - h,
+            (bw - 1.0).max(1.0)
+        );
+    }
+    if cumulative {
+        let total: i64 = before + per.iter().sum::<i64>();
+        let mut acc = before;
+        let mut points = String::new();
+        for (i, n) in per.iter().enumerate() {
+            acc += n;
+            let y = H - acc as f64 / total.max(1) as f64 * H;
+            let _ = write!(points, "{:.1},{y:.1} ", (i as f64 + 0.5) * bw);
+        }
+        let _ = write!(
+            svg,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"#c2410c\" stroke-width=\"2\"><title>running total, {total} at the end</title></polyline>",
+            points.trim_end()
+        );
+    }
+    let _ = write!(
+        svg,
+        "<text x=\"0\" y=\"{}\" font-size=\"11\">{}</text><text x=\"{W}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{}</text></svg></figure>",
+        H + 16.0,
+        date_text(tutti_domain::time::Timestamp(start)),
+        H + 16.0,
+        date_text(tutti_domain::time::Timestamp(last.0))
+    );
+    svg
+}
+
+fn share(x: Option<f64>) -> String {
+    x.map(|v| format!("{:.1}%", v * 100.0))
+        .unwrap_or_else(|| "–".into())
+}
+
+/// `GET /jobs/{id}/workers`: the worker-quality table and the job's
+/// activity over time.
+pub(crate) async fn workers_page(
+    State(state): State<AppState>,
+    visitor: Result<Visitor, SignIn>,
+    Path(job): Path<String>,
+) -> Response {
+    let v = match visitor {
+        Ok(v) => v,
+        Err(s) => return s.into_response(),
+    };
+    let shown = async {
+        let id = job.parse::<i64>().map_err(|_| ApiError::not_found("job"))?;
+        let (job, _) = v.caller.job(&state, JobId(id), true).await?;
+        let (workers, activity) = tokio::try_join!(
+            state.store.worker_quality(job.id),
+            state.store.job_activity(job.id)
+        )?;
+        Ok::<_, ApiError>((job, workers, activity))
+    }
+    .await;
+    let (job, workers, activity) = match shown {
+        Ok(s) => s,
+        Err(e) => return with_security_headers(error_page(e)),
+    };
+    let answers: Vec<(i64, i64)> = activity.iter().map(|a| (a.hour.0, a.answers)).collect();
+    let decided: Vec<(i64, i64)> = activity.iter().map(|a| (a.hour.0, a.decided)).collect();
+    let mut body = format!(
+        "<p><a href=\"/jobs/{id}\">← Results</a></p><h1>{} · workers and activity</h1>\
+         <div class=\"charts\">{}{}</div><h2>Workers</h2>\
+         <p class=\"downloads\"><a href=\"/jobs/{id}/workers.csv\">Download as CSV</a></p>",
+        escape_html(&job.config.name),
+        hours_svg("Answers per hour", &answers, false),
+        hours_svg(
+            "Tasks decided per hour (line: running total)",
+            &decided,
+            true
+        ),
+        id = job.id.0
+    );
+    if workers.is_empty() {
+        body.push_str("<p class=\"card\">Nobody has answered yet. Workers see this job on their jobs page once they are members of its workspace.</p>");
+    } else {
+        body.push_str(
+            "<table class=\"results\"><thead><tr><th>Worker</th><th>Answers</th><th>Skipped</th><th>Abandoned</th>\
+             <th>Agreement with the label</th><th>Gold accuracy</th><th>Skill</th><th>Seconds per answer</th><th>Stopped</th></tr></thead><tbody>",
+        );
+        for w in &workers {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} <span class=\"muted\">of {}</span></td>\
+                 <td>{} <span class=\"muted\">({}/{})</span></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape_html(&w.worker_name),
+                w.answers,
+                w.skipped,
+                w.abandoned,
+                share(w.agreement),
+                w.agreement_answers,
+                share(w.gold_accuracy),
+                w.gold_correct,
+                w.gold_seen,
+                w.skill
+                    .map(|s| format!(
+                        "{s:.3} <span class=\"muted\">{}</span>",
+                        escape_html(w.skill_method.as_deref().unwrap_or(""))
+                    ))
+                    .unwrap_or_else(|| "–".into()),
+                w.mean_seconds
+                    .map(|s| format!("{s:.1}"))
+                    .unwrap_or_else(|| "–".into()),
+                w.stopped_at.map(date_text).unwrap_or_default()
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
+    with_security_headers(
+        crate::web::page_for(&v, &format!("Workers · {}", job.config.name), &body).into_response(),
+    )
+}
+
+/// `GET /jobs/{id}/workers.csv`: the worker-quality table as CSV.
+pub(crate) async fn workers_csv(
+    State(state): State<AppState>,
+    visitor: Result<Visitor, SignIn>,
+    Path(job): Path<String>,
+) -> Response {
+    let v = match visitor {
+        Ok(v) => v,
+        Err(s) => return s.into_response(),
+    };
+    let Ok(id) = job.parse::<i64>() else {
+        return error_page(ApiError::not_found("job"));
+    };
+    match crate::api::quality::workers(
+        State(state.clone()),
+        v.caller.clone(),
+        crate::error::ApiPath(id),
+        crate::error::ApiQuery(crate::api::quality::WorkersQuery {
+            format: Some("csv".into()),
+        }),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => error_page(e),
+    }
+}
+
+#[cfg(test)]
+mod chart_tests {
+    use super::*;
+
+    #[test]
+    fn an_hour_chart_has_a_column_per_busy_hour_and_a_total_line() {
+        let h = 3_600_000;
+        let svg = hours_svg("t", &[(10 * h, 4), (12 * h, 2)], true);
+        assert_eq!(svg.matches("<rect").count(), 2);
+        assert!(svg.contains("running total, 6 at the end"));
+        assert!(hours_svg("t", &[], false).contains("nothing yet"));
     }
 }

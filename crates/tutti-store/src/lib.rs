@@ -337,6 +337,9 @@ pub trait Store: Send + Sync + 'static {
     /// Per worker who touched the job: answers, skips, abandoned leases,
     /// agreement with the labels, estimated skill and time per answer.
     async fn worker_quality(&self, job: JobId) -> Result<Vec<WorkerQuality>>;
+    /// A job's answers and decisions per hour, oldest first (hours with
+    /// neither are left out).
+    async fn job_activity(&self, job: JobId) -> Result<Vec<ActivityHour>>;
 
     // --- outside crowds ---
 

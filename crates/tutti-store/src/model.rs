@@ -984,3 +984,15 @@ pub struct ResultSummary {
     /// Tasks kept by confidence, in tenths (`[0, 0.1)`, …, `[0.9, 1]`).
     pub confidence: [i64; 10],
 }
+
+/// One hour of a job's activity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActivityHour {
+    /// The hour's start.
+    pub hour: Timestamp,
+    /// Answers submitted in it.
+    pub answers: i64,
+    /// Tasks decided (labeled or undecided) in it.
+    pub decided: i64,
+}

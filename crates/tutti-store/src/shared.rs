@@ -2158,6 +2158,39 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn job_activity(&self, job: JobId) -> Result<Vec<ActivityHour>> {
+                let answers = sqlx::query(
+                    "SELECT finished_at / 3600000 AS h, COUNT(*) AS n FROM assignments \
+                     WHERE job_id = $1 AND status = 'submitted' AND finished_at IS NOT NULL \
+                     GROUP BY finished_at / 3600000",
+                )
+                .bind(job.0)
+                .fetch_all(self.reader())
+                .await?;
+                let decided = sqlx::query(
+                    "SELECT decided_at / 3600000 AS h, COUNT(*) AS n FROM tasks \
+                     WHERE job_id = $1 AND decided_at IS NOT NULL GROUP BY decided_at / 3600000",
+                )
+                .bind(job.0)
+                .fetch_all(self.reader())
+                .await?;
+                let mut hours: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+                for r in &answers {
+                    hours.entry(r.try_get("h")?).or_default().0 += r.try_get::<i64, _>("n")?;
+                }
+                for r in &decided {
+                    hours.entry(r.try_get("h")?).or_default().1 += r.try_get::<i64, _>("n")?;
+                }
+                Ok(hours
+                    .into_iter()
+                    .map(|(h, (answers, decided))| ActivityHour {
+                        hour: Timestamp(h * 3_600_000),
+                        answers,
+                        decided,
+                    })
+                    .collect())
+            }
+
             async fn worker_quality(&self, job: JobId) -> Result<Vec<WorkerQuality>> {
                 sqlx::query(
                     "SELECT a.worker_id, u.name, \

@@ -74,8 +74,11 @@ fn check(spec: &RunSpec) -> Result<(Format, Workflow), ApiError> {
             Format::parse(f).ok_or_else(|| unprocessable("format", "must be cy, json or yaml"))?
         }
     };
-    let wf = workflow::parse(format, &spec.program)
-        .map_err(|e| unprocessable("program", e.to_string()))?;
+    let wf = workflow::parse(format, &spec.program).map_err(|e| {
+        let mut err = unprocessable("program", e.to_string());
+        err.line = e.span.map(|s| u64::from(s.line));
+        err
+    })?;
     for f in wf.input_files() {
         if !spec.files.contains_key(f) {
             return Err(unprocessable(
@@ -89,7 +92,9 @@ fn check(spec: &RunSpec) -> Result<(Format, Workflow), ApiError> {
             && let Err(e) = tutti_engine::sql::check(query)
         {
             let at = n.span.map(|s| format!("{s}: ")).unwrap_or_default();
-            return Err(unprocessable("program", format!("{at}{e}")));
+            let mut err = unprocessable("program", format!("{at}{e}"));
+            err.line = n.span.map(|s| u64::from(s.line));
+            return Err(err);
         }
     }
     if let Some(name) = &spec.name
