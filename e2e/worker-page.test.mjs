@@ -92,9 +92,9 @@ after(async () => {
 async function signIn(token, viewport) {
   const page = await (await browser.newContext({ viewport })).newPage();
   await page.goto(base + "/login");
-  await page.fill("#token", token);
-  await page.click("button[type=submit]");
-  await page.waitForURL(base + "/");
+  await page.click("details summary");
+  await page.fill("input[name=token]", token);
+  await Promise.all([page.waitForURL(base + "/"), page.click("details button[type=submit]")]);
   return page;
 }
 

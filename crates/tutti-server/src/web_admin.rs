@@ -311,7 +311,7 @@ async fn settings_page(
     let csrf = v.csrf();
     let mut body = format!(
         "<h1>{} · members and settings</h1>{note}<h2>Members</h2>\
-         <table><thead><tr><th>Name</th><th>Role here</th><th></th></tr></thead><tbody>",
+         <table class=\"members\"><thead><tr><th>Name</th><th>Role here</th><th></th></tr></thead><tbody>",
         escape_html(&w.name)
     );
     for m in &members {

@@ -950,19 +950,9 @@ async fn the_worker_page_signs_in_shows_a_task_escaped_and_takes_an_answer() {
             StatusCode::SEE_OTHER,
             "unsigned visitors go to the sign-in page"
         );
-        let r = client
-            .post(format!("{}/login", app.base))
-            .form(&[("token", "wrong")])
-            .send()
-            .await
-            .unwrap();
+        let r = web_login(&client, &app.base, &[("token", "wrong")]).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        let r = client
-            .post(format!("{}/login", app.base))
-            .form(&[("token", w[0].as_str())])
-            .send()
-            .await
-            .unwrap();
+        let r = web_login(&client, &app.base, &[("token", w[0].as_str())]).await;
         let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
         let cookie = cookie.split(';').next().unwrap().to_owned();
@@ -1428,12 +1418,7 @@ async fn the_worker_page_shows_control_question_feedback_after_a_submit() {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let r = client
-            .post(format!("{}/login", app.base))
-            .form(&[("token", w[0].as_str())])
-            .send()
-            .await
-            .unwrap();
+        let r = web_login(&client, &app.base, &[("token", w[0].as_str())]).await;
         let cookie = r.headers()["set-cookie"].to_str().unwrap();
         let cookie = cookie.split(';').next().unwrap().to_owned();
         let html = client

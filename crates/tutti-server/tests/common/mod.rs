@@ -268,6 +268,41 @@ impl TestApp {
     }
 }
 
+/// The double-submit cookie and form value of the sign-in form, as a
+/// browser gets them: `(cookie header, form value)`.
+pub async fn form_cookie(client: &reqwest::Client, base: &str) -> (String, String) {
+    let r = client.get(format!("{base}/login")).send().await.unwrap();
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("tutti_form="))
+        .expect("the sign-in form sets its form cookie");
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let value = cookie.trim_start_matches("tutti_form=").to_owned();
+    (cookie, value)
+}
+
+/// Signs in on the web pages with `fields` (a token, or a name and
+/// password); the response of the sign-in.
+pub async fn web_login(
+    client: &reqwest::Client,
+    base: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let (cookie, value) = form_cookie(client, base).await;
+    let mut form: Vec<(&str, &str)> = vec![("form", value.as_str())];
+    form.extend_from_slice(fields);
+    client
+        .post(format!("{base}/login"))
+        .header("cookie", cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
 pub fn error_code(v: &Value) -> &str {
     v["error"]["code"]
         .as_str()

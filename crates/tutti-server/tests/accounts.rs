@@ -1,0 +1,402 @@
+//! Accounts on the web pages against the real server on port 0 (SQLite,
+//! and PostgreSQL when `TUTTI_TEST_POSTGRES_URL` is set): invitations
+//! through the API, sign-up with a password, sign-in, sign-out, CSRF on
+//! every form, refusal after repeated failures, and who may open the
+//! administration pages.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn session_cookie(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("tutti_token="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .expect("a form with a CSRF value")
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn page(c: &reqwest::Client, base: &str, path: &str, cookie: &str) -> (StatusCode, String) {
+    let r = c
+        .get(format!("{base}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+async fn sign_up(
+    c: &reqwest::Client,
+    base: &str,
+    invite: &str,
+    name: &str,
+    password: &str,
+) -> reqwest::Response {
+    let (cookie, value) = form_cookie(c, base).await;
+    c.post(format!("{base}/signup"))
+        .header("cookie", cookie)
+        .form(&[
+            ("form", value.as_str()),
+            ("invite", invite),
+            ("name", name),
+            ("password", password),
+            ("password2", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_invited_person_signs_up_signs_out_and_signs_in_with_their_password() {
+    for app in apps().await {
+        let c = client();
+        let (ws, req, _) = app.team("acct", 0).await;
+        let (s, inv) = app
+            .post(
+                &format!("/api/v1/workspaces/{ws}/invitations"),
+                &req,
+                json!({"role": "steward", "days": 2}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{inv}");
+        let secret = inv["secret"].as_str().unwrap();
+        assert_eq!(inv["path"], format!("/signup?invite={secret}"));
+
+        // The sign-up page names the workspace and the role.
+        let (s, html) = page(&c, &app.base, &format!("/signup?invite={secret}"), "").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("<b>acct</b> as a steward"), "{html}");
+
+        // Too short a password is refused and nothing is used up.
+        let r = sign_up(&c, &app.base, secret, "sue", "short").await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains("at least 10 characters"));
+
+        let r = sign_up(&c, &app.base, secret, "sue", "a long enough secret").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let cookie = session_cookie(&r);
+        let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"));
+        let (s, home) = page(&c, &app.base, "/", &cookie).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(home.contains("Hello, sue"));
+        let (s, members) = app
+            .get(&format!("/api/v1/workspaces/{ws}/members"), &req)
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            members["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["name"] == "sue" && m["role"] == "steward"),
+            "{members}"
+        );
+
+        // The invitation is spent.
+        let r = sign_up(&c, &app.base, secret, "sam", "a long enough secret").await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+        // Signing out without the CSRF value is refused; with it, the
+        // session stops working.
+        let r = c
+            .post(format!("{}/logout", app.base))
+            .header("cookie", &cookie)
+            .form(&[("csrf", "forged")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = c
+            .post(format!("{}/logout", app.base))
+            .header("cookie", &cookie)
+            .form(&[("csrf", csrf_of(&home).as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let (s, _) = page(&c, &app.base, "/", &cookie).await;
+        assert_eq!(
+            s,
+            StatusCode::SEE_OTHER,
+            "a revoked session goes to sign-in"
+        );
+
+        // A wrong password is refused; the right one signs in again.
+        let r = web_login(
+            &c,
+            &app.base,
+            &[("name", "sue"), ("password", "not the secret")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = web_login(
+            &c,
+            &app.base,
+            &[("name", "nobody"), ("password", "not the secret")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = web_login(
+            &c,
+            &app.base,
+            &[("name", "sue"), ("password", "a long enough secret")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let cookie = session_cookie(&r);
+        let (s, account) = page(&c, &app.base, "/account", &cookie).await;
+        assert_eq!(s, StatusCode::OK);
+
+        // A password change needs the current one and signs out elsewhere.
+        let other = session_cookie(
+            &web_login(
+                &c,
+                &app.base,
+                &[("name", "sue"), ("password", "a long enough secret")],
+            )
+            .await,
+        );
+        let change = |current: &'static str| {
+            let c = c.clone();
+            let base = app.base.clone();
+            let cookie = cookie.clone();
+            let csrf = csrf_of(&account);
+            async move {
+                c.post(format!("{base}/account/password"))
+                    .header("cookie", cookie)
+                    .form(&[
+                        ("csrf", csrf.as_str()),
+                        ("current", current),
+                        ("password", "another long secret"),
+                        ("password2", "another long secret"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            change("wrong").await.status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            change("a long enough secret").await.status(),
+            StatusCode::OK
+        );
+        let (s, _) = page(&c, &app.base, "/", &cookie).await;
+        assert_eq!(s, StatusCode::OK, "this browser stays signed in");
+        let (s, _) = page(&c, &app.base, "/", &other).await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "other browsers are signed out");
+        let r = web_login(
+            &c,
+            &app.base,
+            &[("name", "sue"), ("password", "another long secret")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_without_the_form_cookie_is_refused() {
+    for app in apps().await {
+        let (_, token) = app.user("plain", "worker").await;
+        let r = client()
+            .post(format!("{}/login", app.base))
+            .form(&[("form", "made-up"), ("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(
+            r.headers()
+                .get("set-cookie")
+                .is_none_or(|c| !c.to_str().unwrap().starts_with("tutti_token="))
+        );
+    }
+}
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_lock_the_name_for_a_while() {
+    for app in apps().await {
+        let c = client();
+        for _ in 0..10 {
+            let r = web_login(
+                &c,
+                &app.base,
+                &[("name", "target"), ("password", "guess guess")],
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+        let r = web_login(
+            &c,
+            &app.base,
+            &[("name", "target"), ("password", "guess guess")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+}
+
+#[tokio::test]
+async fn open_sign_up_needs_the_workspace_admin_to_open_it() {
+    for app in apps().await {
+        let c = client();
+        let (ws, req, workers) = app.team("open", 1).await;
+        let (cookie, value) = form_cookie(&c, &app.base).await;
+        let (_, html) = page(&c, &app.base, "/signup", &cookie).await;
+        assert!(html.contains("without an invitation"), "{html}");
+        // A worker cannot open it; its admin can.
+        let (s, _) = app
+            .call(
+                "PATCH",
+                &format!("/api/v1/workspaces/{ws}"),
+                Some(&workers[0]),
+                Some(json!({"registration": "open"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, w) = app
+            .call(
+                "PATCH",
+                &format!("/api/v1/workspaces/{ws}"),
+                Some(&req),
+                Some(json!({"registration": "open"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{w}");
+        assert_eq!(w["registration"], "open");
+        let r = c
+            .post(format!("{}/signup", app.base))
+            .header("cookie", &cookie)
+            .form(&[
+                ("form", value.as_str()),
+                ("workspace", ws.to_string().as_str()),
+                ("name", "walk-in"),
+                ("password", "walk in password"),
+                ("password2", "walk in password"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let (_, members) = app
+            .get(&format!("/api/v1/workspaces/{ws}/members"), &req)
+            .await;
+        assert!(
+            members["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["name"] == "walk-in" && m["role"] == "worker")
+        );
+        // A bad invitation field is a 422 naming the field in the API.
+        let (s, e) = app
+            .post(
+                &format!("/api/v1/workspaces/{ws}/invitations"),
+                &req,
+                json!({"days": 0}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e["error"]["field"], "days");
+    }
+}
+
+#[tokio::test]
+async fn only_admins_open_the_admin_pages_and_only_managers_the_settings() {
+    for app in apps().await {
+        let c = client();
+        let (ws, req, workers) = app.team("adm", 1).await;
+        let worker =
+            session_cookie(&web_login(&c, &app.base, &[("token", workers[0].as_str())]).await);
+        let requester = session_cookie(&web_login(&c, &app.base, &[("token", req.as_str())]).await);
+        let admin =
+            session_cookie(&web_login(&c, &app.base, &[("token", app.admin.as_str())]).await);
+        assert_eq!(
+            page(&c, &app.base, "/admin", &worker).await.0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            page(&c, &app.base, "/admin", &requester).await.0,
+            StatusCode::FORBIDDEN
+        );
+        let (s, html) = page(&c, &app.base, "/admin", &admin).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("adm-w0"));
+        let settings = format!("/workspaces/{ws}/settings");
+        assert_eq!(
+            page(&c, &app.base, &settings, &worker).await.0,
+            StatusCode::FORBIDDEN
+        );
+        let (s, html) = page(&c, &app.base, &settings, &requester).await;
+        assert_eq!(s, StatusCode::OK);
+        // The requester adds a member by name, with the form's CSRF value.
+        app.user("late-joiner", "worker").await;
+        let r = c
+            .post(format!("{}/workspaces/{ws}/members", app.base))
+            .header("cookie", &requester)
+            .form(&[
+                ("csrf", csrf_of(&html).as_str()),
+                ("name", "late-joiner"),
+                ("role", "worker"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("<b>late-joiner</b> is a worker here.")
+        );
+        let r = c
+            .post(format!("{}/workspaces/{ws}/members", app.base))
+            .header("cookie", &requester)
+            .form(&[
+                ("csrf", csrf_of(&html).as_str()),
+                ("name", "nobody-here"),
+                ("role", "worker"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        // An unknown page is an HTML page for people and JSON for the API.
+        let (s, html) = page(&c, &app.base, "/no/such/page", &worker).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert!(html.contains("Back to your jobs"));
+        let (s, v) = app.get("/api/v1/no-such-thing", &req).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(error_code(&v), "not_found");
+    }
+}
