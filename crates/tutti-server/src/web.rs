@@ -274,11 +274,14 @@ async fn work_page(
         _ => String::new(),
     };
     let r = match next {
-        Next::Task(view) => page(
-            "Task",
-            &format!("{feedback}{}", task_html(&view, &csrf_for(&v.token))),
-        )
-        .into_response(),
+        Next::Task(view) => {
+            let stats = my_stats(&state, &v, JobId(job)).await;
+            page(
+                "Task",
+                &format!("{feedback}{}{stats}", task_html(&view, &csrf_for(&v.token))),
+            )
+            .into_response()
+        }
         Next::Wait(reason) => {
             let body = format!(
                 "<h1>Nothing to do right now</h1><p class=\"card\">{}. This page checks again every few seconds.</p>\
@@ -299,6 +302,38 @@ async fn work_page(
         }
     };
     with_security_headers(r)
+}
+
+/// The worker's own figures under a task: answers in this job today
+/// (since 00:00 UTC) and, where the job shows control-question feedback,
+/// how many of those they got right. Empty if they cannot be read.
+async fn my_stats(state: &AppState, v: &Visitor, job: JobId) -> String {
+    let me = v.caller.0.id;
+    let now = tutti_store::now();
+    let midnight = tutti_domain::time::Timestamp(now.0 - now.0.rem_euclid(86_400_000));
+    let Ok(today) = state.store.answered_since(job, me, midnight).await else {
+        return String::new();
+    };
+    let mut s = format!(
+        "<p class=\"muted my-stats\">You answered {today} task{} of this job today (UTC)",
+        if today == 1 { "" } else { "s" }
+    );
+    let shows_gold = matches!(v.caller.job(state, job, false).await,
+        Ok((j, _)) if j.config.policy.gold.is_some_and(|g| g.feedback));
+    if shows_gold
+        && let Ok(g) = state.store.gold_record(job, me).await
+        && g.seen > 0
+    {
+        let _ = write!(
+            s,
+            "; control questions right: {} of {} ({:.0}%)",
+            g.correct,
+            g.seen,
+            g.correct as f64 * 100.0 / g.seen as f64
+        );
+    }
+    s.push_str(".</p>");
+    s
 }
 
 /// An API reason as the start of a sentence.

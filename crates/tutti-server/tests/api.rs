@@ -1012,6 +1012,20 @@ async fn the_worker_page_signs_in_shows_a_task_escaped_and_takes_an_answer() {
         assert_eq!(ok.status(), StatusCode::SEE_OTHER);
         let (_, r) = app.get(&format!("/api/v1/jobs/{job}/results"), &req).await;
         assert_eq!(r["items"][0]["label"], "No");
+        assert!(html.contains("You answered 0 tasks of this job today"));
+        let next = client
+            .get(format!("{}/work/{job}", app.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            next.contains("You answered 1 task of this job today"),
+            "{next}"
+        );
         // The API never takes the cookie as a credential.
         let r = client
             .get(format!("{}/api/v1/users/me", app.base))
@@ -1479,5 +1493,9 @@ async fn the_worker_page_shows_control_question_feedback_after_a_submit() {
             "{html}"
         );
         assert!(html.contains("Ada"), "then the next task");
+        assert!(
+            html.contains("control questions right: 0 of 1 (0%)"),
+            "the worker sees their own control-question record: {html}"
+        );
     }
 }

@@ -340,6 +340,8 @@ pub trait Store: Send + Sync + 'static {
     /// A job's answers and decisions per hour, oldest first (hours with
     /// neither are left out).
     async fn job_activity(&self, job: JobId) -> Result<Vec<ActivityHour>>;
+    /// How many answers a worker submitted in a job since a time.
+    async fn answered_since(&self, job: JobId, worker: UserId, since: Timestamp) -> Result<i64>;
 
     // --- outside crowds ---
 

@@ -60,6 +60,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "results_index",
         sql: include_str!("../migrations/sqlite/0010_results_index.sql"),
     },
+    Migration {
+        version: 11,
+        name: "worker_answers",
+        sql: include_str!("../migrations/sqlite/0011_worker_answers.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -113,6 +118,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 10,
         name: "results_index",
         sql: include_str!("../migrations/postgres/0010_results_index.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "worker_answers",
+        sql: include_str!("../migrations/postgres/0011_worker_answers.sql"),
     },
 ];
 

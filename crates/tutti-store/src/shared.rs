@@ -2158,6 +2158,18 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn answered_since(&self, job: JobId, worker: UserId, since: Timestamp) -> Result<i64> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM assignments WHERE worker_id = $1 AND job_id = $2 \
+                     AND status = 'submitted' AND finished_at >= $3",
+                )
+                .bind(worker.0)
+                .bind(job.0)
+                .bind(since.0)
+                .fetch_one(self.reader())
+                .await?)
+            }
+
             async fn job_activity(&self, job: JobId) -> Result<Vec<ActivityHour>> {
                 let answers = sqlx::query(
                     "SELECT finished_at / 3600000 AS h, COUNT(*) AS n FROM assignments \

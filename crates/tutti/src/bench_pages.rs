@@ -157,6 +157,8 @@ pub async fn pages(args: PagesArgs) -> anyhow::Result<()> {
             "deep",
             format!("/jobs/{id}?label=No&cursor={}", args.tasks * 9 / 10),
         ),
+        ("workers", format!("/jobs/{id}/workers")),
+        ("home", "/".to_owned()),
     ] {
         let mut micros = Vec::with_capacity(args.requests);
         let mut size = 0;

@@ -92,6 +92,9 @@ async fn user(store: &dyn Store, name: &str, role: Role) -> anyhow::Result<User>
         .await?)
 }
 
+/// The web sign-in password of every demo user.
+pub const DEMO_PASSWORD: &str = "tutti-demo-password";
+
 /// Creates (or finds) the demo data; returns `(user, token)` pairs.
 pub async fn populate(store: &dyn Store, items: usize) -> anyhow::Result<Vec<(String, String)>> {
     let admin = user(store, "admin", Role::Admin).await?;
@@ -142,7 +145,11 @@ pub async fn populate(store: &dyn Store, items: usize) -> anyhow::Result<Vec<(St
     };
     let _ = ws;
     let mut tokens = Vec::new();
+    let phc = tutti_server::auth::hash_password(DEMO_PASSWORD.to_owned())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     for u in [&admin, &requester, &workers[0], &workers[1]] {
+        store.set_password(u.id, Some(&phc)).await?;
         tokens.push((u.name.clone(), crate::issue(store, u, "demo").await?));
     }
     Ok(tokens)
@@ -153,10 +160,12 @@ pub fn print_welcome(addr: SocketAddr, tokens: &[(String, String)]) {
     let base = format!("http://{addr}");
     println!();
     println!("Tutti demo is running at {base}");
-    println!("  Worker page:  {base}/login  (sign in with a worker token below)");
+    println!(
+        "  Web pages:    {base}/login  (sign in as one of the users below, password {DEMO_PASSWORD})"
+    );
     println!("  API docs:     {base}/docs");
     println!();
-    println!("API tokens (shown once; make more with `tutti token create --user NAME`):");
+    println!("Users and API tokens (shown once; make more with `tutti token create --user NAME`):");
     for (name, token) in tokens {
         println!("  {name:<10} {token}");
     }

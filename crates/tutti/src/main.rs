@@ -303,6 +303,12 @@ enum UserCommand {
         #[arg(long)]
         display_name: Option<String>,
     },
+    /// Set a user's web sign-in password, read from the first line of
+    /// standard input (so it stays out of the shell history).
+    Password {
+        /// Login name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -429,6 +435,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let token = issue(store.as_ref(), &user, "cli").await?;
             println!("created user {} (id {}, {})", user.name, user.id, user.role);
             println!("token: {token}");
+            Ok(())
+        }
+        Command::User(UserCommand::Password { name }) => {
+            let store = open(&database_url).await?;
+            let user = store
+                .get_user_by_name(&name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user is named {name:?}"))?;
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']).to_owned();
+            tutti_server::auth::check_new_password("password", &password)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let phc = tutti_server::auth::hash_password(password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            store.set_password(user.id, Some(&phc)).await?;
+            println!("{} can now sign in at /login with that password", user.name);
             Ok(())
         }
         Command::Token(TokenCommand::Create { user, name }) => {
