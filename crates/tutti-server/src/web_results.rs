@@ -386,7 +386,7 @@ async fn render(
         }
     }
     Ok(with_security_headers(
-        crate::web::page_for(&v, &format!("Results · {}", c.name), &body).into_response(),
+        crate::web::page_for(v, &format!("Results · {}", c.name), &body).into_response(),
     ))
 }
 
