@@ -200,11 +200,7 @@ pub(crate) fn with_security_headers(mut r: Response) -> Response {
     r
 }
 
-async fn home(State(state): State<AppState>, visitor: Result<Visitor, SignIn>) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
+async fn home(State(state): State<AppState>, v: Visitor) -> Response {
     let jobs = match state.store.jobs_for_worker(v.caller.0.id).await {
         Ok(j) => j,
         Err(e) => return error_page(e.into()),
@@ -250,14 +246,10 @@ async fn home(State(state): State<AppState>, visitor: Result<Visitor, SignIn>) -
 
 async fn work_page(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(job): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let Ok(job) = job.parse::<i64>() else {
         return with_security_headers(error_page(ApiError::not_found("job")));
     };
@@ -438,14 +430,10 @@ struct ActForm {
 
 async fn act(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path((job, id)): Path<(String, String)>,
     Form(form): Form<ActForm>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     if form.csrf != csrf_for(&v.token) {
         return error_page(ApiError::forbidden("the form is stale; reload the page"));
     }

@@ -591,11 +591,8 @@ async fn account_page(state: &AppState, v: &Visitor, notice: &str, status: Statu
     with_security_headers((status, page_for(v, "Your account", &body)).into_response())
 }
 
-async fn account(State(state): State<AppState>, visitor: Result<Visitor, SignIn>) -> Response {
-    match visitor {
-        Ok(v) => account_page(&state, &v, "", StatusCode::OK).await,
-        Err(s) => s.into_response(),
-    }
+async fn account(State(state): State<AppState>, v: Visitor) -> Response {
+    account_page(&state, &v, "", StatusCode::OK).await
 }
 
 fn notice(ok: bool, text: &str) -> String {
@@ -622,13 +619,9 @@ struct PasswordForm {
 
 async fn change_password(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     if let Err(e) = v.check_csrf(&f.csrf) {
         return error_page(e);
     }
@@ -691,13 +684,9 @@ struct TokenForm {
 
 async fn create_token(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Form(f): Form<TokenForm>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     if let Err(e) = v.check_csrf(&f.csrf) {
         return error_page(e);
     }
@@ -731,14 +720,10 @@ async fn create_token(
 
 async fn revoke_token(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     if let Err(e) = v.check_csrf(&f.csrf) {
         return error_page(e);
     }

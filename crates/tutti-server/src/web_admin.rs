@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::api::users::{CreateUser, UpdateUser};
 use crate::api::workspaces::{CreateInvitation, CreateWorkspace, SetMember, UpdateWorkspace};
 use crate::error::{ApiError, ApiJson, ApiPath};
-use crate::web::{SignIn, Visitor, error_page, escape_html, page_for, with_security_headers};
+use crate::web::{Visitor, error_page, escape_html, page_for, with_security_headers};
 use crate::web_results::date_text;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -146,11 +146,8 @@ async fn admin_page(state: &AppState, v: &Visitor, note: &str, status: StatusCod
     with_security_headers((status, page_for(v, "Administration", &body)).into_response())
 }
 
-async fn admin(State(state): State<AppState>, visitor: Result<Visitor, SignIn>) -> Response {
-    match visitor {
-        Ok(v) => admin_page(&state, &v, "", StatusCode::OK).await,
-        Err(s) => s.into_response(),
-    }
+async fn admin(State(state): State<AppState>, v: Visitor) -> Response {
+    admin_page(&state, &v, "", StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
@@ -164,13 +161,9 @@ struct NewUserForm {
 
 async fn create_user(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Form(f): Form<NewUserForm>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let done = async {
         v.check_csrf(&f.csrf)?;
         let password = f.password.filter(|p| !p.is_empty());
@@ -210,14 +203,10 @@ struct UserChangeForm {
 
 async fn update_user(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(id): Path<String>,
     Form(f): Form<UserChangeForm>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let done = async {
         v.check_csrf(&f.csrf)?;
         let id = id.parse::<i64>().map_err(|_| ApiError::not_found("user"))?;
@@ -251,13 +240,9 @@ struct NameForm {
 
 async fn create_workspace(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Form(f): Form<NameForm>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let done = async {
         v.check_csrf(&f.csrf)?;
         crate::api::workspaces::create_workspace(
@@ -381,15 +366,8 @@ async fn settings_page(
     with_security_headers((status, page_for(v, &w.name, &body)).into_response())
 }
 
-async fn settings(
-    State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
-    Path(ws): Path<String>,
-) -> Response {
-    match visitor {
-        Ok(v) => settings_page(&state, &v, &ws, "", StatusCode::OK).await,
-        Err(s) => s.into_response(),
-    }
+async fn settings(State(state): State<AppState>, v: Visitor, Path(ws): Path<String>) -> Response {
+    settings_page(&state, &v, &ws, "", StatusCode::OK).await
 }
 
 fn ws_id(ws: &str) -> Result<i64, ApiError> {
@@ -406,14 +384,10 @@ struct MemberForm {
 
 async fn set_member(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(ws): Path<String>,
     Form(f): Form<MemberForm>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let done = async {
         v.check_csrf(&f.csrf)?;
         let id = ws_id(&ws)?;
@@ -442,14 +416,10 @@ async fn set_member(
 
 async fn remove_member(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path((ws, user)): Path<(String, String)>,
     Form(f): Form<crate::web_account::CsrfForm>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let done = async {
         v.check_csrf(&f.csrf)?;
         let id = ws_id(&ws)?;
@@ -477,14 +447,10 @@ struct RegistrationForm {
 
 async fn set_registration(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(ws): Path<String>,
     Form(f): Form<RegistrationForm>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let done = async {
         v.check_csrf(&f.csrf)?;
         let id = ws_id(&ws)?;
@@ -516,14 +482,10 @@ struct InviteForm {
 
 async fn invite(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(ws): Path<String>,
     Form(f): Form<InviteForm>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let done = async {
         v.check_csrf(&f.csrf)?;
         let id = ws_id(&ws)?;

@@ -10,7 +10,7 @@
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::import::{ImportFormat, ImportReport};
-use crate::web::{SignIn, Visitor, error_page, escape_html, page_for, with_security_headers};
+use crate::web::{Visitor, error_page, escape_html, page_for, with_security_headers};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Multipart, Path, State};
@@ -88,15 +88,7 @@ fn form_html(ws: i64, csrf: &str, f: &Fields, problem: &str) -> String {
     )
 }
 
-async fn new_job(
-    State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
-    Path(ws): Path<String>,
-) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
+async fn new_job(State(state): State<AppState>, v: Visitor, Path(ws): Path<String>) -> Response {
     let ws = match may_make_jobs(&state, &v, &ws).await {
         Ok(ws) => ws,
         Err(e) => return error_page(e),
@@ -134,14 +126,10 @@ fn problem_html(e: &ApiError) -> String {
 /// field) into the importer once `start` has made the job it goes to.
 async fn create_job(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(ws): Path<String>,
     mut form: Multipart,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let ws = match may_make_jobs(&state, &v, &ws).await {
         Ok(ws) => ws,
         Err(e) => return error_page(e),
@@ -322,14 +310,10 @@ pub(crate) fn import_form(job: JobId, csrf: &str) -> String {
 
 async fn import_rows(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(job): Path<String>,
     mut form: Multipart,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let Ok(id) = job.parse::<i64>() else {
         return error_page(ApiError::not_found("job"));
     };

@@ -9,7 +9,7 @@
 use crate::AppState;
 use crate::api::results::{ResultQuery, export_response};
 use crate::error::ApiError;
-use crate::web::{SignIn, Visitor, error_page, escape_html, with_security_headers};
+use crate::web::{Visitor, error_page, escape_html, with_security_headers};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use std::fmt::Write as _;
@@ -242,14 +242,10 @@ fn results_table(rows: &[TaskResult]) -> String {
 /// `GET /jobs/{id}`: the results browser.
 pub(crate) async fn results_page(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(job): Path<String>,
     Query(q): Query<ResultQuery>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     match render(&state, &v, &job, &q).await {
         Ok(r) => r,
         Err(e) => with_security_headers(error_page(e)),
@@ -393,14 +389,10 @@ async fn render(
 /// `GET /jobs/{id}/export`: the API's export, signed in by cookie.
 pub(crate) async fn export(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(job): Path<String>,
     Query(q): Query<ResultQuery>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let Ok(id) = job.parse::<i64>() else {
         return with_security_headers(error_page(ApiError::not_found("job")));
     };
@@ -518,13 +510,9 @@ fn share(x: Option<f64>) -> String {
 /// activity over time.
 pub(crate) async fn workers_page(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(job): Path<String>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let shown = async {
         let id = job.parse::<i64>().map_err(|_| ApiError::not_found("job"))?;
         let (job, _) = v.caller.job(&state, JobId(id), true).await?;
@@ -597,13 +585,9 @@ pub(crate) async fn workers_page(
 /// `GET /jobs/{id}/workers.csv`: the worker-quality table as CSV.
 pub(crate) async fn workers_csv(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(job): Path<String>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let Ok(id) = job.parse::<i64>() else {
         return error_page(ApiError::not_found("job"));
     };

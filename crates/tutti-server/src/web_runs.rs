@@ -12,7 +12,7 @@
 use crate::AppState;
 use crate::api::runs::RunSpec;
 use crate::error::{ApiError, ApiJson, ApiPath};
-use crate::web::{SignIn, Visitor, error_page, escape_html, page_for, with_security_headers};
+use crate::web::{Visitor, error_page, escape_html, page_for, with_security_headers};
 use crate::web_account::CsrfForm;
 use crate::web_results::date_text;
 use axum::extract::{Multipart, Path, Query, State};
@@ -73,15 +73,7 @@ fn upload_form(ws: WorkspaceId, csrf: &str, name: &str, program: &str) -> String
     )
 }
 
-async fn new_run(
-    State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
-    Path(ws): Path<String>,
-) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
+async fn new_run(State(state): State<AppState>, v: Visitor, Path(ws): Path<String>) -> Response {
     let ws = match may_run(&state, &v, &ws).await {
         Ok(ws) => ws,
         Err(e) => return error_page(e),
@@ -112,14 +104,10 @@ fn source_html(program: &str, bad: Option<u64>) -> String {
 
 async fn create_run(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(ws): Path<String>,
     mut form: Multipart,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let ws = match may_run(&state, &v, &ws).await {
         Ok(ws) => ws,
         Err(e) => return error_page(e),
@@ -229,15 +217,7 @@ async fn create_run(
     }
 }
 
-async fn list_runs(
-    State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
-    Path(ws): Path<String>,
-) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
+async fn list_runs(State(state): State<AppState>, v: Visitor, Path(ws): Path<String>) -> Response {
     let shown = async {
         let ws = may_run(&state, &v, &ws).await?;
         let w = state
@@ -491,14 +471,10 @@ async fn live_html(state: &AppState, v: &Visitor, run: &Run) -> Result<String, A
 
 async fn run_page(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(id): Path<String>,
     Query(q): Query<RunQuery>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let run = match run_of(&state, &v, &id).await {
         Ok(r) => r,
         Err(e) => return error_page(e),
@@ -526,14 +502,10 @@ async fn run_page(
 
 async fn cancel(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let done = async {
         v.check_csrf(&f.csrf)?;
         let run = run_of(&state, &v, &id).await?;
@@ -551,14 +523,10 @@ async fn cancel(
 
 async fn retry(
     State(state): State<AppState>,
-    visitor: Result<Visitor, SignIn>,
+    v: Visitor,
     Path((id, index)): Path<(String, String)>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let v = match visitor {
-        Ok(v) => v,
-        Err(s) => return s.into_response(),
-    };
     let done = async {
         v.check_csrf(&f.csrf)?;
         let run = run_of(&state, &v, &id).await?;
