@@ -2205,23 +2205,26 @@ macro_rules! store_impl {
 
             async fn worker_quality(&self, job: JobId) -> Result<Vec<WorkerQuality>> {
                 sqlx::query(
-                    "SELECT a.worker_id, u.name, \
+                    // Count per worker first, then look up each worker's
+                    // name, skill and gold record once (not once per answer).
+                    "SELECT s.worker_id, u.name, s.answers, s.skipped, s.abandoned, s.on_labeled, \
+                       s.agreeing, s.mean_seconds, w.skill, w.method AS skill_method, \
+                       g.seen AS gold_seen, g.correct AS gold_correct, g.stopped_at \
+                     FROM (SELECT a.worker_id, \
                        SUM(CASE WHEN a.status = 'submitted' THEN 1 ELSE 0 END) AS answers, \
                        SUM(CASE WHEN a.status = 'skipped' THEN 1 ELSE 0 END) AS skipped, \
                        SUM(CASE WHEN a.status = 'abandoned' THEN 1 ELSE 0 END) AS abandoned, \
                        SUM(CASE WHEN a.status = 'submitted' AND t.state = 'labeled' THEN 1 ELSE 0 END) AS on_labeled, \
                        SUM(CASE WHEN a.status = 'submitted' AND t.state = 'labeled' AND a.answer = t.label \
                            THEN 1 ELSE 0 END) AS agreeing, \
-                       CAST(AVG(CASE WHEN a.status = 'submitted' THEN (a.finished_at - a.leased_at) / 1000.0 END) AS DOUBLE PRECISION) AS mean_seconds, \
-                       MAX(w.skill) AS skill, MAX(w.method) AS skill_method, \
-                       MAX(g.seen) AS gold_seen, MAX(g.correct) AS gold_correct, MAX(g.stopped_at) AS stopped_at \
-                     FROM assignments a \
-                     JOIN tasks t ON t.id = a.task_id \
-                     JOIN users u ON u.id = a.worker_id \
-                     LEFT JOIN job_workers w ON w.job_id = a.job_id AND w.worker_id = a.worker_id \
-                     LEFT JOIN job_gold g ON g.job_id = a.job_id AND g.worker_id = a.worker_id \
-                     WHERE a.job_id = $1 AND a.status IN ('submitted', 'skipped', 'abandoned', 'excluded') \
-                     GROUP BY a.worker_id, u.name ORDER BY a.worker_id",
+                       CAST(AVG(CASE WHEN a.status = 'submitted' THEN (a.finished_at - a.leased_at) / 1000.0 END) AS DOUBLE PRECISION) AS mean_seconds \
+                       FROM assignments a JOIN tasks t ON t.id = a.task_id \
+                       WHERE a.job_id = $1 AND a.status IN ('submitted', 'skipped', 'abandoned', 'excluded') \
+                       GROUP BY a.worker_id) s \
+                     JOIN users u ON u.id = s.worker_id \
+                     LEFT JOIN job_workers w ON w.job_id = $1 AND w.worker_id = s.worker_id \
+                     LEFT JOIN job_gold g ON g.job_id = $1 AND g.worker_id = s.worker_id \
+                     ORDER BY s.worker_id",
                 )
                 .bind(job.0)
                 .fetch_all(self.reader())
