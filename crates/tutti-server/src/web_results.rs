@@ -67,19 +67,23 @@ pub(crate) async fn jobs_section(state: &AppState, v: &Visitor) -> Result<String
             "<table><thead><tr><th>Job</th><th>Tasks</th><th>Done</th><th>Progress</th><th></th></tr></thead><tbody>",
         );
         for j in jobs {
-            let p = state.store.job_progress(j.id).await?;
-            let pct = if p.tasks > 0 {
-                p.done * 100 / p.tasks
-            } else {
-                0
-            };
+            // The state counts read the results index alone; the job's full
+            // progress would also count every answer.
+            let counts = state
+                .store
+                .results_summary(j.id, &tutti_store::ResultFilter::default())
+                .await?;
+            let n = |s: &str| counts.states.get(s).copied().unwrap_or(0);
+            let done = n("labeled") + n("undecided");
+            let tasks = done + n("open");
+            let pct = if tasks > 0 { done * 100 / tasks } else { 0 };
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td><progress max=\"100\" value=\"{pct}\">{pct}%</progress> {pct}%</td>\
                  <td><a class=\"button\" href=\"/jobs/{}\">Results</a></td></tr>",
                 escape_html(&j.config.name),
-                p.tasks,
-                p.done,
+                tasks,
+                done,
                 j.id.0
             );
         }
