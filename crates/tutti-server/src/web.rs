@@ -84,22 +84,24 @@ impl IntoResponse for SignIn {
     }
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// The value of cookie `name` among the request's cookies, if not empty.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 impl FromRequestParts<AppState> for Visitor {
     type Rejection = SignIn;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignIn> {
-        let token = cookie_token(&parts.headers).ok_or(SignIn)?;
+        let token = cookie(&parts.headers, COOKIE).ok_or(SignIn)?;
         let user = authenticate(state, &token).await.map_err(|_| SignIn)?;
         Ok(Visitor {
             caller: Caller(user),
@@ -329,7 +331,7 @@ async fn my_stats(state: &AppState, v: &Visitor, job: JobId) -> String {
 }
 
 /// An API reason as the start of a sentence.
-fn sentence(reason: &str) -> String {
+pub(crate) fn sentence(reason: &str) -> String {
     let mut chars = reason.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
@@ -497,6 +499,6 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=1; tutti_token=tok; b=2"),
         );
-        assert_eq!(cookie_token(&h).as_deref(), Some("tok"));
+        assert_eq!(cookie(&h, COOKIE).as_deref(), Some("tok"));
     }
 }

@@ -17,7 +17,8 @@ use crate::auth::{
 };
 use crate::error::ApiError;
 use crate::web::{
-    COOKIE, SignIn, Visitor, error_page, escape_html, page, page_for, with_security_headers,
+    COOKIE, SignIn, Visitor, cookie, error_page, escape_html, page, page_for, sentence,
+    with_security_headers,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -51,18 +52,6 @@ pub fn routes() -> Router<AppState> {
         .route("/account/password", post(change_password))
         .route("/account/tokens", post(create_token))
         .route("/account/tokens/{id}/revoke", post(revoke_token))
-}
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-        .filter(|v| !v.is_empty())
 }
 
 /// Whether the visitor reached us over https (directly or through a proxy
@@ -516,14 +505,6 @@ async fn signup(
             again(StatusCode::CONFLICT, &format!("{}.", sentence(&message)))
         }
         Err(e) => error_page(e.into()),
-    }
-}
-
-fn sentence(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
     }
 }
 
