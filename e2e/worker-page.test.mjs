@@ -139,6 +139,96 @@ test("the escaped row is shown as text on the page", async () => {
   await page.screenshot({ path: join(shots, "worker-escaped.png"), fullPage: true });
 });
 
+async function newJob(spec, rows) {
+  const ws = (await api("GET", "/api/v1/workspaces", requester)).body.items[0].id;
+  const made = await api("POST", `/api/v1/workspaces/${ws}/jobs`, requester, spec);
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  const imported = await api("POST", `/api/v1/jobs/${made.body.id}/items`, requester, rows, "text/csv");
+  assert.equal(imported.status, 201);
+  return made.body.id;
+}
+
+// Resolves once the page holds the task it fetched ahead.
+async function fetchedAhead(page) {
+  await page.waitForFunction(() => document.querySelector('#other-form input[name="ahead"]')?.value);
+}
+
+test("the next task is on screen at once after an answer, and every answer is saved", async () => {
+  const j = await newJob(
+    { name: "Quick", question: "Is ${name} a person?", answers: ["Yes", "No"], policy: { k: 1, n: 1 } },
+    "name\nAda\nOslo\nGrace\nRome\n",
+  );
+  const page = await signIn(workers[1], { width: 1280, height: 800 });
+  await page.goto(`${base}/work/${j}`);
+  // A mark on this document: it stays while tasks are swapped in.
+  await page.evaluate(() => { window.sameDocument = true; });
+  const seen = [];
+  while (await page.locator("h1.question").count()) {
+    const question = await page.textContent("h1.question");
+    seen.push(question);
+    const key = /Ada|Grace/.test(question) ? "1" : "2";
+    if (seen.length < 4) {
+      await fetchedAhead(page);
+      const started = Date.now();
+      await page.keyboard.press(key);
+      await page.waitForFunction((q) => document.querySelector("h1.question")?.textContent !== q, question);
+      assert.equal(await page.evaluate(() => window.sameDocument), true, "the next task came without a page load");
+      console.log(`next task on screen ${Date.now() - started} ms after the key`);
+    } else {
+      // Nothing was left to fetch ahead: the last answer is a plain post.
+      await Promise.all([page.waitForURL(`${base}/work/${j}`), page.keyboard.press(key)]);
+    }
+    assert.ok(seen.length <= 4, `more tasks than the job has: ${seen.join(" / ")}`);
+  }
+  assert.equal(seen.length, 4);
+  assert.equal(new Set(seen).size, 4, "each task once");
+  assert.match(await page.textContent("main"), /All done|answered or skipped every open task/);
+  const labels = (await api("GET", `/api/v1/jobs/${j}/results`, requester)).body.items.map((r) => r.label);
+  assert.deepEqual(labels, ["Yes", "No", "Yes", "No"]);
+});
+
+test("a graded pairwise job shows both items and takes the slider's grade from the keyboard", async () => {
+  const j = await newJob(
+    {
+      name: "Clearer", question: "Which explanation is clearer?",
+      compare: { left: "a", right: "b", scale: 10 }, policy: { k: 1, n: 1 },
+    },
+    'a,b\n"Water boils at 100 °C at sea level.","<b>Boiling</b> happens when it is hot."\n"Light is fast.","Light travels about 300,000 km each second in a vacuum."\n',
+  );
+  // The same worker on a phone first (only looking), then at a desk.
+  for (const [width, shot] of [[390, "worker-pairwise-phone.png"], [1280, "worker-pairwise.png"]]) {
+    const page = await signIn(workers[0], { width, height: 800 });
+    await page.goto(`${base}/work/${j}`);
+    assert.equal(await page.locator(".pair .side").count(), 2);
+    const right = await page.textContent(".pair .side:nth-child(2) .side-body");
+    assert.equal(right, "<b>Boiling</b> happens when it is hot.", "the item's markup is shown as text");
+    if (width === 1280) {
+      const [l, r] = await page.locator(".pair .side").evaluateAll((els) => els.map((e) => e.getBoundingClientRect().x));
+      assert.ok(r > l + 200, "side by side on a wide screen");
+    } else {
+      const [l, r] = await page.locator(".pair .side").evaluateAll((els) => els.map((e) => e.getBoundingClientRect().y));
+      assert.ok(r > l, "stacked on a phone");
+    }
+    await page.screenshot({ path: join(shots, shot), fullPage: true });
+    if (width === 390) continue;
+    await fetchedAhead(page);
+    for (let i = 0; i < 3; i++) await page.keyboard.press("ArrowLeft");
+    assert.equal(await page.textContent("#grade-value"), "-3");
+    assert.equal(await page.textContent("#grade-words"), "left is better (3 of 10)");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => /Light is fast/.test(document.querySelector(".pair")?.textContent ?? ""));
+    assert.equal(await page.textContent("#grade-value"), "0", "a new task starts at no preference");
+    for (let i = 0; i < 7; i++) await page.keyboard.press("ArrowRight");
+    await Promise.all([page.waitForURL(`${base}/work/${j}`), page.keyboard.press("Enter")]);
+    assert.match(await page.textContent("main"), /All done|answered or skipped every open task/);
+  }
+  const r = await fetch(`${base}/api/v1/jobs/${j}/export?what=answers&format=jsonl`, {
+    headers: { authorization: `Bearer ${requester}` },
+  });
+  const answers = (await r.text()).trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(answers.map((a) => [a.annotation, a.grade]), [["left", -3], ["right", 7]]);
+});
+
 test("the requester filters the results, sees the charts and downloads what the filter keeps", async () => {
   const page = await signIn(requester, { width: 1280, height: 800 });
   await page.click(`a[href="/jobs/${job}"]`);

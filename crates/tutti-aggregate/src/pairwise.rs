@@ -5,7 +5,7 @@
 //! (as evalica does), which has the maximum-likelihood fixed point of
 //! Zermelo's (1929) and Hunter's (2004) minorisation-maximisation but
 //! converges in far fewer rounds; the scores are then scaled to sum to 1. A tie counts as half a win for each
-//! side. Items that never won score 0; an item compared with itself is
+//! side, and a graded judgment ([`Winner::Graded`]) as its share of a win. Items that never won score 0; an item compared with itself is
 //! ignored.
 
 use crate::answers::intern;
@@ -20,6 +20,31 @@ pub enum Winner {
     Right,
     /// Neither.
     Tie,
+    /// A graded judgment, `grade` from `-scale` (the first item is much
+    /// better) to `scale` (the second is), as Tournesol's -10..10: it
+    /// counts as a share `(scale - grade) / (2 scale)` of a win for the
+    /// first item and the rest for the second.
+    Graded {
+        /// The grade, negative when the first item is better.
+        grade: i32,
+        /// The largest grade (at least 1).
+        scale: u32,
+    },
+}
+
+impl Winner {
+    /// The share of a win this outcome gives the first item, in [0, 1].
+    pub fn left_share(self) -> f64 {
+        match self {
+            Winner::Left => 1.0,
+            Winner::Right => 0.0,
+            Winner::Tie => 0.5,
+            Winner::Graded { grade, scale } => {
+                let s = f64::from(scale.max(1));
+                ((s - f64::from(grade)) / (2.0 * s)).clamp(0.0, 1.0)
+            }
+        }
+    }
 }
 
 /// Comparisons with items and workers interned to dense indices, in order
@@ -120,11 +145,8 @@ pub fn bradley_terry(c: &Comparisons, options: BtOptions) -> (Vec<f64>, usize) {
         if l == r {
             continue;
         }
-        let (i, j, i_won, j_won) = match w {
-            Winner::Left => (l, r, 1.0, 0.0),
-            Winner::Right => (l, r, 0.0, 1.0),
-            Winner::Tie => (l, r, 0.5, 0.5),
-        };
+        let share = w.left_share();
+        let (i, j, i_won, j_won) = (l, r, share, 1.0 - share);
         let (i, j, wi, wj) = if i < j {
             (i, j, i_won, j_won)
         } else {
@@ -249,13 +271,12 @@ pub fn noisy_bradley_terry(c: &Comparisons, options: BtOptions) -> NoisyBt {
         if l == r {
             continue;
         }
-        match w {
-            Winner::Left => obs.push((l, r, by, 1.0, true)),
-            Winner::Right => obs.push((r, l, by, 1.0, false)),
-            Winner::Tie => {
-                obs.push((l, r, by, 0.5, true));
-                obs.push((r, l, by, 0.5, false));
-            }
+        let share = w.left_share();
+        if share > 0.0 {
+            obs.push((l, r, by, share, true));
+        }
+        if share < 1.0 {
+            obs.push((r, l, by, 1.0 - share, false));
         }
     }
     let mut scores: Vec<f64> = vec![1.0; n];
@@ -368,6 +389,63 @@ mod tests {
         ]);
         let (s, _) = bradley_terry(&c, BtOptions::default());
         assert!((s[0] - 0.75).abs() < 1e-9, "{s:?}");
+    }
+
+    #[test]
+    fn a_graded_judgment_counts_as_its_share_of_a_win() {
+        // -5 on a scale of 10 gives the left item 3/4 of a win: the same
+        // fit as three wins to one.
+        let graded = Comparisons::from_rows([(
+            "a",
+            "b",
+            Winner::Graded {
+                grade: -5,
+                scale: 10,
+            },
+        )]);
+        let (s, _) = bradley_terry(&graded, BtOptions::default());
+        assert!((s[0] - 0.75).abs() < 1e-9, "{s:?}");
+        assert_eq!(
+            Winner::Graded {
+                grade: 0,
+                scale: 10
+            }
+            .left_share(),
+            0.5
+        );
+        assert_eq!(
+            Winner::Graded {
+                grade: -10,
+                scale: 10
+            }
+            .left_share(),
+            1.0
+        );
+        assert_eq!(
+            Winner::Graded {
+                grade: 10,
+                scale: 10
+            }
+            .left_share(),
+            0.0
+        );
+        // Out-of-range grades are held to the scale, a zero scale to 1.
+        assert_eq!(
+            Winner::Graded {
+                grade: 99,
+                scale: 10
+            }
+            .left_share(),
+            0.0
+        );
+        assert_eq!(
+            Winner::Graded {
+                grade: -1,
+                scale: 0
+            }
+            .left_share(),
+            1.0
+        );
     }
 
     #[test]

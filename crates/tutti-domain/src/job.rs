@@ -19,6 +19,8 @@ pub const MAX_OPTIONS: usize = 100;
 pub const MAX_ANSWER_CHARS: usize = 10_000;
 /// Longest question, instructions or layout text.
 pub const MAX_TEXT_CHARS: usize = 1_000_000;
+/// Largest grade of a graded pairwise job (Tournesol asks -10..10).
+pub const MAX_SCALE: u32 = 100;
 
 /// The policy as sent: Cymphony's `k`, `n`, optional steward `l`, `m`, and
 /// the lease length.
@@ -190,6 +192,99 @@ pub struct JobSpec {
     pub layout: Option<String>,
     /// The agreement policy.
     pub policy: PolicySpec,
+    /// Makes the job pairwise: two columns of each row shown side by side,
+    /// answered `left`, `right` (or `tie`), or with a graded score.
+    #[serde(default)]
+    pub compare: Option<CompareSpec>,
+}
+
+/// A pairwise job as sent.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CompareSpec {
+    /// The column shown as the left item.
+    pub left: String,
+    /// The column shown as the right item.
+    pub right: String,
+    /// Whether `tie` is an answer (default: yes for graded jobs, no
+    /// otherwise).
+    #[serde(default)]
+    pub tie: Option<bool>,
+    /// Asks for a graded score from `-scale` (the left item is much better)
+    /// to `scale` (the right one is), like Tournesol's -10..10; 0 is a tie.
+    #[serde(default)]
+    pub scale: Option<u32>,
+}
+
+/// A checked pairwise job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Compare {
+    /// The column shown on the left.
+    pub left: String,
+    /// The column shown on the right.
+    pub right: String,
+    /// Whether `tie` is an answer.
+    pub tie: bool,
+    /// The largest grade, for graded jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
+}
+
+impl Compare {
+    /// The answers counted towards agreement: the side that won.
+    pub fn answers(&self) -> Vec<String> {
+        let mut a = vec!["left".to_owned(), "right".to_owned()];
+        if self.tie {
+            a.push("tie".to_owned());
+        }
+        a
+    }
+}
+
+impl CompareSpec {
+    fn parse(self) -> Result<Compare, FieldError> {
+        let column = |field: &str, v: String| -> Result<String, FieldError> {
+            let v = v.trim().to_owned();
+            if v.is_empty() {
+                return Err(FieldError::new(field, "must name a column"));
+            }
+            Ok(v)
+        };
+        let left = column("compare.left", self.left)?;
+        let right = column("compare.right", self.right)?;
+        if left == right {
+            return Err(FieldError::new(
+                "compare.right",
+                "must be another column than compare.left",
+            ));
+        }
+        if let Some(s) = self.scale
+            && !(1..=MAX_SCALE).contains(&s)
+        {
+            return Err(FieldError::new(
+                "compare.scale",
+                format!("must be between 1 and {MAX_SCALE}"),
+            ));
+        }
+        Ok(Compare {
+            left,
+            right,
+            tie: self.tie.unwrap_or(self.scale.is_some()),
+            scale: self.scale,
+        })
+    }
+}
+
+/// An answer as it will be counted: the option (for a graded pairwise job,
+/// the side its grade favours) and the grade, if one was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedAnswer {
+    /// The option counted towards agreement.
+    pub answer: String,
+    /// A graded pairwise job's score, negative when the left item is better.
+    pub grade: Option<i64>,
 }
 
 /// Who answers a job's tasks.
@@ -239,6 +334,9 @@ pub struct JobConfig {
     /// Who answers (in-house unless a workflow sends the job to a crowd).
     #[serde(default, skip_serializing_if = "is_in_house")]
     pub crowd: Crowd,
+    /// For a pairwise job, what is compared and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<Compare>,
 }
 
 fn is_in_house(c: &Crowd) -> bool {
@@ -310,7 +408,17 @@ impl JobConfig {
     pub fn parse(spec: JobSpec) -> Result<Self, FieldError> {
         let name = name(spec.name)?;
         let question = text("question", spec.question, true)?;
-        let answers = match (spec.answers, spec.free_text) {
+        let compare = spec.compare.map(CompareSpec::parse).transpose()?;
+        if compare.is_some() && (spec.answers.is_some() || spec.free_text) {
+            return Err(FieldError::new(
+                "answers",
+                "a pairwise job is answered left, right or tie; leave answers and free_text out",
+            ));
+        }
+        let answers = match (
+            spec.answers.or(compare.as_ref().map(Compare::answers)),
+            spec.free_text,
+        ) {
             (Some(_), true) => {
                 return Err(FieldError::new(
                     "answers",
@@ -371,6 +479,7 @@ impl JobConfig {
                 adaptive,
             },
             crowd: Crowd::InHouse,
+            compare,
         })
     }
 
@@ -400,9 +509,57 @@ impl JobConfig {
         Ok(())
     }
 
-    /// Checks an answer against the options (or the free-text limits) and
-    /// returns it as it will be counted.
-    pub fn check_answer(&self, answer: &str) -> Result<String, FieldError> {
+    /// Checks an answer against the options (or the free-text limits, or a
+    /// graded job's scale) and returns it as it will be counted.
+    pub fn check_answer(&self, answer: &str) -> Result<CheckedAnswer, FieldError> {
+        if let Some(scale) = self.compare.as_ref().and_then(|c| c.scale) {
+            let trimmed = answer.trim();
+            if let Ok(grade) = trimmed.parse::<i64>() {
+                let s = i64::from(scale);
+                if !(-s..=s).contains(&grade) {
+                    return Err(FieldError::new(
+                        "answer",
+                        format!("a grade must be between -{scale} and {scale}"),
+                    ));
+                }
+                let side = match grade.signum() {
+                    -1 => "left",
+                    1 => "right",
+                    _ => "tie",
+                };
+                if !self.answers.iter().any(|o| o == side) {
+                    return Err(FieldError::new(
+                        "answer",
+                        "0 says neither side is better, and this job asks which one is",
+                    ));
+                }
+                return Ok(CheckedAnswer {
+                    answer: side.to_owned(),
+                    grade: Some(grade),
+                });
+            }
+        }
+        match self.check_option(answer) {
+            Ok(answer) => Ok(CheckedAnswer {
+                answer,
+                grade: None,
+            }),
+            Err(_) if self.compare.as_ref().is_some_and(|c| c.scale.is_some()) => {
+                let scale = self.compare.as_ref().and_then(|c| c.scale).unwrap_or(0);
+                Err(FieldError::new(
+                    "answer",
+                    format!(
+                        "give a grade from -{scale} (left is better) to {scale} (right is better), \
+                         or one of {}",
+                        self.answers.join(", ")
+                    ),
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check_option(&self, answer: &str) -> Result<String, FieldError> {
         if self.free_text {
             let trimmed = answer.trim();
             if trimmed.is_empty() {
@@ -490,7 +647,73 @@ mod tests {
         let err = job.check_answer("Maybe").unwrap_err();
         assert_eq!(err.field, "answer");
         assert!(err.message.contains("\"Yes\", \"No\""));
-        assert_eq!(job.check_answer("Yes").unwrap(), "Yes");
+        assert_eq!(job.check_answer("Yes").unwrap().answer, "Yes");
+    }
+
+    fn pairwise(compare: serde_json::Value) -> Result<JobConfig, FieldError> {
+        JobConfig::parse(
+            serde_json::from_value(serde_json::json!({
+                "name": "Helpfulness",
+                "question": "Which answer is more helpful?",
+                "compare": compare,
+                "policy": {"k": 2, "n": 3}
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_pairwise_job_is_answered_by_side_and_ties_only_when_asked() {
+        let job = pairwise(serde_json::json!({"left": "a", "right": "b"})).unwrap();
+        assert_eq!(job.answers, ["left", "right"]);
+        assert_eq!(job.check_answer("right").unwrap().grade, None);
+        assert!(job.check_answer("tie").is_err());
+        // A number is not an answer of an ungraded job.
+        assert!(job.check_answer("3").is_err());
+        let job = pairwise(serde_json::json!({"left": "a", "right": "b", "tie": true})).unwrap();
+        assert_eq!(job.answers, ["left", "right", "tie"]);
+    }
+
+    #[test]
+    fn a_graded_pairwise_answer_counts_for_the_side_its_sign_favours() {
+        let job = pairwise(serde_json::json!({"left": "a", "right": "b", "scale": 10})).unwrap();
+        assert_eq!(job.answers, ["left", "right", "tie"]);
+        let checked = |a: &str| job.check_answer(a).map(|c| (c.answer, c.grade));
+        assert_eq!(checked("-7").unwrap(), ("left".into(), Some(-7)));
+        assert_eq!(checked(" 10 ").unwrap(), ("right".into(), Some(10)));
+        assert_eq!(checked("0").unwrap(), ("tie".into(), Some(0)));
+        assert_eq!(checked("left").unwrap(), ("left".into(), None));
+        let err = job.check_answer("11").unwrap_err();
+        assert_eq!(err.field, "answer");
+        assert!(err.message.contains("-10 and 10"), "{}", err.message);
+        let err = job.check_answer("much better").unwrap_err();
+        assert!(err.message.contains("grade from -10"), "{}", err.message);
+        // Without ties, 0 takes no side and is refused.
+        let job =
+            pairwise(serde_json::json!({"left": "a", "right": "b", "scale": 3, "tie": false}))
+                .unwrap();
+        assert!(job.check_answer("0").is_err());
+        assert_eq!(job.check_answer("-3").unwrap().answer, "left");
+    }
+
+    #[test]
+    fn a_bad_pairwise_spec_names_the_field() {
+        let field = |c| pairwise(c).unwrap_err().field;
+        assert_eq!(
+            field(serde_json::json!({"left": "a", "right": "a"})),
+            "compare.right"
+        );
+        assert_eq!(
+            field(serde_json::json!({"left": " ", "right": "a"})),
+            "compare.left"
+        );
+        assert_eq!(
+            field(serde_json::json!({"left": "a", "right": "b", "scale": 0})),
+            "compare.scale"
+        );
+        let mut s = spec();
+        s.compare = serde_json::from_value(serde_json::json!({"left": "a", "right": "b"})).unwrap();
+        assert_eq!(JobConfig::parse(s).unwrap_err().field, "answers");
     }
 
     #[test]
@@ -520,7 +743,7 @@ mod tests {
         s.answers = None;
         s.free_text = true;
         let job = JobConfig::parse(s).unwrap();
-        assert_eq!(job.check_answer("  Ada  ").unwrap(), "Ada");
+        assert_eq!(job.check_answer("  Ada  ").unwrap().answer, "Ada");
         assert!(job.check_answer("   ").is_err());
     }
 

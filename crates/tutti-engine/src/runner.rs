@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tutti_domain::ids::RunId;
-use tutti_domain::job::{JobConfig, JobSpec, PolicySpec};
+use tutti_domain::job::{CompareSpec, JobConfig, JobSpec, PolicySpec};
 use tutti_domain::time::Timestamp;
 use tutti_domain::workflow::{
     self, Crowd, Format, HumanCompare, HumanLabel, ModelCall, Node, Op, Workflow,
@@ -140,11 +140,13 @@ pub fn layout(html: &str) -> String {
     between(html, "design-layout").unwrap_or_else(|| html.trim().to_owned())
 }
 
-/// A human step's job, as the workflow describes it.
+/// A human step's job, as the workflow describes it (pairwise when
+/// `compare` is given).
 pub fn job_config(
     run: &Run,
     node: &Node,
     h: &HumanLabel,
+    compare: Option<&HumanCompare>,
     files: &HashMap<String, String>,
 ) -> Result<JobConfig, String> {
     let text = |name: &Option<String>| -> Result<Option<String>, String> {
@@ -166,7 +168,7 @@ pub fn job_config(
     let spec = JobSpec {
         name: format!("{} · {}", run.name, node.label()),
         question: h.question.clone(),
-        answers: Some(h.answers.clone()),
+        answers: compare.is_none().then(|| h.answers.clone()),
         free_text: false,
         short_instructions: ins.short,
         long_instructions: ins.long,
@@ -181,6 +183,12 @@ pub fn job_config(
             gold: None,
             adaptive: None,
         },
+        compare: compare.map(|c| CompareSpec {
+            left: c.left.clone(),
+            right: c.right.clone(),
+            tie: Some(c.tie),
+            scale: c.scale,
+        }),
     };
     let mut config = JobConfig::parse(spec).map_err(|e| format!("{}: {}", e.field, e.message))?;
     config.crowd = h.crowd;
@@ -1044,7 +1052,7 @@ impl Runner {
         };
         let (answer_cols, label_cols) = match compare {
             Some(_) => (
-                ["_id", "worker_id", "left_id", "right_id", "winner"]
+                ["_id", "worker_id", "left_id", "right_id", "winner", "grade"]
                     .map(String::from)
                     .to_vec(),
                 ["item", "score", "wins", "comparisons"]
@@ -1094,15 +1102,10 @@ impl Runner {
                         files.insert(f.clone(), String::from_utf8_lossy(&b).into_owned());
                     }
                 }
-                let mut config = match job_config(run, node, h, &files) {
+                let config = match job_config(run, node, h, compare, &files) {
                     Ok(c) => c,
                     Err(e) => return Ok(Some(Err(StepError::Limit(e)))),
                 };
-                if let Some(c) = compare
-                    && config.layout.is_none()
-                {
-                    config.layout = Some(compare_layout(c));
-                }
                 let rows: Vec<ImportRow> = input
                     .rows
                     .iter()
@@ -1156,11 +1159,11 @@ impl Runner {
             after_id = last.assignment_id.0;
             for a in page {
                 let id = ids.get(&a.seq).cloned().unwrap_or(Value::from(a.seq));
-                answers.push(vec![
-                    id,
-                    Value::from(a.worker_id.0),
-                    Value::from(a.annotation),
-                ]);
+                let mut row = vec![id, Value::from(a.worker_id.0), Value::from(a.annotation)];
+                if compare.is_some() {
+                    row.push(a.grade.map_or(Value::Null, Value::from));
+                }
+                answers.push(row);
             }
         }
         let (answers, labels) = match compare {
@@ -1249,16 +1252,6 @@ impl Runner {
     }
 }
 
-/// The side-by-side view of a pair when the step names no layout.
-fn compare_layout(c: &HumanCompare) -> String {
-    format!(
-        "<div style=\"display:flex;gap:1.5em\">\
-         <section style=\"flex:1\"><h3>Left</h3><div>${{{}}}</div></section>\
-         <section style=\"flex:1\"><h3>Right</h3><div>${{{}}}</div></section></div>",
-        c.left, c.right
-    )
-}
-
 fn item_name(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -1267,8 +1260,9 @@ fn item_name(v: &Value) -> String {
 }
 
 /// A pairwise step's two tables from its answers (`_id, worker_id,
-/// annotation`): each judgment with the pair's items, and each item's
-/// Bradley-Terry score (highest first) with its wins and comparisons.
+/// annotation, grade`): each judgment with the pair's items, and each
+/// item's Bradley-Terry score (highest first) with its wins and
+/// comparisons. A graded judgment counts as its share of a win.
 fn compared(
     c: &HumanCompare,
     input: &Table,
@@ -1293,9 +1287,14 @@ fn compared(
         let Some((left, right)) = pairs.get(&item_name(&a[0])) else {
             continue;
         };
-        let winner = match a[2].as_str() {
-            Some("left") => Winner::Left,
-            Some("right") => Winner::Right,
+        let grade = a.get(3).and_then(Value::as_i64);
+        let winner = match (grade, c.scale, a[2].as_str()) {
+            (Some(g), Some(scale), _) => Winner::Graded {
+                grade: g.clamp(-i64::from(scale), i64::from(scale)) as i32,
+                scale,
+            },
+            (_, _, Some("left")) => Winner::Left,
+            (_, _, Some("right")) => Winner::Right,
             _ => Winner::Tie,
         };
         judgments.push(vec![
@@ -1304,6 +1303,7 @@ fn compared(
             left.clone(),
             right.clone(),
             a[2].clone(),
+            grade.map_or(Value::Null, Value::from),
         ]);
         rows.push((item_name(&a[1]), item_name(left), item_name(right), winner));
     }
@@ -1314,10 +1314,11 @@ fn compared(
     for &(a, b, w) in &comparisons.pairs {
         seen[a] += 1;
         seen[b] += 1;
-        match w {
-            Winner::Left => wins[a] += 1,
-            Winner::Right => wins[b] += 1,
-            Winner::Tie => {}
+        let share = w.left_share();
+        if share > 0.5 {
+            wins[a] += 1;
+        } else if share < 0.5 {
+            wins[b] += 1;
         }
     }
     let mut order: Vec<usize> = (0..comparisons.items.len()).collect();

@@ -1,27 +1,33 @@
 //! The worker's web page, rendered on the server with no build step.
 //!
-//! A worker signs in with their API token (kept in an HttpOnly,
-//! SameSite=Strict cookie), picks a job, and answers one task after another:
-//! short instructions on top, long ones in a fold, the question and the row
-//! (or the job's layout) with every row value HTML-escaped, answer buttons
-//! bound to keys 1-9, skip and quit, and the lease's remaining time. Every
-//! form carries a CSRF value derived from the token.
+//! A worker signs in (a session kept in an HttpOnly, SameSite=Strict
+//! cookie), picks a job, and answers one task after another: short
+//! instructions on top, long ones in a fold, the question and the row (or
+//! the job's layout, or a pairwise job's two items side by side) with every
+//! row value HTML-escaped, answer buttons bound to keys 1-9 (a graded
+//! slider for graded pairwise jobs), skip and quit, and the lease's
+//! remaining time. Every form carries a CSRF value derived from the session.
+//!
+//! The page works as plain forms. Its script adds the keys and, while the
+//! worker reads a task, leases the next one ahead (`/work/{job}/ahead`):
+//! an answer then swaps the next task in at once and is posted in the
+//! background, where a refusal is shown on the next task.
 
 use crate::AppState;
 use crate::api::work::{Next, TaskView, give_back, lease_next, submit_answer};
 use crate::auth::{Caller, authenticate, csrf_for};
 use crate::error::ApiError;
 use axum::Form;
-use axum::Router;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use tutti_domain::ids::JobId;
+use tutti_domain::ids::{AssignmentId, JobId};
 use tutti_domain::role::Role;
 use tutti_store::GiveBack;
 
@@ -38,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::web_jobs::routes())
         .merge(crate::web_runs::routes())
         .route("/work/{job}", get(work_page))
+        .route("/work/{job}/ahead", get(ahead))
         .route("/jobs/{job}", get(crate::web_results::results_page))
         .route("/jobs/{job}/export", get(crate::web_results::export))
         .route("/jobs/{job}/workers", get(crate::web_results::workers_page))
@@ -255,7 +262,7 @@ async fn work_page(
     let Ok(job) = job.parse::<i64>() else {
         return with_security_headers(error_page(ApiError::not_found("job")));
     };
-    let next = match lease_next(&state, &v.caller, JobId(job)).await {
+    let next = match lease_next(&state, &v.caller, JobId(job), None).await {
         Ok(n) => n,
         Err(e) => return with_security_headers(error_page(e)),
     };
@@ -298,19 +305,46 @@ async fn work_page(
     with_security_headers(r)
 }
 
+/// The task after the one the worker sees (`?after=` its lease), leased
+/// ahead and sent as the page's `main` content, so that the page can show
+/// it the moment the worker answers. 204 when there is none to fetch now:
+/// the page then posts its answer as a plain form.
+async fn ahead(
+    State(state): State<AppState>,
+    v: Visitor,
+    Path(job): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let (Ok(job), Some(Ok(after))) = (
+        job.parse::<i64>(),
+        query.get("after").map(|a| a.parse::<i64>()),
+    ) else {
+        return ApiError::bad_request("give the lease shown now as ?after=")
+            .with_field("after")
+            .into_response();
+    };
+    match lease_next(&state, &v.caller, JobId(job), Some(AssignmentId(after))).await {
+        Ok(Next::Task(view)) if view.assignment.id.0 != after => {
+            let stats = my_stats(&state, &v, JobId(job)).await;
+            let html = format!("{}{stats}", task_html(&view, &csrf_for(&v.token)));
+            with_security_headers(Html(html).into_response())
+        }
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// The worker's own figures under a task: answers in this job today
 /// (since 00:00 UTC) and, where the job shows control-question feedback,
 /// how many of those they got right. Empty if they cannot be read.
 async fn my_stats(state: &AppState, v: &Visitor, job: JobId) -> String {
     let me = v.caller.0.id;
-    let now = tutti_store::now();
-    let midnight = tutti_domain::time::Timestamp(now.0 - now.0.rem_euclid(86_400_000));
-    let Ok(today) = state.store.answered_since(job, me, midnight).await else {
+    let Ok(today) = state.store.answered_since(job, me, midnight()).await else {
         return String::new();
     };
     let mut s = format!(
-        "<p class=\"muted my-stats\">You answered {today} task{} of this job today (UTC)",
-        if today == 1 { "" } else { "s" }
+        "<p class=\"muted my-stats\">Tasks of this job you answered today (UTC): \
+         <b id=\"answered-today\">{today}</b>"
     );
     let shows_gold = matches!(v.caller.job(state, job, false).await,
         Ok((j, _)) if j.config.policy.gold.is_some_and(|g| g.feedback));
@@ -328,6 +362,12 @@ async fn my_stats(state: &AppState, v: &Visitor, job: JobId) -> String {
     }
     s.push_str(".</p>");
     s
+}
+
+/// 00:00 UTC today: the worker's day starts there.
+fn midnight() -> tutti_domain::time::Timestamp {
+    let now = tutti_store::now();
+    tutti_domain::time::Timestamp(now.0 - now.0.rem_euclid(86_400_000))
 }
 
 /// An API reason as the start of a sentence.
@@ -384,12 +424,33 @@ fn task_html(view: &TaskView, csrf: &str) -> String {
     let action = format!("/work/{}/assignments/{}", a.job_id, a.id);
     let _ = write!(
         s,
-        "<form method=\"post\" action=\"{action}\" class=\"answers\" id=\"answer-form\">\
+        "<form method=\"post\" action=\"{action}\" class=\"answers\" id=\"answer-form\" \
+         data-job=\"{job}\" data-assignment=\"{id}\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <input type=\"hidden\" name=\"key\" value=\"web-{}\">",
-        a.id
+         <input type=\"hidden\" name=\"key\" value=\"web-{id}\">",
+        job = a.job_id,
+        id = a.id
     );
-    if view.free_text {
+    let scale = view.compare.as_ref().and_then(|c| c.scale);
+    if let Some(scale) = scale {
+        // Tournesol's graded slider: negative favours the left item.
+        let _ = write!(
+            s,
+            "<input type=\"hidden\" name=\"action\" value=\"submit\">\
+             <div class=\"grade\"><span class=\"end\"><kbd>\u{2190}</kbd> Left is much better</span>\
+             <input type=\"range\" name=\"answer\" id=\"grade\" min=\"-{scale}\" max=\"{scale}\" step=\"1\" value=\"0\" \
+             aria-label=\"Grade from -{scale} (left is much better) to {scale} (right is much better)\">\
+             <span class=\"end\">Right is much better <kbd>\u{2192}</kbd></span></div>\
+             <p class=\"grade-says\"><output for=\"grade\" id=\"grade-value\">0</output> \
+             <span id=\"grade-words\">{}</span></p>\
+             <button type=\"submit\" id=\"grade-submit\">Submit (Enter)</button>",
+            if view.answers.iter().any(|a| a == "tie") {
+                "no preference"
+            } else {
+                "move the slider to the better side"
+            }
+        );
+    } else if view.free_text {
         s.push_str(
             "<input name=\"answer\" id=\"free-text\" autocomplete=\"off\" placeholder=\"Type your answer\" required>\
              <button type=\"submit\" name=\"action\" value=\"submit\">Submit (Enter)</button>",
@@ -402,20 +463,28 @@ fn task_html(view: &TaskView, csrf: &str) -> String {
             } else {
                 String::new()
             };
+            // A pairwise job's sides also answer to the arrow keys.
+            let (text, arrow) = match (view.compare.is_some(), option.as_str()) {
+                (true, "left") => ("Left is better", " data-arrow=\"ArrowLeft\""),
+                (true, "right") => ("Right is better", " data-arrow=\"ArrowRight\""),
+                (true, "tie") => ("Neither (tie)", ""),
+                _ => (option.as_str(), ""),
+            };
             let _ = write!(
                 s,
-                "<button type=\"submit\" name=\"answer\" value=\"{}\" data-key=\"{}\">{key}{}</button>",
+                "<button type=\"submit\" name=\"answer\" value=\"{}\" data-key=\"{}\"{arrow}>{key}{}</button>",
                 escape_html(option),
                 i + 1,
-                escape_html(option)
+                escape_html(text)
             );
         }
     }
     s.push_str("</form>");
     let _ = write!(
         s,
-        "<form method=\"post\" action=\"{action}\" class=\"secondary\">\
+        "<form method=\"post\" action=\"{action}\" class=\"secondary\" id=\"other-form\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"ahead\" value=\"\">\
          <button name=\"action\" value=\"skip\" class=\"link\">Skip this task</button>\
          <button name=\"action\" value=\"release\" class=\"link\">Quit for now</button></form>"
     );
@@ -428,49 +497,92 @@ struct ActForm {
     action: String,
     answer: Option<String>,
     key: Option<String>,
+    /// On "release": the lease the page fetched ahead, given back too.
+    ahead: Option<String>,
 }
 
 async fn act(
     State(state): State<AppState>,
     v: Visitor,
     Path((job, id)): Path<(String, String)>,
+    headers: HeaderMap,
     Form(form): Form<ActForm>,
 ) -> Response {
+    // The task page answers in the background once it shows the task it
+    // fetched ahead; it asks for JSON rather than a redirect.
+    let fetched = headers.contains_key("x-tutti-fetch");
+    let fail = |e: ApiError| {
+        if fetched {
+            e.into_response()
+        } else {
+            error_page(e)
+        }
+    };
     if form.csrf != csrf_for(&v.token) {
-        return error_page(ApiError::forbidden("the form is stale; reload the page"));
+        return fail(ApiError::forbidden("the form is stale; reload the page"));
     }
     let (Ok(job), Ok(id)) = (job.parse::<i64>(), id.parse::<i64>()) else {
-        return error_page(ApiError::not_found("assignment"));
+        return fail(ApiError::not_found("assignment"));
     };
     let done = match form.action.as_str() {
         "submit" => {
             let answer = form.answer.unwrap_or_default();
             submit_answer(&state, &v.caller, id, &answer, form.key)
                 .await
-                .map(|r| match r.gold {
-                    // Control-question feedback rides on the redirect.
-                    Some(g) => {
-                        let query = serde_urlencoded::to_string([
-                            ("gold", if g.correct { "right" } else { "wrong" }),
-                            ("expected", g.expected.as_str()),
-                        ])
-                        .unwrap_or_default();
-                        format!("/work/{job}?{query}")
-                    }
-                    None => format!("/work/{job}"),
+                .map(|r| {
+                    let to = match &r.gold {
+                        // Control-question feedback rides on the redirect.
+                        Some(g) => {
+                            let query = serde_urlencoded::to_string([
+                                ("gold", if g.correct { "right" } else { "wrong" }),
+                                ("expected", g.expected.as_str()),
+                            ])
+                            .unwrap_or_default();
+                            format!("/work/{job}?{query}")
+                        }
+                        None => format!("/work/{job}"),
+                    };
+                    (
+                        to,
+                        serde_json::json!({"ok": true, "gold": r.gold, "stopped": r.stopped}),
+                    )
                 })
         }
         "skip" => give_back(&state, &v.caller, id, GiveBack::Skip)
             .await
-            .map(|_| format!("/work/{job}")),
-        "release" => give_back(&state, &v.caller, id, GiveBack::Release)
-            .await
-            .map(|_| "/".to_owned()),
+            .map(|_| (format!("/work/{job}"), serde_json::json!({"ok": true}))),
+        "release" => {
+            // The lease fetched ahead goes back with the one shown; it may
+            // have been answered or may have run out already.
+            if let Some(Ok(ahead)) = form
+                .ahead
+                .filter(|a| !a.is_empty())
+                .map(|a| a.parse::<i64>())
+                && ahead != id
+            {
+                let _ = give_back(&state, &v.caller, ahead, GiveBack::Release).await;
+            }
+            give_back(&state, &v.caller, id, GiveBack::Release)
+                .await
+                .map(|_| ("/".to_owned(), serde_json::json!({"ok": true})))
+        }
         _ => Err(ApiError::bad_request("unknown action").with_field("action")),
     };
     match done {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) => error_page(e),
+        Ok((_, mut body)) if fetched => {
+            // The page shows the worker's count of the day from this.
+            if form.action == "submit"
+                && let Ok(n) = state
+                    .store
+                    .answered_since(JobId(job), v.caller.0.id, midnight())
+                    .await
+            {
+                body["answered_today"] = n.into();
+            }
+            Json(body).into_response()
+        }
+        Ok((to, _)) => Redirect::to(&to).into_response(),
+        Err(e) => fail(e),
     }
 }
 

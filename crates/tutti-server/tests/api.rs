@@ -1012,7 +1012,7 @@ async fn the_worker_page_signs_in_shows_a_task_escaped_and_takes_an_answer() {
         assert_eq!(ok.status(), StatusCode::SEE_OTHER);
         let (_, r) = app.get(&format!("/api/v1/jobs/{job}/results"), &req).await;
         assert_eq!(r["items"][0]["label"], "No");
-        assert!(html.contains("You answered 0 tasks of this job today"));
+        assert!(html.contains("you answered today (UTC): <b id=\"answered-today\">0</b>"));
         let next = client
             .get(format!("{}/work/{job}", app.base))
             .header("cookie", &cookie)
@@ -1023,7 +1023,7 @@ async fn the_worker_page_signs_in_shows_a_task_escaped_and_takes_an_answer() {
             .await
             .unwrap();
         assert!(
-            next.contains("You answered 1 task of this job today"),
+            next.contains("you answered today (UTC): <b id=\"answered-today\">1</b>"),
             "{next}"
         );
         // The API never takes the cookie as a credential.

@@ -1098,6 +1098,108 @@ async fn a_webhook_step_posts_the_rows_in_signed_batches_with_keys() {
 }
 
 #[tokio::test]
+async fn graded_comparisons_keep_their_grades_and_weigh_the_scores_by_them() {
+    for app in apps().await {
+        let (ws, req, workers) = app.team("graded", 2).await;
+        // Each pair once: A beats B by a little, B beats C by a lot, and C
+        // beats A by a little. By sides alone each item won once; graded,
+        // B's large win puts it first and C's large loss last.
+        let pairs = "a_id,b_id,a_text,b_text\nA,B,one,two\nB,C,two,three\nC,A,three,one\n";
+        let grade = |l: &str| match l {
+            "A" => "-1",
+            "B" => "-9",
+            _ => "-1",
+        };
+        let spec = json!({"nodes": [
+            {"op": "read_table", "file": "pairs.csv", "outputs": ["P"]},
+            {"op": "human_compare", "inputs": ["P"], "outputs": ["J", "S"], "criterion": "Which is better?",
+             "left": "a_text", "right": "b_text", "left_id": "a_id", "right_id": "b_id", "k": 1, "n": 1,
+             "scale": 10}
+        ]});
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"format": "json", "program": spec.to_string(), "files": {"pairs.csv": pairs}}),
+        )
+        .await;
+        let r = wait_for(&app, run, &req, &["waiting"]).await;
+        let job = r["nodes"][1]["job_id"].as_i64().unwrap();
+        let (_, j) = app.get(&format!("/api/v1/jobs/{job}"), &req).await;
+        assert_eq!(j["answers"], json!(["left", "right", "tie"]), "0 is a tie");
+        let w = &workers[0];
+        loop {
+            let (s, t) = app.next(job, w).await;
+            if s != StatusCode::OK {
+                break;
+            }
+            assert_eq!(t["compare"]["scale"], 10);
+            let id = t["assignment"]["id"].as_i64().unwrap();
+            // Out of scale first: refused, naming the answer.
+            let (s, e) = app.submit(id, w, "-11").await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+            assert_eq!(e["error"]["field"], "answer");
+            let l = t["assignment"]["data"]["a_id"].as_str().unwrap().to_owned();
+            let (s, _) = app.submit(id, w, grade(&l)).await;
+            assert_eq!(s, StatusCode::OK);
+        }
+        let r = wait_for(&app, run, &req, &["completed", "failed"]).await;
+        assert_eq!(r["status"], "completed", "{r:#}");
+        let (_, judged) = app.get(&format!("/api/v1/runs/{run}/tables/J"), &req).await;
+        let mut grades: Vec<(String, String, i64)> = judged["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["left_id"].as_str().unwrap().to_owned(),
+                    r["winner"].as_str().unwrap().to_owned(),
+                    r["grade"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        grades.sort();
+        assert_eq!(
+            grades,
+            [
+                ("A".into(), "left".into(), -1),
+                ("B".into(), "left".into(), -9),
+                ("C".into(), "left".into(), -1)
+            ]
+        );
+        let (_, scores) = app.get(&format!("/api/v1/runs/{run}/tables/S"), &req).await;
+        let order: Vec<&str> = scores["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["item"].as_str().unwrap())
+            .collect();
+        assert_eq!(order, ["B", "A", "C"], "{scores}");
+        let (_, csv) = app
+            .text(&format!("/api/v1/jobs/{job}/export?what=answers"), &req)
+            .await;
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next(),
+            Some("_id,worker_id,annotation,worker_name,side,submitted_at,late,grade")
+        );
+        let mut graded: Vec<&str> = lines.map(|l| l.rsplit(',').next().unwrap()).collect();
+        graded.sort();
+        assert_eq!(graded, ["-1", "-1", "-9"], "{csv}");
+        let (_, jsonl) = app
+            .text(
+                &format!("/api/v1/jobs/{job}/export?what=answers&format=jsonl"),
+                &req,
+            )
+            .await;
+        for line in jsonl.lines() {
+            let a: Value = serde_json::from_str(line).unwrap();
+            assert!(a["grade"].is_i64() && a["annotation"] == "left", "{a}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn people_compare_pairs_into_scores_and_answers_are_reaggregated_by_a_step() {
     for app in apps().await {
         let (ws, req, workers) = app.team("pairs", 3).await;
@@ -1135,9 +1237,10 @@ async fn people_compare_pairs_into_scores_and_answers_are_reaggregated_by_a_step
         let compare_job = r["nodes"][1]["job_id"].as_i64().expect("a comparison job");
         let (_, j) = app.get(&format!("/api/v1/jobs/{compare_job}"), &req).await;
         assert_eq!(j["answers"], json!(["left", "right"]));
-        assert!(
-            j["layout"].as_str().unwrap().contains("${a_text}"),
-            "a side-by-side view: {j}"
+        assert_eq!(
+            j["compare"],
+            json!({"left": "a_text", "right": "b_text", "tie": false}),
+            "a pairwise job: {j}"
         );
         // Workers pick the better item; then label the people.
         loop {
@@ -1150,6 +1253,12 @@ async fn people_compare_pairs_into_scores_and_answers_are_reaggregated_by_a_step
                 any = true;
                 let d = &t["assignment"]["data"];
                 let (l, rr) = (d["a_id"].as_str().unwrap(), d["b_id"].as_str().unwrap());
+                let side_by_side = t["layout_html"].as_str().unwrap();
+                assert!(
+                    side_by_side.contains(&format!("answer {l}"))
+                        && side_by_side.contains("class=\"pair\""),
+                    "{side_by_side}"
+                );
                 let id = t["assignment"]["id"].as_i64().unwrap();
                 let (s, _) = app
                     .submit(id, w, if l < rr { "left" } else { "right" })
@@ -1181,7 +1290,7 @@ async fn people_compare_pairs_into_scores_and_answers_are_reaggregated_by_a_step
         let (_, judged) = app.get(&format!("/api/v1/runs/{run}/tables/J"), &req).await;
         assert_eq!(
             judged["columns"],
-            json!(["_id", "worker_id", "left_id", "right_id", "winner"])
+            json!(["_id", "worker_id", "left_id", "right_id", "winner", "grade"])
         );
         assert_eq!(
             judged["total"], 12,

@@ -65,6 +65,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "worker_answers",
         sql: include_str!("../migrations/sqlite/0011_worker_answers.sql"),
     },
+    Migration {
+        version: 12,
+        name: "grades",
+        sql: include_str!("../migrations/sqlite/0012_grades.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -123,6 +128,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 11,
         name: "worker_answers",
         sql: include_str!("../migrations/postgres/0011_worker_answers.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "grades",
+        sql: include_str!("../migrations/postgres/0012_grades.sql"),
     },
 ];
 

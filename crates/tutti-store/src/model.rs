@@ -285,6 +285,10 @@ pub struct LeaseRequest {
     /// Lease a control question (one the worker has not seen) instead of
     /// an open task.
     pub gold: bool,
+    /// A lease the worker holds that does not count as held: asking past it
+    /// leases a second task ahead (the worker page's prefetch) instead of
+    /// returning it.
+    pub besides: Option<AssignmentId>,
     /// Now.
     pub now: Timestamp,
 }
@@ -400,6 +404,8 @@ pub struct SubmitRequest {
     pub policy: Policy,
     /// The checked answer.
     pub answer: String,
+    /// A graded pairwise answer's score (the answer is the side it favours).
+    pub grade: Option<i64>,
     /// A client key that makes a retried submit harmless.
     pub idempotency_key: Option<String>,
     /// Under adaptive redundancy: the answer weighed by the worker's
@@ -519,6 +525,10 @@ pub struct AnswerRecord {
     pub side: Side,
     /// The answer (Cymphony's `annotation`).
     pub annotation: String,
+    /// A graded pairwise answer's score, negative when the left item is
+    /// better.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grade: Option<i64>,
     /// When submitted.
     pub submitted_at: Timestamp,
     /// Whether it came after the lease ran out.

@@ -59,7 +59,7 @@ macro_rules! tally_cols {
 /// Submitted answers of job `$1`, with their task's `_id` and worker's name.
 macro_rules! answer_select {
     () => {
-        "SELECT a.id, t.seq, a.worker_id, u.name, a.side, a.answer, a.finished_at, a.late \
+        "SELECT a.id, t.seq, a.worker_id, u.name, a.side, a.answer, a.grade, a.finished_at, a.late \
          FROM assignments a JOIN tasks t ON t.id = a.task_id JOIN users u ON u.id = a.worker_id \
          WHERE a.job_id = $1 AND a.status = 'submitted'"
     };
@@ -268,6 +268,7 @@ macro_rules! store_impl {
                 worker_name: r.try_get("name")?,
                 side: side_of(r.try_get("side")?)?,
                 annotation: r.try_get::<Option<String>, _>("answer")?.unwrap_or_default(),
+                grade: r.try_get("grade")?,
                 submitted_at: Timestamp(r.try_get::<Option<i64>, _>("finished_at")?.unwrap_or(0)),
                 late: r.try_get::<i64, _>("late")? != 0,
             })
@@ -1224,11 +1225,12 @@ macro_rules! store_impl {
                     assignment_cols!(),
                     " FROM assignments a JOIN tasks t ON t.id = a.task_id \
                      WHERE a.worker_id = $1 AND a.job_id = $2 AND a.status = 'pending' AND a.deadline > $3 \
-                     ORDER BY a.id LIMIT 1"
+                     AND a.id <> $4 ORDER BY a.id LIMIT 1"
                 ))
                 .bind(req.worker.0)
                 .bind(req.job.0)
                 .bind(req.now.0)
+                .bind(req.besides.map_or(-1, |a| a.0))
                 .fetch_optional(self.reader())
                 .await?;
                 if let Some(row) = held {
@@ -2391,7 +2393,8 @@ macro_rules! store_impl {
             }
             let answered = Write::new(
                 "UPDATE assignments SET status = 'submitted', answer = $1, idempotency_key = $2, \
-                 finished_at = $3, late = $4, gold_correct = $7, evidence = $8 WHERE id = $5 AND status = $6",
+                 finished_at = $3, late = $4, gold_correct = $7, evidence = $8, grade = $9 \
+                 WHERE id = $5 AND status = $6",
                 vec![
                     Val::Text(req.answer.clone()),
                     Val::OptText(req.idempotency_key.clone()),
@@ -2401,6 +2404,7 @@ macro_rules! store_impl {
                     Val::Text(assignment.status.as_str().to_owned()),
                     Val::OptI64(gold.as_ref().map(|g| i64::from(g.correct))),
                     Val::OptText(evidence.map(json_text)),
+                    Val::OptI64(req.grade),
                 ],
             );
             let (tally, task_state) = apply_tally(task, &req.policy, req.now);

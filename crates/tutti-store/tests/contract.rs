@@ -109,6 +109,7 @@ fn lease(f: &Fixture, worker: UserId, now: Timestamp) -> LeaseRequest {
         worker,
         side: Side::Worker,
         gold: false,
+        besides: None,
         now,
     }
 }
@@ -134,6 +135,7 @@ async fn submit(f: &Fixture, a: &Assignment, answer: &str, now: Timestamp) -> Su
             worker: a.worker_id,
             policy: f.job.config.policy,
             answer: answer.into(),
+            grade: None,
             idempotency_key: None,
             evidence: None,
             now,
@@ -320,6 +322,67 @@ async fn asking_again_hands_back_the_lease_already_held() {
 }
 
 #[tokio::test]
+async fn asking_past_the_lease_held_leases_one_task_ahead_and_holds_it() {
+    for store in stores().await {
+        let f = fixture(store, config(1, 1, None, 60), 3, 1).await;
+        let me = f.workers[0];
+        let a = leased(next(&f, me, T0).await);
+        let past_a = LeaseRequest {
+            besides: Some(a.id),
+            ..lease(&f, me, T0)
+        };
+        let b = leased(f.store.next_assignment(&past_a).await.unwrap());
+        assert_ne!(b.task_id, a.task_id);
+        // Asked again, the lease ahead is held; plain asking finds the first.
+        match f.store.next_assignment(&past_a).await.unwrap() {
+            LeaseOutcome::Held(h) => assert_eq!(h.id, b.id),
+            other => panic!("{other:?}"),
+        }
+        match next(&f, me, T0).await {
+            LeaseOutcome::Held(h) => assert_eq!(h.id, a.id),
+            other => panic!("{other:?}"),
+        }
+        // Once the first is answered, asking past the second takes the third.
+        submit(&f, &a, "Yes", T0).await;
+        let past_b = LeaseRequest {
+            besides: Some(b.id),
+            ..lease(&f, me, T0)
+        };
+        let c = leased(f.store.next_assignment(&past_b).await.unwrap());
+        assert!(c.task_id != a.task_id && c.task_id != b.task_id);
+    }
+}
+
+#[tokio::test]
+async fn a_graded_answer_keeps_its_grade_beside_the_side_it_counts_for() {
+    for store in stores().await {
+        let f = fixture(store, config(1, 1, None, 60), 1, 1).await;
+        let a = leased(next(&f, f.workers[0], T0).await);
+        let out = f
+            .store
+            .submit(&SubmitRequest {
+                assignment: a.id,
+                worker: f.workers[0],
+                policy: f.job.config.policy,
+                answer: "Yes".into(),
+                grade: Some(-7),
+                idempotency_key: None,
+                evidence: None,
+                now: T0,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(out, SubmitOutcome::Accepted { .. }), "{out:?}");
+        let answers = f.store.answers_page(f.job.id, 0, 10).await.unwrap();
+        assert_eq!(answers.len(), 1);
+        assert_eq!(
+            (answers[0].annotation.as_str(), answers[0].grade),
+            ("Yes", Some(-7))
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_retried_submit_is_not_a_second_vote() {
     for store in stores().await {
         let f = fixture(store, config(2, 3, None, 60), 1, 2).await;
@@ -329,6 +392,7 @@ async fn a_retried_submit_is_not_a_second_vote() {
             worker: a.worker_id,
             policy: f.job.config.policy,
             answer: "Yes".into(),
+            grade: None,
             idempotency_key: Some("k1".into()),
             evidence: None,
             now: T0,
@@ -343,6 +407,7 @@ async fn a_retried_submit_is_not_a_second_vote() {
         ));
         let other = SubmitRequest {
             answer: "No".into(),
+            grade: None,
             idempotency_key: Some("k2".into()),
             ..req
         };

@@ -91,6 +91,7 @@ pub async fn pages(args: PagesArgs) -> anyhow::Result<()> {
                     worker,
                     side: Side::Worker,
                     gold: false,
+                    besides: None,
                     now,
                 };
                 let a = match store.next_assignment(&req).await? {
@@ -103,6 +104,7 @@ pub async fn pages(args: PagesArgs) -> anyhow::Result<()> {
                         worker,
                         policy: job.config.policy,
                         answer: answer(a.seq, w).into(),
+                        grade: None,
                         idempotency_key: None,
                         evidence: None,
                         now,

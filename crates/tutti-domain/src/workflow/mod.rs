@@ -167,6 +167,9 @@ pub struct HumanCompare {
     pub right_id: String,
     /// Whether "tie" is an answer.
     pub tie: bool,
+    /// Asks for a graded score from `-scale` (left much better) to `scale`
+    /// (right much better) instead of a side.
+    pub scale: Option<u32>,
     /// Answers that must agree on a pair.
     pub k: u32,
     /// Most answers per pair.
@@ -180,13 +183,19 @@ pub struct HumanCompare {
 }
 
 impl HumanCompare {
+    /// How the step's job compares: its shown columns, ties and scale.
+    pub fn compare(&self) -> crate::job::Compare {
+        crate::job::Compare {
+            left: self.left.clone(),
+            right: self.right.clone(),
+            tie: self.tie,
+            scale: self.scale,
+        }
+    }
+
     /// The answers people choose from.
     pub fn answers(&self) -> Vec<String> {
-        let mut a = vec!["left".to_owned(), "right".to_owned()];
-        if self.tie {
-            a.push("tie".to_owned());
-        }
-        a
+        self.compare().answers()
     }
 
     /// The labeling job this comparison is asked as.

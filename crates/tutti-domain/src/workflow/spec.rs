@@ -62,8 +62,8 @@ enum SpecNode {
         right: String,
         left_id: String,
         right_id: String,
-        #[serde(default)]
-        tie: bool,
+        tie: Option<bool>,
+        scale: Option<u32>,
         k: u32,
         n: u32,
         instructions: Option<String>,
@@ -230,6 +230,7 @@ fn compile(doc: Doc) -> Result<Workflow, WorkflowError> {
                 left_id,
                 right_id,
                 tie,
+                scale,
                 k,
                 n,
                 instructions,
@@ -253,13 +254,23 @@ fn compile(doc: Doc) -> Result<Workflow, WorkflowError> {
                         format!("must be at least 1 and at most n ({n})"),
                     ));
                 }
+                if let Some(s) = scale
+                    && !(1..=crate::job::MAX_SCALE).contains(&s)
+                {
+                    return Err(WorkflowError::field(
+                        format!("{path}.scale"),
+                        format!("must be between 1 and {}", crate::job::MAX_SCALE),
+                    ));
+                }
                 let c = HumanCompare {
                     criterion,
                     left,
                     right,
                     left_id,
                     right_id,
-                    tie,
+                    // A graded 0 is a tie.
+                    tie: tie.unwrap_or(scale.is_some()),
+                    scale,
                     k,
                     n,
                     instructions,

@@ -231,6 +231,7 @@ impl Connector {
                 worker,
                 side: Side::Worker,
                 gold: false,
+                besides: None,
                 now: t,
             };
             match self.store.lease_task(&lease, task.seq).await? {
@@ -242,6 +243,7 @@ impl Connector {
                             worker,
                             policy: *policy,
                             answer,
+                            grade: None,
                             idempotency_key: Some(a.assignment_id.clone()),
                             evidence: None,
                             now: t,

@@ -308,7 +308,7 @@ async fn next_chunk(c: &mut Cursor) -> anyhow::Result<Bytes> {
                 b"_id,label,confidence,votes,aggregated_by,aggregated_label,aggregated_confidence\n",
             ),
             (Format::Csv, What::Answers) => out.extend_from_slice(
-                b"_id,worker_id,annotation,worker_name,side,submitted_at,late\n",
+                b"_id,worker_id,annotation,worker_name,side,submitted_at,late,grade\n",
             ),
             (Format::LabelStudio, _) => out.push(b'['),
             (Format::Jsonl, _) => {}
@@ -426,6 +426,7 @@ async fn next_chunk(c: &mut Cursor) -> anyhow::Result<Bytes> {
                         a.side.as_str(),
                         &a.submitted_at.to_string(),
                         if a.late { "true" } else { "false" },
+                        &a.grade.map(|g| g.to_string()).unwrap_or_default(),
                     ])?;
                 }
                 w.flush()?;

@@ -285,7 +285,8 @@ async fn run_of(state: &AppState, caller: &Caller, id: i64, manage: bool) -> Res
 }
 
 /// Reads a run's file, trying again while the runner keeps changing its
-/// tables faster than a reader's statements can be prepared again.
+/// tables faster than a reader's statements can be prepared again, or is
+/// closing the file as the reader opens it.
 async fn with_retries<T, F, Fut>(read: F) -> Result<T, sqlx::Error>
 where
     F: Fn() -> Fut,
@@ -294,7 +295,14 @@ where
     let mut tries = 0;
     loop {
         match read().await {
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("17") && tries < 50 => {
+            // SQLITE_SCHEMA (17), and SQLITE_BUSY (5) with its recovery
+            // and snapshot forms (261, 517): a read-only opener can meet
+            // those without waiting while the runner closes the file and
+            // its write-ahead log is folded back in.
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("5" | "17" | "261" | "517"))
+                    && tries < 50 =>
+            {
                 tries += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }

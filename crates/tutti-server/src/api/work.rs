@@ -7,7 +7,7 @@
 use super::Page;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -42,8 +42,13 @@ pub struct TaskView {
     pub short_instructions: String,
     /// Long instructions (HTML).
     pub long_instructions: String,
-    /// The job's layout with the row's values filled in, HTML-escaped.
+    /// The job's layout with the row's values filled in, HTML-escaped; for
+    /// a pairwise job without a layout, its two items side by side.
     pub layout_html: Option<String>,
+    /// For a pairwise job: the columns compared, whether `tie` is an
+    /// answer, and the scale of a graded one (answer with an integer from
+    /// `-scale`, the left item is much better, to `scale`).
+    pub compare: Option<tutti_domain::job::Compare>,
 }
 
 impl TaskView {
@@ -52,10 +57,16 @@ impl TaskView {
         let c = &job.config;
         Self {
             question: template::render(&c.question, &assignment.data, str::to_owned),
-            layout_html: c
-                .layout
-                .as_ref()
-                .map(|l| template::render(l, &assignment.data, crate::web::escape_html)),
+            layout_html: match (&c.layout, &c.compare) {
+                (Some(l), _) => Some(template::render(
+                    l,
+                    &assignment.data,
+                    crate::web::escape_html,
+                )),
+                (None, Some(pair)) => Some(side_by_side(pair, &assignment.data)),
+                (None, None) => None,
+            },
+            compare: c.compare.clone(),
             answers: c.answers.clone(),
             free_text: c.free_text,
             short_instructions: c.short_instructions.clone(),
@@ -64,6 +75,28 @@ impl TaskView {
             held,
         }
     }
+}
+
+/// A pair's two items side by side (stacked on a narrow screen), escaped.
+fn side_by_side(
+    pair: &tutti_domain::job::Compare,
+    data: &serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let side = |name: &str, column: &str| {
+        let value = data
+            .get(column)
+            .map(template::value_text)
+            .unwrap_or_default();
+        format!(
+            "<section class=\"side\"><h2>{name}</h2><div class=\"side-body\">{}</div></section>",
+            crate::web::escape_html(&value)
+        )
+    };
+    format!(
+        "<div class=\"pair\">{}{}</div>",
+        side("Left", &pair.left),
+        side("Right", &pair.right)
+    )
 }
 
 /// What `next` found, for the API and the worker page alike.
@@ -76,8 +109,15 @@ pub enum Next {
     Gone(&'static str, &'static str),
 }
 
-/// Leases the caller the next task of a job.
-pub async fn lease_next(state: &AppState, caller: &Caller, job: JobId) -> Result<Next, ApiError> {
+/// Leases the caller the next task of a job. With `after` (a lease the
+/// caller holds), that lease does not count as held: the caller gets a
+/// second task to show as soon as they finish the first.
+pub async fn lease_next(
+    state: &AppState,
+    caller: &Caller,
+    job: JobId,
+    after: Option<AssignmentId>,
+) -> Result<Next, ApiError> {
     let (job, role) = caller.job(state, job, false).await?;
     if job.config.crowd != tutti_domain::job::Crowd::InHouse {
         return Err(ApiError::conflict(
@@ -101,6 +141,7 @@ pub async fn lease_next(state: &AppState, caller: &Caller, job: JobId) -> Result
         worker: caller.0.id,
         side,
         gold,
+        besides: after,
         now: tutti_store::now(),
     };
     let mut outcome = state.store.next_assignment(&req).await?;
@@ -156,12 +197,24 @@ fn stopped(g: &GoldPolicy, seen: u64, correct: u64) -> ApiError {
     .with_code("worker_stopped")
 }
 
+/// Query of [`next`].
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct NextQuery {
+    /// A lease the caller holds and will answer first: the reply is
+    /// another task, leased ahead, rather than that one again.
+    pub after: Option<i64>,
+}
+
 /// Leases the next task: 200 with the task, 204 (with `Retry-After` and a
 /// reason in `X-Tutti-Reason`) when nothing is free now, 403 when control
-/// questions stopped the worker, 410 when nothing will come.
+/// questions stopped the worker, 410 when nothing will come. A worker
+/// holds one lease per job, and asking again returns it (`held: true`);
+/// with `?after=` one held lease is passed over, so a client can fetch the
+/// next task while the worker answers the current one.
 
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/next", tag = "work",
-    params(("id" = i64, Path, description = "job id")),
+    params(("id" = i64, Path, description = "job id"), NextQuery),
     responses((status = 200, body = TaskView),
         (status = 204, description = "nothing free now; retry after Retry-After seconds"),
         (status = 403, body = crate::error::ErrorBody, description = "control questions stopped this worker (code worker_stopped)"),
@@ -172,17 +225,22 @@ pub async fn next(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<NextQuery>,
 ) -> Result<Response, ApiError> {
-    Ok(match lease_next(&state, &caller, JobId(id)).await? {
-        Next::Task(view) => Json(view).into_response(),
-        Next::Wait(reason) => {
-            let mut headers = HeaderMap::new();
-            headers.insert("retry-after", HeaderValue::from(RETRY_AFTER_SECS));
-            headers.insert("x-tutti-reason", HeaderValue::from_static(reason));
-            (StatusCode::NO_CONTENT, headers).into_response()
-        }
-        Next::Gone(code, message) => ApiError::new(StatusCode::GONE, code, message).into_response(),
-    })
+    Ok(
+        match lease_next(&state, &caller, JobId(id), q.after.map(AssignmentId)).await? {
+            Next::Task(view) => Json(view).into_response(),
+            Next::Wait(reason) => {
+                let mut headers = HeaderMap::new();
+                headers.insert("retry-after", HeaderValue::from(RETRY_AFTER_SECS));
+                headers.insert("x-tutti-reason", HeaderValue::from_static(reason));
+                (StatusCode::NO_CONTENT, headers).into_response()
+            }
+            Next::Gone(code, message) => {
+                ApiError::new(StatusCode::GONE, code, message).into_response()
+            }
+        },
+    )
 }
 
 async fn own_assignment(
@@ -297,7 +355,8 @@ pub async fn submit_answer(
     idempotency_key: Option<String>,
 ) -> Result<SubmitResult, ApiError> {
     let (a, job) = own_assignment(state, caller, id).await?;
-    let answer = job.config.check_answer(answer)?;
+    let checked = job.config.check_answer(answer)?;
+    let answer = checked.answer;
     let evidence = match job.config.policy.adaptive {
         Some(adaptive) if a.side == Side::Worker => {
             let record = state.store.gold_record(job.id, caller.0.id).await?;
@@ -313,6 +372,7 @@ pub async fn submit_answer(
             worker: caller.0.id,
             policy: job.config.policy,
             answer,
+            grade: checked.grade,
             idempotency_key,
             evidence,
             now: tutti_store::now(),
