@@ -70,24 +70,6 @@ impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
     }
 }
 
-/// A job's worker-quality table and activity per hour, and when they were
-/// computed. Both read every answer of the job, so the workers page serves
-/// them for [`REPORT_FRESH`] and then recomputes them in the background.
-#[derive(Debug)]
-pub struct JobReport {
-    /// When computed.
-    pub at: Instant,
-    /// The same moment, for people.
-    pub at_time: tutti_domain::time::Timestamp,
-    /// Per worker.
-    pub workers: Vec<tutti_store::WorkerQuality>,
-    /// Per hour.
-    pub activity: Vec<tutti_store::ActivityHour>,
-}
-
-/// How long a job report is served before it is recomputed.
-pub const REPORT_FRESH: Duration = Duration::from_secs(30);
-
 /// The caches of one server.
 #[derive(Default)]
 pub struct Caches {
@@ -97,10 +79,6 @@ pub struct Caches {
     pub jobs: TtlMap<JobId, Job>,
     /// (workspace, user) to role, `None` for non-members.
     pub roles: TtlMap<(WorkspaceId, UserId), Option<Role>>,
-    /// Each job's worker-quality table and activity, as last computed.
-    pub reports: std::sync::Mutex<std::collections::HashMap<JobId, std::sync::Arc<JobReport>>>,
-    /// Jobs whose report is being computed in the background.
-    pub refreshing: std::sync::Mutex<std::collections::HashSet<JobId>>,
     /// Failed web sign-ins by name: how many, and when the last was.
     pub logins: std::sync::Mutex<std::collections::HashMap<String, (u32, Instant)>>,
 }

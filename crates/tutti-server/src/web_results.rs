@@ -520,25 +520,26 @@ pub(crate) async fn workers_page(
     let shown = async {
         let id = job.parse::<i64>().map_err(|_| ApiError::not_found("job"))?;
         let (job, _) = v.caller.job(&state, JobId(id), true).await?;
-        let report = job_report(&state, job.id).await?;
-        Ok::<_, ApiError>((job, report))
+        // Both read the figures every write keeps: a row per worker and
+        // per hour, however many answers the job has.
+        let (workers, activity) = tokio::try_join!(
+            state.store.worker_quality(job.id),
+            state.store.job_activity(job.id)
+        )?;
+        Ok::<_, ApiError>((job, workers, activity))
     }
     .await;
-    let (job, report) = match shown {
+    let (job, workers, activity) = match shown {
         Ok(s) => s,
         Err(e) => return with_security_headers(error_page(e)),
     };
-    let (workers, activity) = (&report.workers, &report.activity);
     let answers: Vec<(i64, i64)> = activity.iter().map(|a| (a.hour.0, a.answers)).collect();
     let decided: Vec<(i64, i64)> = activity.iter().map(|a| (a.hour.0, a.decided)).collect();
     let mut body = format!(
         "<p><a href=\"/jobs/{id}\">← Results</a></p><h1>{} · workers and activity</h1>\
-         <p class=\"muted\">As of {}; recounted every {} seconds while you look.</p>\
          <div class=\"charts\">{}{}</div><h2>Workers</h2>\
-         <p class=\"downloads\"><a href=\"/jobs/{id}/workers.csv\">Download as CSV</a> (counted now)</p>",
+         <p class=\"downloads\"><a href=\"/jobs/{id}/workers.csv\">Download as CSV</a></p>",
         escape_html(&job.config.name),
-        date_text_seconds(report.at_time),
-        crate::cache::REPORT_FRESH.as_secs(),
         hours_svg("Answers per hour", &answers, false),
         hours_svg(
             "Tasks decided per hour (line: running total)",
@@ -554,7 +555,7 @@ pub(crate) async fn workers_page(
             "<table class=\"results\"><thead><tr><th>Worker</th><th>Answers</th><th>Skipped</th><th>Abandoned</th>\
              <th>Agreement with the label</th><th>Gold accuracy</th><th>Skill</th><th>Seconds per answer</th><th>Stopped</th></tr></thead><tbody>",
         );
-        for w in workers {
+        for w in &workers {
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} <span class=\"muted\">of {}</span></td>\
@@ -585,77 +586,6 @@ pub(crate) async fn workers_page(
     with_security_headers(
         crate::web::page_for(&v, &format!("Workers · {}", job.config.name), &body).into_response(),
     )
-}
-
-/// A time to the second, for "as of" lines.
-fn date_text_seconds(t: tutti_domain::time::Timestamp) -> String {
-    let iso = t.to_string();
-    format!("{} {} UTC", &iso[..10], &iso[11..19])
-}
-
-/// The job's report: computed now if there is none, served as it is while
-/// fresh, and served stale while one background task recomputes it.
-async fn job_report(
-    state: &AppState,
-    job: JobId,
-) -> Result<std::sync::Arc<crate::cache::JobReport>, ApiError> {
-    let cached = state
-        .caches
-        .reports
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&job)
-        .cloned();
-    match cached {
-        Some(r) if r.at.elapsed() < crate::cache::REPORT_FRESH => Ok(r),
-        Some(r) => {
-            let first = state
-                .caches
-                .refreshing
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(job);
-            if first {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = compute_report(&state, job).await {
-                        tracing::warn!(job = job.0, error = %e.message, "recomputing a job report");
-                    }
-                    state
-                        .caches
-                        .refreshing
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&job);
-                });
-            }
-            Ok(r)
-        }
-        None => compute_report(state, job).await,
-    }
-}
-
-async fn compute_report(
-    state: &AppState,
-    job: JobId,
-) -> Result<std::sync::Arc<crate::cache::JobReport>, ApiError> {
-    let (workers, activity) = tokio::try_join!(
-        state.store.worker_quality(job),
-        state.store.job_activity(job)
-    )?;
-    let report = std::sync::Arc::new(crate::cache::JobReport {
-        at: std::time::Instant::now(),
-        at_time: tutti_store::now(),
-        workers,
-        activity,
-    });
-    state
-        .caches
-        .reports
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(job, report.clone());
-    Ok(report)
 }
 
 /// `GET /jobs/{id}/workers.csv`: the worker-quality table as CSV.

@@ -56,6 +56,14 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        // PostgreSQL gives up one of two transactions that wait on each
+        // other (deadlock_detected) or that a serializable read saw change
+        // (serialization_failure): run the loser again.
+        if let sqlx::Error::Database(d) = &e
+            && matches!(d.code().as_deref(), Some("40P01" | "40001"))
+        {
+            return StoreError::Contended;
+        }
         StoreError::Internal(e.into())
     }
 }
@@ -335,8 +343,13 @@ pub trait Store: Send + Sync + 'static {
     /// The job's last re-aggregation, if any.
     async fn aggregation_info(&self, job: JobId) -> Result<Option<AggregationInfo>>;
     /// Per worker who touched the job: answers, skips, abandoned leases,
-    /// agreement with the labels, estimated skill and time per answer.
+    /// agreement with the labels, estimated skill and time per answer. Read
+    /// from figures every write keeps up to date: one row per worker.
     async fn worker_quality(&self, job: JobId) -> Result<Vec<WorkerQuality>>;
+    /// Counts the job's per-worker and per-hour figures again from its
+    /// assignments and tasks and replaces the kept ones (a repair; they
+    /// never differ in normal operation).
+    async fn recount_job_figures(&self, job: JobId) -> Result<()>;
     /// A job's answers and decisions per hour, oldest first (hours with
     /// neither are left out).
     async fn job_activity(&self, job: JobId) -> Result<Vec<ActivityHour>>;

@@ -70,6 +70,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "grades",
         sql: include_str!("../migrations/sqlite/0012_grades.sql"),
     },
+    Migration {
+        version: 13,
+        name: "job_figures",
+        sql: include_str!("../migrations/sqlite/0013_job_figures.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -133,6 +138,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 12,
         name: "grades",
         sql: include_str!("../migrations/postgres/0012_grades.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "job_figures",
+        sql: include_str!("../migrations/postgres/0013_job_figures.sql"),
     },
 ];
 

@@ -84,7 +84,7 @@ impl Session {
                     .await?
                     .rows_affected()
             };
-            if changed != 1 {
+            if w.exact && changed != 1 {
                 self.0.rollback().await?;
                 return Err(StoreError::Contended);
             }

@@ -19,6 +19,149 @@
 //! - `insert_rows(tx, job, first_seq, rows, w_slots, s_slots)`: bulk insert
 //!   of imported rows.
 
+/// Adds deltas to worker `$2`'s figures in job `$1`: answers `$3`, skips
+/// `$4`, abandoned leases `$5`, time on answers `$6` (ms).
+pub(crate) const BUMP_COUNTS: &str = "INSERT INTO job_worker_counts \
+     (job_id, worker_id, answers, skipped, abandoned, answer_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (job_id, worker_id) DO UPDATE SET answers = job_worker_counts.answers + $3, \
+     skipped = job_worker_counts.skipped + $4, abandoned = job_worker_counts.abandoned + $5, \
+     answer_ms = job_worker_counts.answer_ms + $6";
+
+/// Job `$1`'s answers and decided tasks per hour, counted from its
+/// assignments and tasks.
+pub(crate) const RECOUNT_JOB_HOURS: &str = "INSERT INTO job_hours (job_id, at_hour, answers, decided) \
+     SELECT $1, h, SUM(answers), SUM(decided) FROM ( \
+       SELECT finished_at / 3600000 AS h, 1 AS answers, 0 AS decided FROM assignments \
+       WHERE job_id = $1 AND status = 'submitted' AND finished_at IS NOT NULL \
+       UNION ALL \
+       SELECT decided_at / 3600000 AS h, 0 AS answers, 1 AS decided FROM tasks \
+       WHERE job_id = $1 AND decided_at IS NOT NULL) x GROUP BY h";
+
+/// Adds answers `$3` and decided tasks `$4` to job `$1`'s hour `$2`.
+pub(crate) const BUMP_HOUR: &str = "INSERT INTO job_hours (job_id, at_hour, answers, decided) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, at_hour) DO UPDATE \
+     SET answers = job_hours.answers + $3, decided = job_hours.decided + $4";
+
+/// Takes task `$2` of job `$1` out of the decided count of its hour, before
+/// it is decided again.
+pub(crate) const UNCOUNT_DECIDED: &str = "UPDATE job_hours SET decided = decided - 1 \
+     WHERE job_id = $1 AND at_hour = (SELECT decided_at / 3600000 FROM tasks WHERE id = $2 \
+     AND decided_at IS NOT NULL)";
+
+/// Counts the submitted answers `$where` picks, on a labeled task, as
+/// answers on a labeled task, and those equal to its label as agreeing.
+macro_rules! count_labeled {
+    ($where:literal) => {
+        concat!(
+            "INSERT INTO job_worker_counts (job_id, worker_id, on_labeled, agreeing) \
+             SELECT a.job_id, a.worker_id, 1, CASE WHEN a.answer = t.label THEN 1 ELSE 0 END \
+             FROM assignments a JOIN tasks t ON t.id = a.task_id \
+             WHERE ",
+            $where,
+            // The status test repeats the partial index's own predicate,
+            // so that SQLite finds a task's answers by the index.
+            " AND a.status IN ('pending', 'submitted', 'skipped') AND a.status = 'submitted' \
+             AND t.state = 'labeled' \
+             ON CONFLICT (job_id, worker_id) DO UPDATE SET on_labeled = job_worker_counts.on_labeled + 1, \
+             agreeing = job_worker_counts.agreeing + excluded.agreeing"
+        )
+    };
+}
+
+/// Counts the answers of task `$1`, just labeled.
+pub(crate) const COUNT_LABELED_TASK: &str = count_labeled!("a.task_id = $1");
+
+/// Counts answer `$1`, given to a task labeled before it came.
+pub(crate) const COUNT_LABELED_ANSWER: &str = count_labeled!("a.id = $1");
+
+/// Takes back what [`COUNT_LABELED_TASK`] counted for task `$1` of job
+/// `$2`, before the task is decided again.
+pub(crate) const UNCOUNT_LABELED_TASK: &str = "UPDATE job_worker_counts SET \
+     on_labeled = on_labeled - 1, \
+     agreeing = agreeing - (SELECT CASE WHEN a.answer = t.label THEN 1 ELSE 0 END \
+       FROM assignments a JOIN tasks t ON t.id = a.task_id \
+       WHERE a.task_id = $1 AND a.worker_id = job_worker_counts.worker_id \
+       AND a.status IN ('pending', 'submitted', 'skipped') AND a.status = 'submitted') \
+     WHERE job_id = $2 AND worker_id IN (SELECT a.worker_id FROM assignments a \
+       JOIN tasks t ON t.id = a.task_id \
+       WHERE a.task_id = $1 AND a.status IN ('pending', 'submitted', 'skipped') \
+       AND a.status = 'submitted' AND t.state = 'labeled')";
+
+use crate::model::Assignment;
+use crate::write::{Val, Write};
+
+/// Changes to a worker's figures in a job.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Deltas {
+    pub answers: i64,
+    pub skipped: i64,
+    pub abandoned: i64,
+    pub answer_ms: i64,
+}
+
+/// Adds `d` to the figures of the worker and job of `a`.
+pub(crate) fn bump_counts(a: &Assignment, d: Deltas) -> Write {
+    bump_worker(a.job_id.0, a.worker_id.0, d)
+}
+
+/// Adds `d` to worker `worker`'s figures in job `job`.
+pub(crate) fn bump_worker(job: i64, worker: i64, d: Deltas) -> Write {
+    Write::new(
+        BUMP_COUNTS,
+        vec![
+            Val::I64(job),
+            Val::I64(worker),
+            Val::I64(d.answers),
+            Val::I64(d.skipped),
+            Val::I64(d.abandoned),
+            Val::I64(d.answer_ms),
+        ],
+    )
+}
+
+/// Adds `answers` and `decided` to job `job`'s figures of the hour holding
+/// `at`.
+pub(crate) fn bump_hour(job: i64, at: i64, answers: i64, decided: i64) -> Write {
+    Write::new(
+        BUMP_HOUR,
+        vec![
+            Val::I64(job),
+            Val::I64(at.div_euclid(3_600_000)),
+            Val::I64(answers),
+            Val::I64(decided),
+        ],
+    )
+}
+
+/// Whether a task whose state went from `before` to `after` was decided
+/// just now (and given its `decided_at`).
+pub(crate) fn decided_now(before: &str, after: &str) -> bool {
+    before == "open" && after != "open"
+}
+
+/// Counts a task's answers against its label when the task has just been
+/// labeled (its state went from `before` to `after`).
+pub(crate) fn newly_labeled(task: i64, before: &str, after: &str) -> Option<Write> {
+    (before != "labeled" && after == "labeled")
+        .then(|| Write::derived(COUNT_LABELED_TASK, vec![Val::I64(task)]))
+}
+
+/// Every worker's figures in job `$1`, counted from its assignments (as
+/// the migration that introduced them fills them).
+pub(crate) const RECOUNT_WORKER_FIGURES: &str = "INSERT INTO job_worker_counts \
+     (job_id, worker_id, answers, skipped, abandoned, answer_ms, on_labeled, agreeing) \
+     SELECT a.job_id, a.worker_id, \
+       SUM(CASE WHEN a.status = 'submitted' THEN 1 ELSE 0 END), \
+       SUM(CASE WHEN a.status = 'skipped' THEN 1 ELSE 0 END), \
+       SUM(CASE WHEN a.status = 'abandoned' THEN 1 ELSE 0 END), \
+       SUM(CASE WHEN a.status = 'submitted' THEN a.finished_at - a.leased_at ELSE 0 END), \
+       SUM(CASE WHEN a.status = 'submitted' AND t.state = 'labeled' THEN 1 ELSE 0 END), \
+       SUM(CASE WHEN a.status = 'submitted' AND t.state = 'labeled' AND a.answer = t.label \
+         THEN 1 ELSE 0 END) \
+     FROM assignments a JOIN tasks t ON t.id = a.task_id \
+     WHERE a.job_id = $1 AND a.status IN ('submitted', 'skipped', 'abandoned', 'excluded') \
+     GROUP BY a.job_id, a.worker_id";
+
 /// Whether job `$1` has an open task worker `$2` has neither answered nor
 /// skipped. The status test repeats the partial index's own predicate
 /// (`assignments_one_per_person`) so that index serves it: SQLite uses a
@@ -72,6 +215,7 @@ macro_rules! answer_select {
 macro_rules! store_impl {
     ($store:ty, $db:ty, $row:ty, $backend:expr, $for_update:literal, $for_update_of_a:literal, $skip_locked:literal, $relock_task:expr) => {
         use $crate::model::*;
+        use $crate::shared::{Deltas, bump_counts, bump_hour, bump_worker, decided_now, newly_labeled};
         use $crate::write::{Val, Write};
         use $crate::{Backend, Result, Store, StoreError};
         use anyhow::Context as _;
@@ -1330,22 +1474,14 @@ macro_rules! store_impl {
 
             async fn results_summary(&self, job: JobId, filter: &ResultFilter) -> Result<ResultSummary> {
                 let (clauses, vals) = filter_sql(filter, 2);
-                let mut buckets = String::new();
-                for b in 0..10 {
-                    let lo = f64::from(b) / 10.0;
-                    let cond = if b == 9 {
-                        format!("t.confidence >= {lo}")
-                    } else {
-                        format!("t.confidence >= {lo} AND t.confidence < {}", f64::from(b + 1) / 10.0)
-                    };
-                    let _ = std::fmt::Write::write_fmt(
-                        &mut buckets,
-                        format_args!(", SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS b{b}"),
-                    );
-                }
+                // Grouped in the order of the covering index `tasks_results`
+                // (job, state, label, confidence), so the groups stream out
+                // of one pass over it; the confidence histogram is binned
+                // here (binning in SQL would group through a temporary tree,
+                // three times slower).
                 let sql = format!(
-                    "SELECT t.state, t.label, COUNT(*) AS n{buckets} FROM tasks t \
-                     WHERE t.job_id = $1{clauses} GROUP BY t.state, t.label ORDER BY t.state, t.label"
+                    "SELECT t.state, t.label, t.confidence, COUNT(*) AS n FROM tasks t \
+                     WHERE t.job_id = $1{clauses} GROUP BY t.state, t.label, t.confidence"
                 );
                 let rows = bind_filter(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(job.0), vals)
                     .fetch_all(self.reader())
@@ -1356,13 +1492,15 @@ macro_rules! store_impl {
                     let state: String = r.try_get("state")?;
                     let label: Option<String> = r.try_get("label")?;
                     out.matching += n;
-                    *out.states.entry(state.clone()).or_default() += n;
+                    if let Some(c) = r.try_get::<Option<f64>, _>("confidence")? {
+                        // Tenths, the last one closed: [0.9, 1].
+                        let b = ((c * 10.0).floor().max(0.0) as usize).min(9);
+                        out.confidence[b] += n;
+                    }
                     if let Some(l) = label.filter(|_| state == "labeled") {
                         *out.labels.entry(l).or_default() += n;
                     }
-                    for (b, slot) in out.confidence.iter_mut().enumerate() {
-                        *slot += r.try_get::<Option<i64>, _>(format!("b{b}").as_str())?.unwrap_or(0);
-                    }
+                    *out.states.entry(state).or_default() += n;
                 }
                 Ok(out)
             }
@@ -1528,7 +1666,8 @@ macro_rules! store_impl {
                     return Ok(out);
                 }
                 let answers = sqlx::query(
-                    "SELECT a.id, a.task_id, a.side, a.answer, a.evidence FROM assignments a \
+                    "SELECT a.id, a.task_id, a.side, a.answer, a.evidence, a.leased_at, a.finished_at \
+                     FROM assignments a \
                      JOIN tasks t ON t.id = a.task_id \
                      WHERE a.job_id = $1 AND a.worker_id = $2 AND a.status = 'submitted' \
                      AND t.state <> 'gold' ORDER BY a.task_id",
@@ -1556,7 +1695,20 @@ macro_rules! store_impl {
                         task.tally.worker_evidence.subtract(&evidence_of(e)?);
                     }
                     let mut writes = Vec::new();
-                    if task.state == "labeled" || task.state == "undecided" {
+                    if task.state == "labeled" {
+                        // Its answers no longer count as on a labeled task
+                        // (this one never again).
+                        writes.push(Write::derived(
+                            $crate::shared::UNCOUNT_LABELED_TASK,
+                            vec![Val::I64(task.id), Val::I64(job.0)],
+                        ));
+                    }
+                    let reopened = task.state == "labeled" || task.state == "undecided";
+                    if reopened {
+                        writes.push(Write::derived(
+                            $crate::shared::UNCOUNT_DECIDED,
+                            vec![Val::I64(job.0), Val::I64(task.id)],
+                        ));
                         // Decide it again from the answers that remain.
                         writes.push(Write::new(
                             "UPDATE tasks SET state = 'open', label = NULL, confidence = NULL, \
@@ -1566,28 +1718,64 @@ macro_rules! store_impl {
                         task.state = "open".to_owned();
                         task.read_as[4] = Val::Text("open".to_owned());
                     }
+                    let before = task.state.clone();
                     let (tally, state) = apply_tally(&mut task, policy, now);
                     writes.push(tally);
                     writes.push(Write::new(
                         "UPDATE assignments SET status = 'excluded' WHERE id = $1 AND status = 'submitted'",
                         vec![Val::I64(row.try_get("id")?)],
                     ));
+                    let spent = row.try_get::<Option<i64>, _>("finished_at")?.unwrap_or(0)
+                        - row.try_get::<i64, _>("leased_at")?;
+                    writes.push(bump_worker(
+                        job.0,
+                        worker.0,
+                        Deltas { answers: -1, answer_ms: -spent, ..Deltas::default() },
+                    ));
+                    let finished = row.try_get::<Option<i64>, _>("finished_at")?.unwrap_or(0);
+                    writes.push(bump_hour(job.0, finished, -1, 0));
+                    if decided_now(&before, &state) {
+                        writes.push(bump_hour(job.0, now.0, 0, 1));
+                    }
+                    writes.extend(newly_labeled(task.id, &before, &state));
                     for w in &writes {
                         let changed = bind_all(sqlx::query(w.sql), &w.vals)
                             .execute(&mut *tx)
                             .await?
                             .rows_affected();
-                        if changed != 1 {
+                        if w.exact && changed != 1 {
                             return Err(StoreError::Contended);
                         }
                     }
                     out.excluded += 1;
-                    if writes.len() == 3 && state == "open" {
+                    if reopened && state == "open" {
                         out.reopened += 1;
                     }
                 }
                 tx.commit().await?;
                 Ok(out)
+            }
+
+            async fn recount_job_figures(&self, job: JobId) -> Result<()> {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query("DELETE FROM job_worker_counts WHERE job_id = $1")
+                    .bind(job.0)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query($crate::shared::RECOUNT_WORKER_FIGURES)
+                    .bind(job.0)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM job_hours WHERE job_id = $1")
+                    .bind(job.0)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query($crate::shared::RECOUNT_JOB_HOURS)
+                    .bind(job.0)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn aggregation_info(&self, job: JobId) -> Result<Option<AggregationInfo>> {
@@ -2173,60 +2361,36 @@ macro_rules! store_impl {
             }
 
             async fn job_activity(&self, job: JobId) -> Result<Vec<ActivityHour>> {
-                let answers = sqlx::query(
-                    "SELECT finished_at / 3600000 AS h, COUNT(*) AS n FROM assignments \
-                     WHERE job_id = $1 AND status = 'submitted' AND finished_at IS NOT NULL \
-                     GROUP BY finished_at / 3600000",
+                sqlx::query(
+                    "SELECT at_hour, answers, decided FROM job_hours \
+                     WHERE job_id = $1 AND (answers <> 0 OR decided <> 0) ORDER BY at_hour",
                 )
                 .bind(job.0)
                 .fetch_all(self.reader())
-                .await?;
-                let decided = sqlx::query(
-                    "SELECT decided_at / 3600000 AS h, COUNT(*) AS n FROM tasks \
-                     WHERE job_id = $1 AND decided_at IS NOT NULL GROUP BY decided_at / 3600000",
-                )
-                .bind(job.0)
-                .fetch_all(self.reader())
-                .await?;
-                let mut hours: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-                for r in &answers {
-                    hours.entry(r.try_get("h")?).or_default().0 += r.try_get::<i64, _>("n")?;
-                }
-                for r in &decided {
-                    hours.entry(r.try_get("h")?).or_default().1 += r.try_get::<i64, _>("n")?;
-                }
-                Ok(hours
-                    .into_iter()
-                    .map(|(h, (answers, decided))| ActivityHour {
-                        hour: Timestamp(h * 3_600_000),
-                        answers,
-                        decided,
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(ActivityHour {
+                        hour: Timestamp(r.try_get::<i64, _>("at_hour")? * 3_600_000),
+                        answers: r.try_get("answers")?,
+                        decided: r.try_get("decided")?,
                     })
-                    .collect())
+                })
+                .collect()
             }
 
             async fn worker_quality(&self, job: JobId) -> Result<Vec<WorkerQuality>> {
                 sqlx::query(
-                    // Count per worker first, then look up each worker's
-                    // name, skill and gold record once (not once per answer).
-                    "SELECT s.worker_id, u.name, s.answers, s.skipped, s.abandoned, s.on_labeled, \
-                       s.agreeing, s.mean_seconds, w.skill, w.method AS skill_method, \
+                    "SELECT c.worker_id, u.name, c.answers, c.skipped, c.abandoned, c.on_labeled, \
+                       c.agreeing, CASE WHEN c.answers > 0 \
+                         THEN CAST(c.answer_ms AS DOUBLE PRECISION) / c.answers / 1000.0 END AS mean_seconds, \
+                       w.skill, w.method AS skill_method, \
                        g.seen AS gold_seen, g.correct AS gold_correct, g.stopped_at \
-                     FROM (SELECT a.worker_id, \
-                       SUM(CASE WHEN a.status = 'submitted' THEN 1 ELSE 0 END) AS answers, \
-                       SUM(CASE WHEN a.status = 'skipped' THEN 1 ELSE 0 END) AS skipped, \
-                       SUM(CASE WHEN a.status = 'abandoned' THEN 1 ELSE 0 END) AS abandoned, \
-                       SUM(CASE WHEN a.status = 'submitted' AND t.state = 'labeled' THEN 1 ELSE 0 END) AS on_labeled, \
-                       SUM(CASE WHEN a.status = 'submitted' AND t.state = 'labeled' AND a.answer = t.label \
-                           THEN 1 ELSE 0 END) AS agreeing, \
-                       CAST(AVG(CASE WHEN a.status = 'submitted' THEN (a.finished_at - a.leased_at) / 1000.0 END) AS DOUBLE PRECISION) AS mean_seconds \
-                       FROM assignments a JOIN tasks t ON t.id = a.task_id \
-                       WHERE a.job_id = $1 AND a.status IN ('submitted', 'skipped', 'abandoned', 'excluded') \
-                       GROUP BY a.worker_id) s \
-                     JOIN users u ON u.id = s.worker_id \
-                     LEFT JOIN job_workers w ON w.job_id = $1 AND w.worker_id = s.worker_id \
-                     LEFT JOIN job_gold g ON g.job_id = $1 AND g.worker_id = s.worker_id \
-                     ORDER BY s.worker_id",
+                     FROM job_worker_counts c \
+                     JOIN users u ON u.id = c.worker_id \
+                     LEFT JOIN job_workers w ON w.job_id = $1 AND w.worker_id = c.worker_id \
+                     LEFT JOIN job_gold g ON g.job_id = $1 AND g.worker_id = c.worker_id \
+                     WHERE c.job_id = $1 ORDER BY c.worker_id",
                 )
                 .bind(job.0)
                 .fetch_all(self.reader())
@@ -2407,8 +2571,35 @@ macro_rules! store_impl {
                     Val::OptI64(req.grade),
                 ],
             );
+            let before = task.state.clone();
             let (tally, task_state) = apply_tally(task, &req.policy, req.now);
+            let counts = bump_counts(
+                assignment,
+                Deltas {
+                    answers: 1,
+                    abandoned: -i64::from(!was_pending),
+                    answer_ms: req.now.0 - assignment.leased_at.0,
+                    ..Deltas::default()
+                },
+            );
+            let hour = bump_hour(
+                assignment.job_id.0,
+                req.now.0,
+                1,
+                i64::from(decided_now(&before, &task_state)),
+            );
+            // The job's figures last: the rows other submits of the job
+            // wait for are held for the shortest time.
             let mut writes = vec![answered, tally];
+            if before == "labeled" {
+                writes.push(Write::derived(
+                    $crate::shared::COUNT_LABELED_ANSWER,
+                    vec![Val::I64(assignment.id.0)],
+                ));
+            }
+            writes.extend(newly_labeled(task.id, &before, &task_state));
+            writes.push(counts);
+            writes.push(hour);
             if let Some(g) = &gold {
                 writes.push(Write::new(
                     "INSERT INTO job_gold (job_id, worker_id, seen, correct) VALUES ($1, $2, 1, $3) \
@@ -2511,15 +2702,24 @@ macro_rules! store_impl {
                     Val::I64(assignment.id.0),
                 ],
             );
-            let (tally, _) = apply_tally(&mut task, &req.policy, req.now);
-            session.finish(vec![given, tally]).await?;
+            let before = task.state.clone();
+            let (tally, state) = apply_tally(&mut task, &req.policy, req.now);
+            let mut writes = vec![given, tally];
+            if req.how == GiveBack::Skip {
+                writes.push(bump_counts(&assignment, Deltas { skipped: 1, ..Deltas::default() }));
+            }
+            if decided_now(&before, &state) {
+                writes.push(bump_hour(assignment.job_id.0, req.now.0, 0, 1));
+            }
+            writes.extend(newly_labeled(task.id, &before, &state));
+            session.finish(writes).await?;
             Ok(GiveBackOutcome::Done(Assignment { status, ..assignment }))
         }
 
         async fn try_expire_leases(store: &$store, now: Timestamp, limit: u32) -> Result<u64> {
             let mut session = store.session().await?;
             let overdue = sqlx::query(concat!(
-                "SELECT id, task_id, job_id, side FROM assignments \
+                "SELECT id, task_id, job_id, worker_id, side FROM assignments \
                  WHERE status = 'pending' AND deadline <= $1 ORDER BY deadline, id LIMIT $2",
                 $skip_locked
             ))
@@ -2539,6 +2739,11 @@ macro_rules! store_impl {
                     "UPDATE assignments SET status = 'abandoned', finished_at = $1 \
                      WHERE id = $2 AND status = 'pending'",
                     vec![Val::I64(now.0), Val::I64(row.try_get("id")?)],
+                ));
+                writes.push(bump_worker(
+                    row.try_get("job_id")?,
+                    row.try_get("worker_id")?,
+                    Deltas { abandoned: 1, ..Deltas::default() },
                 ));
                 let entry = per_task
                     .entry(row.try_get("task_id")?)
@@ -2565,7 +2770,13 @@ macro_rules! store_impl {
                 let mut task = lock_task(session.conn(), TaskId(task_id)).await?;
                 task.tally.worker_pending = task.tally.worker_pending.saturating_sub(workers);
                 task.tally.steward_pending = task.tally.steward_pending.saturating_sub(stewards);
-                writes.push(apply_tally(&mut task, &policy, now).0);
+                let before = task.state.clone();
+                let (tally, state) = apply_tally(&mut task, &policy, now);
+                writes.push(tally);
+                if decided_now(&before, &state) {
+                    writes.push(bump_hour(job_id, now.0, 0, 1));
+                }
+                writes.extend(newly_labeled(task_id, &before, &state));
             }
             session.finish(writes).await?;
             Ok(overdue.len() as u64)

@@ -135,7 +135,9 @@ impl Session {
                 sql.push_str("SELECT last_insert_rowid();\n");
                 returns_id = true;
             }
-            sql.push_str("INSERT INTO temp.write_guard (changed) VALUES (changes());\n");
+            if w.exact {
+                sql.push_str("INSERT INTO temp.write_guard (changed) VALUES (changes());\n");
+            }
             vals.extend(w.vals);
         }
         sql.push_str("DELETE FROM temp.write_guard;\nCOMMIT;");

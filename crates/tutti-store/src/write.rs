@@ -25,13 +25,16 @@ pub(crate) enum Val {
 
 /// One statement with `$1…$n` parameters and their values. Every write
 /// must change exactly one row (its `WHERE` names the row and the values it
-/// was read with), or the whole unit of work is abandoned as contended.
+/// was read with), or the whole unit of work is abandoned as contended;
+/// only [`Write::derived`] ones may change any number.
 #[derive(Debug)]
 pub(crate) struct Write {
     pub sql: &'static str,
     pub vals: Vec<Val>,
     /// An `INSERT` whose new row id the caller needs.
     pub returns_id: bool,
+    /// Whether it must change exactly one row.
+    pub exact: bool,
 }
 
 impl Write {
@@ -40,6 +43,7 @@ impl Write {
             sql,
             vals,
             returns_id: false,
+            exact: true,
         }
     }
 
@@ -48,6 +52,18 @@ impl Write {
             sql,
             vals,
             returns_id: true,
+            exact: true,
+        }
+    }
+
+    /// A write of figures derived from rows the unit of work has written
+    /// (counts kept up to date), which changes as many rows as it finds.
+    pub fn derived(sql: &'static str, vals: Vec<Val>) -> Self {
+        Self {
+            sql,
+            vals,
+            returns_id: false,
+            exact: false,
         }
     }
 }

@@ -935,3 +935,110 @@ async fn results_are_filtered_by_state_label_confidence_worker_and_text() {
         );
     }
 }
+
+/// Rounds of answers, disagreements and skips by `workers` in turn, a
+/// second apart.
+async fn play(f: &Fixture, t: &mut Timestamp, rounds: usize, workers: std::ops::Range<usize>) {
+    for i in 0..rounds {
+        let w = workers.start + i % workers.len();
+        *t = Timestamp(t.0 + 1_000);
+        let a = match next(f, f.workers[w], *t).await {
+            LeaseOutcome::Leased(a) | LeaseOutcome::Held(a) => a,
+            _ => continue,
+        };
+        match (i * 7) % 6 {
+            0 => {
+                let req = GiveBackRequest {
+                    assignment: a.id,
+                    worker: a.worker_id,
+                    policy: f.job.config.policy,
+                    how: GiveBack::Skip,
+                    now: *t,
+                };
+                f.store.give_back(&req).await.unwrap();
+            }
+            _ => {
+                let answer = if (a.seq + w as i64) % 3 == 0 {
+                    "No"
+                } else {
+                    "Yes"
+                };
+                submit(f, &a, answer, *t).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn job_figures_kept_by_every_write_equal_a_recount_from_the_answers() {
+    for store in stores().await {
+        let f = fixture(store, config(2, 3, None, 60), 30, 4).await;
+        // One control question, for the stop with exclusion at the end.
+        let (tx, rx) = mpsc::channel(2);
+        tx.send(ImportMsg::Rows(vec![ImportRow {
+            data: serde_json::json!({"name": "gold"}).to_string(),
+            gold: Some("Yes".into()),
+        }]))
+        .await
+        .unwrap();
+        tx.send(ImportMsg::Done).await.unwrap();
+        f.store.import_tasks(&f.job, rx).await.unwrap();
+        let policy = f.job.config.policy;
+        let mut t = T0;
+        let mut left_pending = Vec::new();
+        play(&f, &mut t, 40, 0..4).await;
+        // Leases left to run out.
+        for &w in &f.workers {
+            if let LeaseOutcome::Leased(a) | LeaseOutcome::Held(a) = next(&f, w, t).await {
+                left_pending.push(a);
+            }
+        }
+        // Two hours on: answers and decisions land in a later hour than the
+        // ones the exclusion below takes back.
+        let t_late = Timestamp(t.0 + 7_200_000);
+        assert!(f.store.expire_leases(t_late, 100).await.unwrap() > 0);
+        // Late answers for half: counted where the task still needs them.
+        for a in &left_pending[..left_pending.len() / 2] {
+            submit(&f, a, "Yes", t_late).await;
+        }
+        let gold = LeaseRequest {
+            gold: true,
+            ..lease(&f, f.workers[3], t_late)
+        };
+        let g = leased(f.store.next_assignment(&gold).await.unwrap());
+        submit(&f, &g, "No", t_late).await;
+        let out = f
+            .store
+            .stop_worker(f.job.id, f.workers[3], &policy, true, t_late)
+            .await
+            .unwrap();
+        assert!(out.excluded > 0 && out.reopened > 0, "{out:?}");
+        t = t_late;
+        play(&f, &mut t, 60, 0..3).await;
+        let kept = f.store.worker_quality(f.job.id).await.unwrap();
+        let sum = |get: fn(&WorkerQuality) -> i64| kept.iter().map(get).sum::<i64>();
+        assert!(sum(|q| q.answers) > 20, "{kept:?}");
+        assert!(sum(|q| q.skipped) > 0, "{kept:?}");
+        assert!(sum(|q| q.abandoned) > 0, "{kept:?}");
+        assert!(sum(|q| q.agreement_answers) > 0, "{kept:?}");
+        assert!(
+            kept.iter().any(|q| q.agreement.is_some_and(|a| a < 1.0)),
+            "someone disagreed: {kept:?}"
+        );
+        let hours = f.store.job_activity(f.job.id).await.unwrap();
+        assert_eq!(
+            hours.iter().map(|h| h.answers).sum::<i64>(),
+            sum(|q| q.answers),
+            "{hours:?}"
+        );
+        assert!(
+            hours.iter().map(|h| h.decided).sum::<i64>() > 0,
+            "{hours:?}"
+        );
+        assert!(hours.len() >= 2, "{hours:?}");
+        f.store.recount_job_figures(f.job.id).await.unwrap();
+        let counted = f.store.worker_quality(f.job.id).await.unwrap();
+        assert_eq!(kept, counted);
+        assert_eq!(hours, f.store.job_activity(f.job.id).await.unwrap());
+    }
+}
