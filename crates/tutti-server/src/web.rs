@@ -279,7 +279,7 @@ async fn work_page(
             let stats = my_stats(&state, &v, JobId(job)).await;
             page(
                 "Task",
-                &format!("{feedback}{}{stats}", task_html(&view, &csrf_for(&v.token))),
+                &format!("{feedback}{}{stats}", task_html(&view, &v.csrf())),
             )
             .into_response()
         }
@@ -326,7 +326,7 @@ async fn ahead(
     match lease_next(&state, &v.caller, JobId(job), Some(AssignmentId(after))).await {
         Ok(Next::Task(view)) if view.assignment.id.0 != after => {
             let stats = my_stats(&state, &v, JobId(job)).await;
-            let html = format!("{}{stats}", task_html(&view, &csrf_for(&v.token)));
+            let html = format!("{}{stats}", task_html(&view, &v.csrf()));
             with_security_headers(Html(html).into_response())
         }
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
@@ -518,8 +518,8 @@ async fn act(
             error_page(e)
         }
     };
-    if form.csrf != csrf_for(&v.token) {
-        return fail(ApiError::forbidden("the form is stale; reload the page"));
+    if let Err(e) = v.check_csrf(&form.csrf) {
+        return fail(e);
     }
     let (Ok(job), Ok(id)) = (job.parse::<i64>(), id.parse::<i64>()) else {
         return fail(ApiError::not_found("assignment"));
