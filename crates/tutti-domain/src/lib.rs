@@ -9,6 +9,7 @@
 //!   steward l-of-m variant) and how many more people a task may be leased to.
 //! - [`time`]: instants in milliseconds, shown as RFC 3339.
 //! - [`template`]: `${column}` placeholders filled from a row.
+//! - [`search`]: the terms of a results search.
 //! - [`workflow`]: workflows as Cymphony `.cy` programs or JSON specs,
 //!   compiled to one checked form.
 //!
@@ -20,6 +21,7 @@ pub mod ids;
 pub mod job;
 pub mod policy;
 pub mod role;
+pub mod search;
 pub mod template;
 pub mod time;
 pub mod workflow;

@@ -344,7 +344,9 @@ async fn render(
         "Search",
         "search",
         &q.q,
-        "placeholder=\"text in the row\"",
+        "placeholder=\"words or &quot;a phrase&quot;\" \
+         title=\"Rows whose values hold every word, in any case; \
+         a phrase in double quotes counts as one word\"",
     ));
     let _ = write!(
         body,

@@ -151,7 +151,12 @@ async fn a_bad_filter_gets_a_400_naming_the_field() {
             ("worker=nobody", "worker"),
             ("format=csv", "format"),
             ("bogus=1", ""),
-        ] {
+            ("q=a+b+c+d+e+f+g+h+i+j+k+l+m+n+o+p+q", "q"),
+        ]
+        .into_iter()
+        .map(|(q, f)| (q.to_owned(), f))
+        .chain([(format!("q={}", "x".repeat(201)), "q")])
+        {
             let (s, r) = app
                 .get(&format!("/api/v1/jobs/{job}/results?{q}"), &req)
                 .await;

@@ -23,6 +23,7 @@
 mod migrate;
 mod model;
 pub mod postgres;
+mod search;
 mod shared;
 pub mod sqlite;
 pub mod testing;

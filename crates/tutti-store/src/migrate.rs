@@ -75,6 +75,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "job_figures",
         sql: include_str!("../migrations/sqlite/0013_job_figures.sql"),
     },
+    Migration {
+        version: 14,
+        name: "text_search",
+        sql: include_str!("../migrations/sqlite/0014_text_search.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -143,6 +148,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 13,
         name: "job_figures",
         sql: include_str!("../migrations/postgres/0013_job_figures.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "text_search",
+        sql: include_str!("../migrations/postgres/0014_text_search.sql"),
     },
 ];
 

@@ -977,8 +977,8 @@ pub struct ResultFilter {
     pub max_confidence: Option<f64>,
     /// Only tasks this worker answered.
     pub worker: Option<UserId>,
-    /// Only rows whose values contain this text (any case).
-    pub text: Option<String>,
+    /// Only rows whose values hold every term of this search.
+    pub text: Option<tutti_domain::search::TextSearch>,
 }
 
 /// Counts over the results a filter keeps.

@@ -50,6 +50,9 @@ impl PgStore {
         &self.pool
     }
 
+    /// PostgreSQL keeps the text search index itself, as tasks are added.
+    fn tasks_added(&self) {}
+
     /// A transaction for one read-then-write unit of work.
     async fn session(&self) -> Result<Session> {
         Ok(Session(self.pool.begin().await?))
@@ -184,12 +187,16 @@ async fn insert_rows(
     let seqs: Vec<i64> = (first_seq..first_seq + rows.len() as i64).collect();
     let data: Vec<&str> = rows.iter().map(|r| r.data.as_str()).collect();
     let gold: Vec<Option<&str>> = rows.iter().map(|r| r.gold.as_deref()).collect();
+    let text: Vec<String> = rows
+        .iter()
+        .map(|r| crate::search::row_text(&r.data))
+        .collect();
     // A control question is stored with state 'gold' and no slots.
     sqlx::query(
-        "INSERT INTO tasks (job_id, w_slots, s_slots, state, gold, seq, data) \
+        "INSERT INTO tasks (job_id, w_slots, s_slots, state, gold, seq, data, search_text) \
          SELECT $1, CASE WHEN g IS NULL THEN $2 ELSE 0 END, CASE WHEN g IS NULL THEN $3 ELSE 0 END, \
-                CASE WHEN g IS NULL THEN 'open' ELSE 'gold' END, g, s, d \
-         FROM UNNEST($4::bigint[], $5::text[], $6::text[]) AS u(s, d, g)",
+                CASE WHEN g IS NULL THEN 'open' ELSE 'gold' END, g, s, d, x \
+         FROM UNNEST($4::bigint[], $5::text[], $6::text[], $7::text[]) AS u(s, d, g, x)",
     )
     .bind(job)
     .bind(w_slots)
@@ -197,6 +204,7 @@ async fn insert_rows(
     .bind(&seqs)
     .bind(&data)
     .bind(&gold)
+    .bind(&text)
     .execute(&mut **tx)
     .await?;
     Ok(())

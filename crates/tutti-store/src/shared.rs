@@ -217,6 +217,7 @@ macro_rules! store_impl {
         use $crate::model::*;
         use $crate::shared::{Deltas, bump_counts, bump_hour, bump_worker, decided_now, newly_labeled};
         use $crate::write::{Val, Write};
+        use $crate::search::text_search_sql;
         use $crate::{Backend, Result, Store, StoreError};
         use anyhow::Context as _;
         use serde_json::{Map, Value};
@@ -640,18 +641,10 @@ macro_rules! store_impl {
                     FilterVal::Int(w.0),
                 );
             }
-            if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
-                // A substring of the row's JSON, any case; `%`, `_` and `\`
-                // in the search are themselves.
-                let mut pattern = String::from("%");
-                for c in text.to_lowercase().chars() {
-                    if matches!(c, '%' | '_' | '\\') {
-                        pattern.push('\\');
-                    }
-                    pattern.push(c);
-                }
-                pattern.push('%');
-                add("LOWER(t.data) LIKE $? ESCAPE '\\'", FilterVal::Text(pattern));
+            if let Some(search) = &filter.text {
+                let (clause, texts) = text_search_sql($backend, search.terms(), first + vals.len());
+                sql.push_str(&clause);
+                vals.extend(texts.into_iter().map(FilterVal::Text));
             }
             (sql, vals)
         }
@@ -1350,6 +1343,7 @@ macro_rules! store_impl {
                         }
                         Some(ImportMsg::Done) => {
                             tx.commit().await?;
+                            self.tasks_added();
                             return Ok(Some(count));
                         }
                         Some(ImportMsg::Failed) | None => {

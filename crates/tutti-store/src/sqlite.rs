@@ -21,6 +21,9 @@ pub struct SqliteStore {
     /// The group writer, which commits leases and submits that arrive
     /// together in one transaction; `None` in the group writer's own copy.
     group: Option<mpsc::Sender<GroupJob>>,
+    /// Wakes the text indexer after tasks are added; it stops once every
+    /// copy of the store is gone.
+    text_index: Option<mpsc::Sender<()>>,
 }
 
 impl SqliteStore {
@@ -78,13 +81,25 @@ impl SqliteStore {
             writer: writer.clone(),
             reader: reader.clone(),
             group: None,
+            text_index: None,
         };
         tokio::spawn(group_writer(direct, jobs));
+        let (text_index, wake) = mpsc::channel(1);
+        tokio::spawn(text_indexer(writer.clone(), wake));
         Ok(Self {
             writer,
             reader,
             group: Some(group),
+            text_index: Some(text_index),
         })
+    }
+
+    /// Tells the text indexer that committed tasks await it.
+    fn tasks_added(&self) {
+        if let Some(wake) = &self.text_index {
+            // A full channel already holds a wake-up.
+            let _ = wake.try_send(());
+        }
     }
 
     fn writer(&self) -> &SqlitePool {
@@ -475,6 +490,32 @@ async fn plan_submit_group(
     Ok((writes, outcomes, alone))
 }
 
+/// Indexes committed tasks for text search behind the imports (see
+/// [`crate::search`]): at start, when woken after an import, and every
+/// half minute in case a batch failed.
+async fn text_indexer(pool: SqlitePool, mut wake: mpsc::Receiver<()>) {
+    loop {
+        loop {
+            match crate::search::index_batch(&pool, crate::search::INDEX_BATCH).await {
+                Ok(0) => break,
+                Ok(_) => tokio::task::yield_now().await,
+                Err(e) => {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(error = %e, "indexing tasks for text search failed; retrying later");
+                    break;
+                }
+            }
+        }
+        // Woken, or half a minute passed; a closed channel means the store
+        // is gone.
+        if let Ok(None) = tokio::time::timeout(Duration::from_secs(30), wake.recv()).await {
+            return;
+        }
+    }
+}
+
 /// Rows per multi-row insert (2 bound values each, well under SQLite's
 /// 32,766-parameter limit).
 const INSERT_BATCH: usize = 1000;
@@ -572,23 +613,159 @@ mod tests {
     #[tokio::test]
     async fn asking_whether_a_worker_has_anything_left_uses_the_index_not_a_scan() {
         let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
-        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {}",
-            crate::shared::OPEN_FOR_WORKER
-        )))
-        .bind(1_i64)
-        .bind(2_i64)
-        .fetch_all(&store.reader)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get::<String, _>("detail"))
-        .collect();
+        let plan = query_plan(&store, crate::shared::OPEN_FOR_WORKER, &[1, 2], &[]).await;
         assert!(
             plan.iter()
                 .any(|d| d.contains("assignments_one_per_person")),
             "{plan:?}"
         );
         assert!(!plan.iter().any(|d| d.starts_with("SCAN a")), "{plan:?}");
+    }
+
+    /// The details of SQLite's plan for `sql`, bound to `ints` then `texts`.
+    async fn query_plan(
+        store: &SqliteStore,
+        sql: &str,
+        ints: &[i64],
+        texts: &[String],
+    ) -> Vec<String> {
+        let sql = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for i in ints {
+            q = q.bind(*i);
+        }
+        for t in texts {
+            q = q.bind(t.as_str());
+        }
+        q.fetch_all(&store.reader)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect()
+    }
+
+    async fn searched(store: &SqliteStore, job: tutti_domain::ids::JobId, q: &str) -> Vec<i64> {
+        let filter = ResultFilter {
+            text: tutti_domain::search::TextSearch::parse("q", q).unwrap(),
+            ..ResultFilter::default()
+        };
+        let page = store.results_filtered(job, &filter, 0, 1000).await.unwrap();
+        let summary = store.results_summary(job, &filter).await.unwrap();
+        assert_eq!(summary.matching as usize, page.len(), "{q:?}");
+        page.iter().map(|r| r.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn a_text_search_finds_the_same_rows_before_and_after_they_are_indexed() {
+        use tutti_domain::job::{JobConfig, JobSpec};
+        use tutti_domain::role::Role;
+        use tutti_domain::time::Timestamp;
+        let store = SqliteStore::connect(&crate::testing::fresh_sqlite_url())
+            .await
+            .unwrap();
+        let t0 = Timestamp(1_700_000_000_000);
+        let owner = store
+            .create_user(
+                &NewUser {
+                    name: "owner".into(),
+                    display_name: String::new(),
+                    role: Role::Requester,
+                },
+                t0,
+            )
+            .await
+            .unwrap();
+        let ws = store.create_workspace("Lab", owner.id, t0).await.unwrap();
+        let spec: JobSpec = serde_json::from_value(serde_json::json!({
+            "name": "Pets", "question": "Is ${name} a pet?", "answers": ["Yes", "No"],
+            "policy": {"k": 1, "n": 1}
+        }))
+        .unwrap();
+        let job = store
+            .create_job(ws.id, &JobConfig::parse(spec).unwrap(), owner.id, t0)
+            .await
+            .unwrap();
+        let animals = ["Dog", "cat", "bird"];
+        let rows = (0..30)
+            .map(|i| {
+                ImportRow::plain(
+                    serde_json::json!({"name": format!("row {i} of the {}", animals[i % 3])})
+                        .to_string(),
+                )
+            })
+            .collect();
+        let (tx, rx) = mpsc::channel(2);
+        tx.send(ImportMsg::Rows(rows)).await.unwrap();
+        tx.send(ImportMsg::Done).await.unwrap();
+        store.import_tasks(&job, rx).await.unwrap();
+        let queries = [
+            "dog",
+            "DOG 1",
+            "\"row 2\"",
+            "cat row",
+            "1",
+            "bird 7",
+            "parrot",
+        ];
+        // Everything indexed.
+        while crate::search::index_batch(&store.writer, 7).await.unwrap() > 0 {}
+        let indexed: Vec<Vec<i64>> = {
+            let mut out = Vec::new();
+            for q in queries {
+                out.push(searched(&store, job.id, q).await);
+            }
+            out
+        };
+        assert_eq!(indexed[0], (1..=30).step_by(3).collect::<Vec<i64>>());
+        assert_eq!(indexed[1], [13, 16, 19, 22]);
+        assert_eq!(indexed[2], [3, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
+        assert_eq!(indexed[6], Vec::<i64>::new());
+        // The last 18 rows taken out of the index, as if just imported:
+        // the same answers, from the index and a scan of the rest.
+        let through: i64 = sqlx::query_scalar("SELECT id FROM tasks ORDER BY id LIMIT 1 OFFSET 11")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM task_text WHERE rowid > $1")
+            .bind(through)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE task_text_progress SET through_id = $1")
+            .bind(through)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        for (q, want) in queries.iter().zip(&indexed) {
+            assert_eq!(
+                &searched(&store, job.id, q).await,
+                want,
+                "{q:?} half indexed"
+            );
+        }
+        // Indexed again, each task exactly once.
+        while crate::search::index_batch(&store.writer, 5).await.unwrap() > 0 {}
+        let (entries, tasks): (i64, i64) =
+            sqlx::query_as("SELECT (SELECT COUNT(*) FROM task_text), (SELECT COUNT(*) FROM tasks)")
+                .fetch_one(&store.reader)
+                .await
+                .unwrap();
+        assert_eq!(entries, tasks);
+        for (q, want) in queries.iter().zip(&indexed) {
+            assert_eq!(
+                &searched(&store, job.id, q).await,
+                want,
+                "{q:?} indexed again"
+            );
+        }
+        // A long term is looked up in the index, not by reading every row.
+        let (clause, vals) = crate::search::text_search_sql(Backend::Sqlite, &["dog".into()], 2);
+        let sql = format!("SELECT t.seq FROM tasks t WHERE t.job_id = $1{clause}");
+        let plan = query_plan(&store, &sql, &[job.id.0], &vals).await;
+        assert!(
+            plan.iter().any(|d| d.contains("VIRTUAL TABLE INDEX")),
+            "{plan:?}"
+        );
     }
 }

@@ -8,6 +8,7 @@ use tutti_domain::ids::UserId;
 use tutti_domain::job::{JobConfig, JobSpec};
 use tutti_domain::policy::Side;
 use tutti_domain::role::Role;
+use tutti_domain::search::TextSearch;
 use tutti_domain::time::Timestamp;
 use tutti_store::*;
 
@@ -909,12 +910,12 @@ async fn results_are_filtered_by_state_label_confidence_worker_and_text() {
         };
         assert_eq!(seqs(by_w2).await, vec![2, 3, 4], "{b:?}");
         let text = ResultFilter {
-            text: Some("N3".into()),
+            text: TextSearch::parse("q", "N3").unwrap(),
             ..ResultFilter::default()
         };
         assert_eq!(seqs(text).await, vec![4], "{b:?}: any case");
         let wild = ResultFilter {
-            text: Some("%".into()),
+            text: TextSearch::parse("q", "%").unwrap(),
             ..ResultFilter::default()
         };
         assert_eq!(seqs(wild).await, Vec::<i64>::new(), "{b:?}: % is itself");
@@ -1040,5 +1041,110 @@ async fn job_figures_kept_by_every_write_equal_a_recount_from_the_answers() {
         let counted = f.store.worker_quality(f.job.id).await.unwrap();
         assert_eq!(kept, counted);
         assert_eq!(hours, f.store.job_activity(f.job.id).await.unwrap());
+    }
+}
+
+/// Imports `rows` (JSON objects) into `job`.
+async fn import_rows(store: &Arc<dyn Store>, job: &Job, rows: Vec<serde_json::Value>) {
+    let (tx, rx) = mpsc::channel(4);
+    let batch = rows
+        .into_iter()
+        .map(|r| ImportRow::plain(r.to_string()))
+        .collect();
+    tx.send(ImportMsg::Rows(batch)).await.unwrap();
+    tx.send(ImportMsg::Done).await.unwrap();
+    store.import_tasks(job, rx).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_text_search_keeps_rows_whose_values_hold_every_term_in_any_case() {
+    use serde_json::json;
+    for store in stores().await {
+        let b = store.backend();
+        let f = fixture(store, config(1, 1, None, 60), 0, 0).await;
+        import_rows(
+            &f.store,
+            &f.job,
+            vec![
+                json!({"name": "Golden Retriever", "note": "a dog in the park"}),
+                json!({"name": "Siamese", "note": "a cat, not a DOG"}),
+                json!({"name": "item 42", "note": "50% off"}),
+                json!({"name": "42 items", "note": "a_b"}),
+                json!({"name": "Kate", "note": "Straße"}),
+                json!({"note": "name"}),
+                json!({"name": "Dog", "n": 7}),
+            ],
+        )
+        .await;
+        // The same words in another job are not found in this one.
+        let other = fixture_like(&f, config(1, 1, None, 60)).await;
+        import_rows(
+            &f.store,
+            &other.job,
+            vec![json!({"name": "golden dog elsewhere"})],
+        )
+        .await;
+        let found = |q: &'static str| {
+            let store = f.store.clone();
+            let job = f.job.id;
+            async move {
+                let filter = ResultFilter {
+                    text: TextSearch::parse("q", q).unwrap(),
+                    ..ResultFilter::default()
+                };
+                let page = store.results_filtered(job, &filter, 0, 100).await.unwrap();
+                let summary = store.results_summary(job, &filter).await.unwrap();
+                assert_eq!(summary.matching as usize, page.len(), "{b:?} {q:?}");
+                page.iter().map(|r| r.seq).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(found("dog").await, [1, 2, 7], "{b:?}: any case");
+        assert_eq!(
+            found("DOG golden").await,
+            [1],
+            "{b:?}: every word, any order"
+        );
+        assert_eq!(
+            found("\"golden dog\"").await,
+            Vec::<i64>::new(),
+            "{b:?}: a phrase"
+        );
+        assert_eq!(found("\"item 42\"").await, [3], "{b:?}: a phrase");
+        assert_eq!(found("item 42").await, [3, 4], "{b:?}: two words");
+        assert_eq!(found("42").await, [3, 4], "{b:?}: a short word alone");
+        assert_eq!(
+            found("7 dog").await,
+            [7],
+            "{b:?}: a short word and a long one"
+        );
+        assert_eq!(found("50%").await, [3], "{b:?}: % is itself");
+        assert_eq!(found("_").await, [4], "{b:?}: _ is itself");
+        assert_eq!(found("name").await, [6], "{b:?}: values, not column names");
+        assert_eq!(found("straße").await, [5], "{b:?}: beyond ASCII");
+        assert_eq!(
+            found("elsewhere").await,
+            Vec::<i64>::new(),
+            "{b:?}: this job only"
+        );
+        assert_eq!(
+            found("retriever park cat").await,
+            Vec::<i64>::new(),
+            "{b:?}"
+        );
+        let state = ResultFilter {
+            state: Some("open".into()),
+            text: TextSearch::parse("q", "dog").unwrap(),
+            ..ResultFilter::default()
+        };
+        let page = f
+            .store
+            .results_filtered(f.job.id, &state, 1, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            page.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [2, 7],
+            "{b:?}: with another filter, past a cursor"
+        );
     }
 }

@@ -155,6 +155,9 @@ pub async fn pages(args: PagesArgs) -> anyhow::Result<()> {
             format!("/jobs/{id}?state=labeled&label=Yes&min_confidence=0.5"),
         ),
         ("search", format!("/jobs/{id}?q=item+4242")),
+        // A word every row holds, and one too short for the index.
+        ("search-all", format!("/jobs/{id}?q=bench")),
+        ("search-short", format!("/jobs/{id}?q=42")),
         (
             "deep",
             format!("/jobs/{id}?label=No&cursor={}", args.tasks * 9 / 10),

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use std::sync::Arc;
 use tutti_domain::ids::JobId;
+use tutti_domain::search::TextSearch;
 use tutti_store::{AnswerRecord, ResultFilter, ResultSummary, Store, TaskResult};
 
 /// Rows read per page while streaming an export.
@@ -38,7 +39,8 @@ pub struct ResultQuery {
     pub max_confidence: Option<String>,
     /// Only tasks this worker (a user name) answered.
     pub worker: Option<String>,
-    /// Only rows whose values contain this text, any case.
+    /// Only rows whose values hold every word of this search, each as a
+    /// substring in any case; a phrase in double quotes is one word.
     pub q: Option<String>,
     /// Exports only: `csv` (default), `jsonl` or `label-studio`.
     pub format: Option<String>,
@@ -97,10 +99,10 @@ impl ResultQuery {
                     .id,
             ),
         };
-        let text = given(&self.q).map(str::to_owned);
-        if text.as_ref().is_some_and(|t| t.chars().count() > 200) {
-            return Err(bad("q", "search at most 200 characters".into()));
-        }
+        let text = match given(&self.q) {
+            None => None,
+            Some(q) => TextSearch::parse("q", q).map_err(|e| bad(&e.field, e.message))?,
+        };
         Ok(ResultFilter {
             state: task_state,
             label: given(&self.label).map(str::to_owned),
