@@ -64,8 +64,12 @@ async function fresh(viewport = { width: 1280, height: 800 }) {
   return (await browser.newContext({ viewport, acceptDownloads: true })).newPage();
 }
 
+// Clicks `selector` and resolves once the form's answer has replaced the
+// document, even when it comes back to the same address.
 async function submit(page, selector) {
-  await Promise.all([page.waitForLoadState("load"), page.click(selector)]);
+  await page.evaluate(() => { window.staleDocument = true; });
+  await page.click(selector);
+  await page.waitForFunction(() => !window.staleDocument);
   await page.waitForLoadState("load");
 }
 

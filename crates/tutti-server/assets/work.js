@@ -7,6 +7,10 @@
   var ahead = null; // { html, id }: the task leased ahead, once fetched
   var inFlight = 0; // answers still being posted in the background
   var waiters = [];
+  // Set once the page posts a form the plain way: the server then holds any
+  // task leased ahead and the next page shows it, so it must not be given
+  // back on the way out.
+  var leaving = false;
   var counted = null; // the highest count of today's answers the server gave
 
   function answerForm() { return document.getElementById("answer-form"); }
@@ -66,12 +70,12 @@
   function prefetch(gen) {
     ahead = null;
     var f = answerForm();
-    if (!f || !window.fetch) return;
+    if (!f || !window.fetch || leaving) return;
     var url = "/work/" + f.getAttribute("data-job") + "/ahead?after=" + f.getAttribute("data-assignment");
     fetch(url, { credentials: "same-origin" })
       .then(function (r) { return r.status === 200 ? r.text() : null; })
       .then(function (html) {
-        if (!html) return;
+        if (!html || leaving) return;
         var box = document.createElement("div");
         box.innerHTML = html;
         var next = box.querySelector("#answer-form");
@@ -89,6 +93,7 @@
   // Shows the task now in main; the next one is fetched ahead unless an
   // answer is still on its way (its lease would come back as held).
   function init(later) {
+    if (!later) leaving = false;
     generation++;
     showCount();
     timer(generation);
@@ -130,7 +135,9 @@
     var data = new FormData(f, e.submitter);
     var action = data.get("action");
     if (!ahead || action === "release") {
-      // A plain post; answers still on their way go first.
+      // A plain post; answers still on their way go first. An answer or a
+      // skip comes back to this job's next task, which is the one held.
+      if (action !== "release") leaving = true;
       if (inFlight > 0) {
         e.preventDefault();
         if (e.submitter && e.submitter.name) {
@@ -189,8 +196,10 @@
     if (b) { e.preventDefault(); b.click(); }
   });
 
-  // Leaving the page gives the task fetched ahead back to the pool.
-  window.addEventListener("pagehide", function () { giveBack(ahead); ahead = null; });
+  // Leaving the page gives the task fetched ahead back to the pool, unless
+  // the page is leaving for the next task, which the server shows from the
+  // leases held.
+  window.addEventListener("pagehide", function () { if (!leaving) giveBack(ahead); ahead = null; });
   window.addEventListener("pageshow", function (e) { if (e.persisted) init(false); });
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", function () { init(false); });
   else init(false);
