@@ -277,11 +277,20 @@ async fn render(
         })?,
     };
     let everything = tutti_store::ResultFilter::default();
-    let (rows, summary, all) = tokio::try_join!(
-        state.store.results_filtered(job.id, &filter, after, PAGE),
-        state.store.results_summary(job.id, &filter),
-        state.store.results_summary(job.id, &everything),
-    )?;
+    let (rows, summary, all) = if filter == everything {
+        // Unfiltered, the summary is the job's: count once.
+        let (rows, all) = tokio::try_join!(
+            state.store.results_filtered(job.id, &filter, after, PAGE),
+            state.store.results_summary(job.id, &everything),
+        )?;
+        (rows, all.clone(), all)
+    } else {
+        tokio::try_join!(
+            state.store.results_filtered(job.id, &filter, after, PAGE),
+            state.store.results_summary(job.id, &filter),
+            state.store.results_summary(job.id, &everything),
+        )?
+    };
     let c = &job.config;
     let mut body = format!(
         "<p><a href=\"/\">← Jobs</a></p><h1>{}</h1>\
