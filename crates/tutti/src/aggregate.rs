@@ -4,7 +4,10 @@
 //! `question,label,confidence` to standard output; with `--pairwise bt`,
 //! reads `left,right,winner` (winner `left`, `right` or `tie`) and writes
 //! `item,score`, best first (with `--pairwise noisy-bt`, an optional
-//! `worker` column gives each worker a skill and a position bias).
+//! `worker` column gives each worker a skill and a position bias). A
+//! `grade` column holds graded judgments, as Tournesol's -10..10 (`--scale`
+//! sets the bound): a grade g counts as (scale - g) / 2 scale of a win for
+//! the left item.
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
@@ -63,9 +66,14 @@ pub struct AggregateArgs {
     #[arg(long, value_enum, conflicts_with = "pairwise")]
     numeric: Option<NumericMethod>,
     /// Read pairwise comparisons (left,right,winner and optionally worker)
-    /// instead of answers; writes item,score, best first.
+    /// instead of answers; writes item,score, best first. A `grade` column
+    /// (from -scale, the left much better, to scale, the right much
+    /// better) counts where it is filled, in place of the winner.
     #[arg(long, value_enum)]
     pairwise: Option<PairwiseMethod>,
+    /// The largest grade of a graded comparison (Tournesol's is 10).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    scale: u32,
     /// The method: mv, kofn, wmv, ds, onecoin, glad, mace, wawa or zbs.
     #[arg(long, default_value = "ds")]
     method: Method,
@@ -140,8 +148,10 @@ pub fn read_answers(
     })
 }
 
-/// Reads `left,right,winner` rows, with a `worker` column if there is one.
-pub fn read_comparisons(path: &Path) -> anyhow::Result<Comparisons> {
+/// Reads `left,right,winner` rows, with a `worker` column if there is one
+/// and a `grade` column (graded on `-scale..=scale`) if there is one; a
+/// row with a grade needs no winner.
+pub fn read_comparisons(path: &Path, scale: u32) -> anyhow::Result<Comparisons> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
     let headers = reader.headers()?.clone();
@@ -150,7 +160,12 @@ pub fn read_comparisons(path: &Path) -> anyhow::Result<Comparisons> {
         column(name)
             .with_context(|| format!("{}: no column {name:?} in the header", path.display()))
     };
-    let (left, right, winner) = (need("left")?, need("right")?, need("winner")?);
+    let (left, right) = (need("left")?, need("right")?);
+    let grade = column("grade");
+    let winner = match grade {
+        Some(_) => column("winner"),
+        None => Some(need("winner")?),
+    };
     let worker = column("worker");
     let mut c = Comparisons::default();
     let mut items = HashMap::new();
@@ -164,15 +179,31 @@ pub fn read_comparisons(path: &Path) -> anyhow::Result<Comparisons> {
         if !more {
             break;
         }
-        let w = match &rec[winner] {
-            "left" => Winner::Left,
-            "right" => Winner::Right,
-            "tie" => Winner::Tie,
-            other => anyhow::bail!(
-                "{}: line {}: winner {other:?} is not left, right or tie",
-                path.display(),
-                n + 2
-            ),
+        let line = || format!("{}: line {}", path.display(), n + 2);
+        let graded = grade.map(|col| rec[col].trim()).filter(|g| !g.is_empty());
+        let w = match (graded, winner.map(|col| &rec[col])) {
+            (Some(g), _) => {
+                let bound = f64::from(scale);
+                let v: f64 = g
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{}: grade {g:?} is not a number", line()))?;
+                anyhow::ensure!(
+                    v.fract() == 0.0 && (-bound..=bound).contains(&v),
+                    "{}: grade {g:?} is not a whole number from -{scale} to {scale} (set --scale)",
+                    line()
+                );
+                Winner::Graded {
+                    grade: v as i32,
+                    scale,
+                }
+            }
+            (None, Some("left")) => Winner::Left,
+            (None, Some("right")) => Winner::Right,
+            (None, Some("tie")) => Winner::Tie,
+            (None, Some(other)) => {
+                anyhow::bail!("{}: winner {other:?} is not left, right or tie", line())
+            }
+            (None, None) => anyhow::bail!("{}: neither a grade nor a winner", line()),
         };
         let who = worker.map_or("", |col| &rec[col]);
         c.push(&mut items, &mut workers, who, &rec[left], &rec[right], w);
@@ -303,7 +334,7 @@ pub fn pairwise_scores(c: &Comparisons, method: PairwiseMethod, options: BtOptio
 }
 
 fn run_pairwise(args: &AggregateArgs, method: PairwiseMethod) -> anyhow::Result<()> {
-    let comparisons = read_comparisons(&args.answers)?;
+    let comparisons = read_comparisons(&args.answers, args.scale)?;
     let scores = pairwise_scores(
         &comparisons,
         method,

@@ -239,7 +239,8 @@ pub struct PairwiseFitArgs {
 /// Loads the comparisons, times the fit, writes the scores, prints a JSON
 /// line.
 pub fn pairwise(args: &PairwiseFitArgs) -> anyhow::Result<()> {
-    let c = read_comparisons(&args.comparisons)?;
+    // Generated comparisons have winners, not grades: any scale will do.
+    let c = read_comparisons(&args.comparisons, 10)?;
     let start = Instant::now();
     let scores = pairwise_scores(&c, args.method, BtOptions::default());
     let seconds = start.elapsed().as_secs_f64();

@@ -427,6 +427,47 @@ fn aggregate_pairwise_writes_scores_best_first() {
 }
 
 #[test]
+fn aggregate_pairwise_counts_a_grade_as_its_share_of_a_win() {
+    // By side alone a and b each win once; by grade, a wins by far more.
+    let pairs = "left,right,winner,grade\na,b,left,-9\na,b,right,1\nb,c,left,\n";
+    let text = succeeded(aggregate("graded.csv", &["--pairwise", "bt"], pairs));
+    let items: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(items, ["a", "b", "c"], "{text}");
+    let flipped = "left,right,grade\na,b,9\na,b,-1\n";
+    let text = succeeded(aggregate("flipped.csv", &["--pairwise", "bt"], flipped));
+    assert!(text.lines().nth(1).unwrap().starts_with("b,"), "{text}");
+    for (bad, why) in [
+        ("left,right,grade\na,b,11\n", "from -10 to 10"),
+        ("left,right,grade\na,b,2.5\n", "whole number"),
+        ("left,right,grade\na,b,lots\n", "not a number"),
+        ("left,right,grade\na,b,\n", "neither a grade nor a winner"),
+    ] {
+        let err = failed(aggregate("bad-grade.csv", &["--pairwise", "bt"], bad));
+        assert!(
+            err.contains(why) && err.contains("line 2"),
+            "{bad:?}: {err}"
+        );
+    }
+    // A wider scale takes wider grades.
+    let wide = "left,right,grade\na,b,-50\n";
+    succeeded(aggregate(
+        "wide.csv",
+        &["--pairwise", "bt", "--scale", "50"],
+        wide,
+    ));
+    let err = failed(aggregate(
+        "zero.csv",
+        &["--pairwise", "bt", "--scale", "0"],
+        wide,
+    ));
+    assert!(err.contains("scale"), "{err}");
+}
+
+#[test]
 fn aggregate_numeric_answers_by_median() {
     let text = succeeded(aggregate(
         "numbers.csv",
