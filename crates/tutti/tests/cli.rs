@@ -406,17 +406,20 @@ fn aggregate_refuses_unknown_methods_answers_outside_the_classes_and_wmv_without
     );
 }
 
+/// The items of an `item,score` output, best first.
+fn ranked(text: &str) -> Vec<&str> {
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect()
+}
+
 #[test]
 fn aggregate_pairwise_writes_scores_best_first() {
     let pairs = "left,right,winner\na,b,left\na,b,left\nb,c,left\nc,a,tie\nb,a,left\n";
     for method in ["bt", "noisy-bt"] {
         let text = succeeded(aggregate("pairs.csv", &["--pairwise", method], pairs));
-        let items: Vec<&str> = text
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').next().unwrap())
-            .collect();
-        assert_eq!(items, ["a", "b", "c"], "{method}");
+        assert_eq!(ranked(&text), ["a", "b", "c"], "{method}");
     }
     let err = failed(aggregate(
         "bad-pairs.csv",
@@ -431,12 +434,7 @@ fn aggregate_pairwise_counts_a_grade_as_its_share_of_a_win() {
     // By side alone a and b each win once; by grade, a wins by far more.
     let pairs = "left,right,winner,grade\na,b,left,-9\na,b,right,1\nb,c,left,\n";
     let text = succeeded(aggregate("graded.csv", &["--pairwise", "bt"], pairs));
-    let items: Vec<&str> = text
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap())
-        .collect();
-    assert_eq!(items, ["a", "b", "c"], "{text}");
+    assert_eq!(ranked(&text), ["a", "b", "c"], "{text}");
     let flipped = "left,right,grade\na,b,9\na,b,-1\n";
     let text = succeeded(aggregate("flipped.csv", &["--pairwise", "bt"], flipped));
     assert!(text.lines().nth(1).unwrap().starts_with("b,"), "{text}");
