@@ -7,7 +7,10 @@
   var ahead = null; // { html, id }: the task leased ahead, once fetched
   var inFlight = 0; // answers still being posted in the background
   var waiters = [];
-  // Set once the page posts a form the plain way: the server then holds any
+  // Set once the page posts a form the plain way: nothing more is fetched
+  // ahead or posted from this page.
+  var posting = false;
+  // Set when that post is an answer or a skip: the server then holds any
   // task leased ahead and the next page shows it, so it must not be given
   // back on the way out.
   var leaving = false;
@@ -70,19 +73,22 @@
   function prefetch(gen) {
     ahead = null;
     var f = answerForm();
-    if (!f || !window.fetch || leaving) return;
+    if (!f || !window.fetch || posting) return;
     var url = "/work/" + f.getAttribute("data-job") + "/ahead?after=" + f.getAttribute("data-assignment");
     fetch(url, { credentials: "same-origin" })
       .then(function (r) { return r.status === 200 ? r.text() : null; })
       .then(function (html) {
-        if (!html || leaving) return;
+        if (!html) return;
         var box = document.createElement("div");
         box.innerHTML = html;
         var next = box.querySelector("#answer-form");
         if (!next) return;
         var got = { html: html, id: next.getAttribute("data-assignment"), job: next.getAttribute("data-job") };
-        // A lease fetched after the page moved on is given back at once.
-        if (gen !== generation) { giveBack(got); return; }
+        // Leaving for the next task: the next page shows this lease.
+        if (leaving) return;
+        // A lease fetched after the page moved on or while quitting is
+        // given back at once.
+        if (posting || gen !== generation) { giveBack(got); return; }
         ahead = got;
         var keep = document.querySelector('#other-form input[name="ahead"]');
         if (keep) keep.value = ahead.id;
@@ -93,7 +99,7 @@
   // Shows the task now in main; the next one is fetched ahead unless an
   // answer is still on its way (its lease would come back as held).
   function init(later) {
-    if (!later) leaving = false;
+    if (!later) posting = leaving = false;
     generation++;
     showCount();
     timer(generation);
@@ -132,11 +138,15 @@
   document.addEventListener("submit", function (e) {
     var f = e.target;
     if (f.id !== "answer-form" && f.id !== "other-form") return;
+    // A plain post is on its way: a second press would post the same form
+    // again (or twice at once, after the answers before it).
+    if (posting) { e.preventDefault(); return; }
     var data = new FormData(f, e.submitter);
     var action = data.get("action");
     if (!ahead || action === "release") {
       // A plain post; answers still on their way go first. An answer or a
       // skip comes back to this job's next task, which is the one held.
+      posting = true;
       if (action !== "release") leaving = true;
       if (inFlight > 0) {
         e.preventDefault();

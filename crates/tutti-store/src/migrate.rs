@@ -80,6 +80,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "text_search",
         sql: include_str!("../migrations/sqlite/0014_text_search.sql"),
     },
+    Migration {
+        version: 15,
+        name: "search_text",
+        sql: include_str!("../migrations/sqlite/0015_search_text.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.

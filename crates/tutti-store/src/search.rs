@@ -5,16 +5,17 @@
 //! must each occur in a row's values, joined one per line, as lower-case
 //! substrings.
 //!
-//! - **SQLite** keeps the values in `task_text`, an FTS5 table with the
-//!   trigram tokenizer (rowid = task id), so a term of three characters or
+//! - **SQLite** keeps each row's [`row_text`] in `task_search` (per job)
+//!   and indexes it in `task_text`, an FTS5 table with the trigram
+//!   tokenizer over it (rowid = task id), so a term of three characters or
 //!   more is a phrase of trigrams the index answers without reading rows.
-//!   Imports do not write it: indexing in the insert would slow an import
-//!   about fifteen-fold, so [`index_batch`] indexes committed tasks in id
-//!   order behind them, and a search also scans the job's few tasks past
-//!   `task_text_progress.through_id` directly. Terms shorter than three
-//!   characters have no trigram: alongside a longer term they filter its
-//!   matches; alone they scan the index's stored text, which is narrower
-//!   than the rows (but holds every job's).
+//!   Imports do not write them: indexing in the insert would slow an
+//!   import about fifteen-fold, so [`index_batch`] indexes committed tasks
+//!   in id order behind them, and a search also reads the job's few tasks
+//!   past `task_text_progress.through_id` directly (there SQLite's own
+//!   `lower`, which folds ASCII only, stands in for [`row_text`]'s). Terms
+//!   shorter than three characters have no trigram: alongside a longer
+//!   term they filter its matches; alone they scan the job's stored text.
 //! - **PostgreSQL** stores [`row_text`] in `tasks.search_text` as a row is
 //!   imported, under a GIN trigram index (`pg_trgm`), and each term is a
 //!   `LIKE` on it: the planner reads the index for a rare term and scans
@@ -22,12 +23,14 @@
 
 use crate::Backend;
 
-/// SQLite: a task row's values, one per line, as the index holds them; `$t`
-/// is the row's alias.
+/// SQLite: a task row's values, one per line, as [`row_text`] makes them
+/// but for case (SQLite's `lower` folds ASCII only); `$t` is the row's
+/// alias.
 macro_rules! sqlite_row_text {
     ($t:literal) => {
         concat!(
-            "(SELECT group_concat(j.value, char(10)) FROM json_each(",
+            "(SELECT group_concat(CASE j.type WHEN 'true' THEN 'true' WHEN 'false' \
+             THEN 'false' ELSE j.value END, char(10)) FROM json_each(",
             $t,
             ".data) j)"
         )
@@ -47,32 +50,42 @@ pub(crate) async fn index_batch(pool: &sqlx::SqlitePool, limit: i64) -> anyhow::
     let through: i64 = sqlx::query_scalar("SELECT through_id FROM task_text_progress")
         .fetch_one(&mut *tx)
         .await?;
-    let last: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(id) FROM (SELECT id FROM tasks WHERE id > $1 ORDER BY id LIMIT $2)",
-    )
-    .bind(through)
-    .bind(limit)
-    .fetch_one(&mut *tx)
-    .await?;
-    let Some(last) = last else {
+    let rows: Vec<(i64, i64, String)> =
+        sqlx::query_as("SELECT id, job_id, data FROM tasks WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(through)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+    let Some(&(last, _, _)) = rows.last() else {
         return Ok(0);
     };
-    let done = sqlx::query(concat!(
-        "INSERT INTO task_text (rowid, text) SELECT t.id, COALESCE(",
-        sqlite_row_text!("t"),
-        ", '') FROM tasks t WHERE t.id > $1 AND t.id <= $2"
-    ))
+    // 300 rows of three values per statement, under SQLite's parameter
+    // limit; positional parameters (numbered ones are looked up linearly).
+    for chunk in rows.chunks(300) {
+        let mut sql = String::from("INSERT INTO task_search (id, job_id, text) VALUES ");
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, job, data) in chunk {
+            q = q.bind(*id).bind(*job).bind(row_text(data));
+        }
+        q.execute(&mut *tx).await?;
+    }
+    sqlx::query(
+        "INSERT INTO task_text (rowid, text) SELECT id, text FROM task_search \
+         WHERE id > $1 AND id <= $2",
+    )
     .bind(through)
     .bind(last)
     .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .await?;
     sqlx::query("UPDATE task_text_progress SET through_id = $1")
         .bind(last)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(done)
+    Ok(rows.len() as u64)
 }
 
 /// The ` AND …` clause keeping tasks `t` of job `$1` whose values hold every
@@ -99,30 +112,33 @@ pub(crate) fn text_search_sql(
         Backend::Sqlite => {
             let (long, short): (Vec<&String>, Vec<&String>) =
                 terms.iter().partition(|t| t.chars().count() >= 3);
-            let mut indexed = String::from("SELECT rowid FROM task_text WHERE ");
-            let mut tail = String::from(
-                "SELECT u.id FROM tasks u WHERE u.id > (SELECT through_id FROM task_text_progress) \
-                 AND u.job_id = $1",
-            );
-            let mut conditions = Vec::new();
-            if !long.is_empty() {
+            // The indexed rows: long words through the trigram index, short
+            // ones (no trigram to look up) by reading the stored text, of
+            // what the index found or else of this job's rows.
+            let mut indexed = if long.is_empty() {
+                String::from("SELECT id FROM task_search WHERE job_id = $1")
+            } else {
                 let phrases = long
                     .iter()
                     .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
                     .collect::<Vec<_>>()
                     .join(" AND ");
-                conditions.push(format!("task_text MATCH {}", param(phrases, &mut vals)));
-            }
-            // A short term has no trigram to look up: it filters what the
-            // long ones found, or alone scans the stored text (narrower
-            // than the rows themselves).
+                format!(
+                    "SELECT rowid FROM task_text WHERE task_text MATCH {}",
+                    param(phrases, &mut vals)
+                )
+            };
             for term in &short {
-                let p = param(like_pattern(term), &mut vals);
-                conditions.push(format!("text LIKE {p} ESCAPE '\\'"));
-            }
-            indexed.push_str(&conditions.join(" AND "));
-            for term in long.iter().chain(&short) {
                 let p = param((*term).clone(), &mut vals);
+                indexed.push_str(&format!(" AND instr(text, {p}) > 0"));
+            }
+            // The job's rows imported since, read directly.
+            let mut tail = String::from(
+                "SELECT u.id FROM tasks u WHERE u.id > (SELECT through_id FROM task_text_progress) \
+                 AND u.job_id = $1",
+            );
+            for term in terms {
+                let p = param(term.clone(), &mut vals);
                 tail.push_str(&format!(
                     " AND instr(lower({}), {p}) > 0",
                     sqlite_row_text!("u")
@@ -209,24 +225,25 @@ mod tests {
         // The tail past the indexed tasks checks each term itself.
         assert_eq!(&vals[1..], ["say \"hi\"", "dog"]);
         assert!(
-            sql.contains(
-                "instr(lower((SELECT group_concat(j.value, char(10)) FROM json_each(u.data) j)), $3) > 0"
-            ),
+            sql.contains("ELSE j.value END, char(10)) FROM json_each(u.data) j)), $3) > 0"),
             "{sql}"
         );
     }
 
     #[test]
-    fn sqlite_short_terms_filter_the_index_matches_or_scan_the_stored_text() {
-        let (sql, vals) = text_search_sql(Backend::Sqlite, &terms(&["a%", "dog"]), 1);
-        assert_eq!(vals, ["\"dog\"", "%a\\%%", "dog", "a%"]);
+    fn sqlite_short_terms_filter_the_index_matches_or_read_the_jobs_text() {
+        let (sql, vals) = text_search_sql(Backend::Sqlite, &terms(&["a%", "dog"]), 2);
+        assert_eq!(vals, ["\"dog\"", "a%", "a%", "dog"]);
         assert!(
-            sql.contains("MATCH $1 AND text LIKE $2 ESCAPE '\\' UNION ALL"),
+            sql.contains("MATCH $2 AND instr(text, $3) > 0 UNION ALL"),
             "{sql}"
         );
-        let (sql, vals) = text_search_sql(Backend::Sqlite, &terms(&["ab"]), 1);
-        assert_eq!(vals, ["%ab%", "ab"]);
+        let (sql, vals) = text_search_sql(Backend::Sqlite, &terms(&["ab"]), 2);
+        assert_eq!(vals, ["ab", "ab"]);
         assert!(!sql.contains("MATCH"), "{sql}");
-        assert!(sql.contains("FROM task_text WHERE text LIKE $1"), "{sql}");
+        assert!(
+            sql.contains("SELECT id FROM task_search WHERE job_id = $1 AND instr(text, $2) > 0"),
+            "{sql}"
+        );
     }
 }

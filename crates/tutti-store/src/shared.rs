@@ -2241,6 +2241,7 @@ macro_rules! store_impl {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.tasks_added();
                 Ok(JobId(job))
             }
 

@@ -687,7 +687,7 @@ mod tests {
             .await
             .unwrap();
         let animals = ["Dog", "cat", "bird"];
-        let rows = (0..30)
+        let mut rows: Vec<ImportRow> = (0..30)
             .map(|i| {
                 ImportRow::plain(
                     serde_json::json!({"name": format!("row {i} of the {}", animals[i % 3])})
@@ -695,6 +695,9 @@ mod tests {
                 )
             })
             .collect();
+        rows.push(ImportRow::plain(
+            serde_json::json!({"name": "ÖL und ÄRGER", "ok": true}).to_string(),
+        ));
         let (tx, rx) = mpsc::channel(2);
         tx.send(ImportMsg::Rows(rows)).await.unwrap();
         tx.send(ImportMsg::Done).await.unwrap();
@@ -721,17 +724,24 @@ mod tests {
         assert_eq!(indexed[1], [13, 16, 19, 22]);
         assert_eq!(indexed[2], [3, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
         assert_eq!(indexed[6], Vec::<i64>::new());
+        // Indexed, case folds beyond ASCII (Tutti lower-cases the stored
+        // text) and a boolean reads as written, as on PostgreSQL.
+        for q in ["öl", "ärger", "ÄRGER Öl", "true"] {
+            assert_eq!(searched(&store, job.id, q).await, [31], "{q:?}");
+        }
         // The last 18 rows taken out of the index, as if just imported:
         // the same answers, from the index and a scan of the rest.
         let through: i64 = sqlx::query_scalar("SELECT id FROM tasks ORDER BY id LIMIT 1 OFFSET 11")
             .fetch_one(&store.reader)
             .await
             .unwrap();
-        sqlx::query("DELETE FROM task_text WHERE rowid > $1")
-            .bind(through)
-            .execute(&store.writer)
-            .await
-            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM task_text WHERE rowid > {through}; \
+             DELETE FROM task_search WHERE id > {through};"
+        )))
+        .execute(&store.writer)
+        .await
+        .unwrap();
         sqlx::query("UPDATE task_text_progress SET through_id = $1")
             .bind(through)
             .execute(&store.writer)
@@ -746,12 +756,18 @@ mod tests {
         }
         // Indexed again, each task exactly once.
         while crate::search::index_batch(&store.writer, 5).await.unwrap() > 0 {}
-        let (entries, tasks): (i64, i64) =
-            sqlx::query_as("SELECT (SELECT COUNT(*) FROM task_text), (SELECT COUNT(*) FROM tasks)")
-                .fetch_one(&store.reader)
-                .await
-                .unwrap();
+        let (entries, tasks): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM task_search), (SELECT COUNT(*) FROM tasks)",
+        )
+        .fetch_one(&store.reader)
+        .await
+        .unwrap();
         assert_eq!(entries, tasks);
+        // The index holds exactly the stored text: nothing twice or stale.
+        sqlx::query("INSERT INTO task_text (task_text) VALUES ('integrity-check')")
+            .execute(&store.writer)
+            .await
+            .unwrap();
         for (q, want) in queries.iter().zip(&indexed) {
             assert_eq!(
                 &searched(&store, job.id, q).await,
