@@ -46,7 +46,10 @@ pub(crate) const INDEX_BATCH: i64 = 1000;
 /// writer and tasks are never deleted), so everything up to
 /// `through_id` is indexed.
 pub(crate) async fn index_batch(pool: &sqlx::SqlitePool, limit: i64) -> anyhow::Result<u64> {
-    let mut tx = pool.begin().await?;
+    // Take the write lock first: a deferred transaction that read the mark
+    // and then found another process (a second `tutti` on the same file)
+    // had written since would fail instead of waiting its turn.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let through: i64 = sqlx::query_scalar("SELECT through_id FROM task_text_progress")
         .fetch_one(&mut *tx)
         .await?;
