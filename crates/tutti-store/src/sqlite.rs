@@ -656,6 +656,18 @@ mod tests {
         page.iter().map(|r| r.seq).collect()
     }
 
+    async fn all_searched(
+        store: &SqliteStore,
+        job: tutti_domain::ids::JobId,
+        queries: &[&str],
+    ) -> Vec<Vec<i64>> {
+        let mut out = Vec::new();
+        for q in queries {
+            out.push(searched(store, job, q).await);
+        }
+        out
+    }
+
     #[tokio::test]
     async fn a_text_search_finds_the_same_rows_before_and_after_they_are_indexed() {
         use tutti_domain::job::{JobConfig, JobSpec};
@@ -713,13 +725,7 @@ mod tests {
         ];
         // Everything indexed.
         while crate::search::index_batch(&store.writer, 7).await.unwrap() > 0 {}
-        let indexed: Vec<Vec<i64>> = {
-            let mut out = Vec::new();
-            for q in queries {
-                out.push(searched(&store, job.id, q).await);
-            }
-            out
-        };
+        let indexed = all_searched(&store, job.id, &queries).await;
         assert_eq!(indexed[0], (1..=30).step_by(3).collect::<Vec<i64>>());
         assert_eq!(indexed[1], [13, 16, 19, 22]);
         assert_eq!(indexed[2], [3, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
@@ -737,25 +743,24 @@ mod tests {
             .unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "DELETE FROM task_text WHERE rowid > {through}; \
-             DELETE FROM task_search WHERE id > {through};"
+             DELETE FROM task_search WHERE id > {through}; \
+             UPDATE task_text_progress SET through_id = {through};"
         )))
         .execute(&store.writer)
         .await
         .unwrap();
-        sqlx::query("UPDATE task_text_progress SET through_id = $1")
-            .bind(through)
+        assert_eq!(
+            all_searched(&store, job.id, &queries).await,
+            indexed,
+            "half indexed: {queries:?}"
+        );
+        // Indexed again, each task exactly once.
+        while crate::search::index_batch(&store.writer, 5).await.unwrap() > 0 {}
+        // The index holds exactly the stored text: nothing twice or stale.
+        sqlx::query("INSERT INTO task_text (task_text) VALUES ('integrity-check')")
             .execute(&store.writer)
             .await
             .unwrap();
-        for (q, want) in queries.iter().zip(&indexed) {
-            assert_eq!(
-                &searched(&store, job.id, q).await,
-                want,
-                "{q:?} half indexed"
-            );
-        }
-        // Indexed again, each task exactly once.
-        while crate::search::index_batch(&store.writer, 5).await.unwrap() > 0 {}
         let (entries, tasks): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM task_search), (SELECT COUNT(*) FROM tasks)",
         )
@@ -763,18 +768,11 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(entries, tasks);
-        // The index holds exactly the stored text: nothing twice or stale.
-        sqlx::query("INSERT INTO task_text (task_text) VALUES ('integrity-check')")
-            .execute(&store.writer)
-            .await
-            .unwrap();
-        for (q, want) in queries.iter().zip(&indexed) {
-            assert_eq!(
-                &searched(&store, job.id, q).await,
-                want,
-                "{q:?} indexed again"
-            );
-        }
+        assert_eq!(
+            all_searched(&store, job.id, &queries).await,
+            indexed,
+            "indexed again: {queries:?}"
+        );
         // A long term is looked up in the index, not by reading every row.
         let (clause, vals) = crate::search::text_search_sql(Backend::Sqlite, &["dog".into()], 2);
         let sql = format!("SELECT t.seq FROM tasks t WHERE t.job_id = $1{clause}");
