@@ -1752,22 +1752,14 @@ macro_rules! store_impl {
 
             async fn recount_job_figures(&self, job: JobId) -> Result<()> {
                 let mut tx = self.writer().begin().await?;
-                sqlx::query("DELETE FROM job_worker_counts WHERE job_id = $1")
-                    .bind(job.0)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query($crate::shared::RECOUNT_WORKER_FIGURES)
-                    .bind(job.0)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM job_hours WHERE job_id = $1")
-                    .bind(job.0)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query($crate::shared::RECOUNT_JOB_HOURS)
-                    .bind(job.0)
-                    .execute(&mut *tx)
-                    .await?;
+                for sql in [
+                    "DELETE FROM job_worker_counts WHERE job_id = $1",
+                    $crate::shared::RECOUNT_WORKER_FIGURES,
+                    "DELETE FROM job_hours WHERE job_id = $1",
+                    $crate::shared::RECOUNT_JOB_HOURS,
+                ] {
+                    sqlx::query(sql).bind(job.0).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }
