@@ -23,8 +23,10 @@
 //!
 //! Memory stays flat whatever the row count: at most a few batches are in
 //! flight, and what is kept per task grows with the number of distinct
-//! (source, author) pairs (8 bytes each for the unique count, about 24 per
-//! labeled pair for the production tally), never with rows.
+//! (source, author) pairs (about 30 bytes each for the unique count and
+//! the first label's tally, 17-34 more per further label of a pair), never
+//! with rows. Past a budget of tallies the production step becomes a query
+//! over the result rows instead.
 //!
 //! **Checkpoints and resume.** Each batch's result rows commit in one
 //! transaction with the task's state: rows read so far and the id of the
@@ -57,7 +59,7 @@ use tutti_label::matcher::Scratch;
 use tutti_label::{Hit, Matcher, MatcherOptions, PatternSet};
 
 /// Rows per batch (and per committed transaction) unless told otherwise.
-pub const DEFAULT_BATCH_ROWS: usize = 20_000;
+pub const DEFAULT_BATCH_ROWS: usize = 10_000;
 
 /// Why a task failed. The message is for people; it names what to fix and
 /// never carries a database's own error text, which goes in `detail`.
@@ -322,7 +324,7 @@ impl Pool {
     fn give(&self, mut b: Batch) {
         b.clear();
         if let Ok(mut v) = self.0.lock()
-            && v.len() < 4
+            && v.len() < 2
         {
             v.push(b);
         }
@@ -454,8 +456,9 @@ pub trait Sink: Send {
     fn task_id(&self) -> String;
 }
 
-/// (pair, label) tallies kept in memory by default: about 16 MB.
-pub const DEFAULT_TALLY_BUDGET: usize = 400_000;
+/// (pair, label) tallies kept in memory by default: the side map of
+/// second and further labels stays within 2^20 slots (about 18 MB).
+pub const DEFAULT_TALLY_BUDGET: usize = 900_000;
 
 /// Which result rows the production step keeps.
 #[derive(Debug, Clone, PartialEq)]
@@ -613,92 +616,140 @@ impl Hasher for Identity {
     }
 }
 
-type U64Set = HashSet<u64, BuildHasherDefault<Identity>>;
 type U64Map<V> = HashMap<u64, V, BuildHasherDefault<Identity>>;
 
-/// A label's standing for one pair.
+/// Mixes keys that are small numbers, for a hash table.
+#[derive(Default)]
+struct Mix(u64);
+
+impl Hasher for Mix {
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys are hashed")
+    }
+    fn write_u64(&mut self, n: u64) {
+        let x = (n ^ (n >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        self.0 = x ^ (x >> 29);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A label's standing for one pair: 12 bytes.
 #[derive(Debug, Clone, Copy)]
 struct Tally {
     label: u16,
     count: u32,
-    first_seq: u64,
+    first_seq: u32,
 }
 
-/// Per labeled (source, author): the tally of its first label inline, of
-/// any further labels in a side map (rare).
+/// The label of a pair with none yet.
+const NO_LABEL: u16 = u16::MAX;
+
+/// The (source, author) pairs seen, numbered in order of first sight, and
+/// per pair the tally of its labels: the first label's in a vector by
+/// number (12 bytes a pair), further labels' in a side map (about 17-34
+/// bytes each). A pair costs about 30 bytes in all.
 #[derive(Default)]
 struct Production {
-    first: U64Map<Tally>,
-    more: HashMap<(u64, u16), (u32, u64)>,
+    /// Pair hash to its number.
+    ids: U64Map<u32>,
+    /// By pair number: the tally of the pair's first label.
+    first: Vec<Tally>,
+    /// Further labels: (pair number << 16 | label) to (count, first seq).
+    more: HashMap<u64, (u32, u32), BuildHasherDefault<Mix>>,
+    /// Pairs with at least one label.
+    labeled: usize,
     /// Most tallies kept; past it the tally is dropped for a query.
     budget: Option<usize>,
     overflowed: bool,
 }
 
 impl Production {
-    fn add(&mut self, pair: u64, label: u16, seq: u64) {
+    /// The number of a pair, numbering it if new.
+    fn see(&mut self, pair: u64) -> u32 {
+        let next = self.ids.len() as u32;
+        let id = *self.ids.entry(pair).or_insert(next);
+        if id == next && !self.overflowed {
+            self.first.push(Tally {
+                label: NO_LABEL,
+                count: 0,
+                first_seq: 0,
+            });
+        }
+        id
+    }
+
+    /// Distinct pairs seen.
+    fn unique(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Drops the tally: the production step will be a query.
+    fn overflow(&mut self) {
+        self.overflowed = true;
+        self.first = Vec::new();
+        self.more = HashMap::default();
+    }
+
+    /// Counts result row `seq` (label `label`) for pair number `id`.
+    fn add(&mut self, id: u32, label: u16, seq: u64) {
         if self.overflowed {
             return;
         }
-        if let Some(budget) = self.budget
-            && self.first.len() + self.more.len() >= budget
-        {
-            self.overflowed = true;
-            self.first = U64Map::default();
-            self.more = HashMap::new();
+        let tallies = self.labeled + self.more.len();
+        let Ok(seq) = u32::try_from(seq) else {
+            self.overflow();
+            return;
+        };
+        if self.budget.is_some_and(|b| tallies >= b) || id == u32::MAX {
+            self.overflow();
             return;
         }
-        match self.first.entry(pair) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Tally {
-                    label,
-                    count: 1,
-                    first_seq: seq,
-                });
-            }
-            std::collections::hash_map::Entry::Occupied(mut o) => {
-                let t = o.get_mut();
-                if t.label == label {
-                    t.count += 1;
-                } else {
-                    self.more
-                        .entry((pair, label))
-                        .and_modify(|(c, _)| *c += 1)
-                        .or_insert((1, seq));
-                }
-            }
+        let t = &mut self.first[id as usize];
+        if t.label == NO_LABEL {
+            *t = Tally {
+                label,
+                count: 1,
+                first_seq: seq,
+            };
+            self.labeled += 1;
+        } else if t.label == label {
+            t.count += 1;
+        } else {
+            self.more
+                .entry(u64::from(id) << 16 | u64::from(label))
+                .and_modify(|(c, _)| *c += 1)
+                .or_insert((1, seq));
         }
     }
 
     /// The `seq` of each pair's kept row, ascending.
-    fn winners(&self, priority: &[i32]) -> Vec<u64> {
-        let mut out = Vec::with_capacity(self.first.len());
-        let mut extra: U64Map<Vec<Tally>> = U64Map::default();
-        for (&(pair, label), &(count, first_seq)) in &self.more {
-            extra.entry(pair).or_default().push(Tally {
-                label,
+    fn winners(mut self, priority: &[i32]) -> Vec<u64> {
+        let key = |t: &Tally| {
+            (
+                t.count,
+                priority[t.label as usize],
+                std::cmp::Reverse(t.first_seq),
+            )
+        };
+        for (&k, &(count, first_seq)) in &self.more {
+            let other = Tally {
+                label: (k & 0xFFFF) as u16,
                 count,
                 first_seq,
-            });
-        }
-        for (pair, t) in &self.first {
-            let mut best = *t;
-            if let Some(others) = extra.get(pair) {
-                for o in others {
-                    let key = |t: &Tally| {
-                        (
-                            t.count,
-                            priority[t.label as usize],
-                            std::cmp::Reverse(t.first_seq),
-                        )
-                    };
-                    if key(o) > key(&best) {
-                        best = *o;
-                    }
-                }
+            };
+            let best = &mut self.first[(k >> 16) as usize];
+            if key(&other) > key(best) {
+                *best = other;
             }
-            out.push(best.first_seq);
         }
+        let mut out: Vec<u64> = self
+            .first
+            .iter()
+            .filter(|t| t.label != NO_LABEL)
+            .map(|t| u64::from(t.first_seq))
+            .collect();
         out.sort_unstable();
         out
     }
@@ -782,7 +833,7 @@ pub fn run(
 
     std::thread::scope(|scope| -> Result<Progress, LabelError> {
         let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Matched>(parts);
-        let (out_tx, out_rx) = mpsc::sync_channel::<ToWriter>(2);
+        let (out_tx, out_rx) = mpsc::sync_channel::<ToWriter>(1);
 
         let mut scanners = Vec::new();
         for part in 0..parts {
@@ -873,7 +924,6 @@ pub fn run(
 
         // The sequencer runs here.
         let sequenced = (|| -> Result<(), LabelError> {
-            let mut pairs = U64Set::default();
             let mut production = Production {
                 budget: plan.tally_budget.or(budget),
                 ..Production::default()
@@ -910,9 +960,7 @@ pub fn run(
                             )));
                         }
                     }
-                    for h in &hashes {
-                        pairs.insert(*h);
-                    }
+                    let ids: Vec<u32> = hashes.iter().map(|&h| production.see(h)).collect();
                     let mut out = Vec::new();
                     let mut last_row = u32::MAX;
                     for &(row, label, pattern) in &hits {
@@ -921,7 +969,7 @@ pub fn run(
                             last_row = row;
                         }
                         seq += 1;
-                        production.add(hashes[row as usize], label, seq);
+                        production.add(ids[row as usize], label, seq);
                         if base + u64::from(row) >= skip {
                             out.push(Labeled {
                                 seq,
@@ -933,7 +981,7 @@ pub fn run(
                     }
                     p.received += batch.len() as u64;
                     p.result_rows = seq;
-                    p.unique_pairs = pairs.len() as u64;
+                    p.unique_pairs = production.unique() as u64;
                     if p.received <= skip || batch.is_empty() {
                         pool.give(batch);
                         continue;
@@ -1044,19 +1092,50 @@ mod tests {
     #[test]
     fn production_keeps_the_most_frequent_label_then_priority_then_the_first_seen() {
         let mut p = Production::default();
-        // Pair 1: label 0 once (seq 1), label 1 twice (seq 2, 3): label 1.
-        p.add(1, 0, 1);
-        p.add(1, 1, 2);
-        p.add(1, 1, 3);
-        // Pair 2: labels 0 and 2 once each; label 2 has higher priority.
-        p.add(2, 0, 4);
-        p.add(2, 2, 5);
-        // Pair 3: labels 0 and 1 once each, equal priority: first seen.
-        p.add(3, 1, 6);
-        p.add(3, 0, 7);
-        // Pair 4: one label.
-        p.add(4, 0, 8);
-        assert_eq!(p.winners(&[0, 0, 5]), vec![2, 5, 6, 8]);
+        let [a, b, c, d, none] = [11, 22, 33, 44, 55].map(|h| p.see(h));
+        assert_eq!(p.see(22), b, "a pair keeps its number");
+        // Pair a: label 0 once (seq 1), label 1 twice (seq 2, 3): label 1.
+        p.add(a, 0, 1);
+        p.add(a, 1, 2);
+        p.add(a, 1, 3);
+        // Pair b: labels 0 and 2 once each; label 2 has higher priority.
+        p.add(b, 0, 4);
+        p.add(b, 2, 5);
+        // Pair c: labels 0 and 1 once each, equal priority: first seen.
+        p.add(c, 1, 6);
+        p.add(c, 0, 7);
+        // Pair d: one label, three times, after the others'.
+        p.add(d, 0, 8);
+        p.add(d, 0, 9);
+        p.add(d, 0, 10);
+        // Pair a again: label 0 catches up with label 1 but was seen first.
+        p.add(a, 0, 11);
+        let _ = none;
+        assert_eq!(p.unique(), 5);
+        assert!(!p.overflowed);
+        assert_eq!(p.winners(&[0, 0, 5]), vec![1, 5, 6, 8]);
+    }
+
+    #[test]
+    fn production_tally_gives_way_to_a_query_past_its_budget() {
+        let mut p = Production {
+            budget: Some(3),
+            ..Production::default()
+        };
+        let ids: Vec<u32> = (0..4).map(|h| p.see(h)).collect();
+        p.add(ids[0], 0, 1);
+        p.add(ids[0], 1, 2);
+        p.add(ids[1], 0, 3);
+        assert!(!p.overflowed, "three tallies fit");
+        p.add(ids[2], 0, 4);
+        assert!(p.overflowed);
+        assert!(p.first.is_empty() && p.more.is_empty(), "memory is freed");
+        assert_eq!(p.see(9), 4, "pairs are still counted");
+        assert_eq!(p.unique(), 5);
+        let mut big = Production::default();
+        let id = big.see(1);
+        big.add(id, 0, u64::from(u32::MAX) + 1);
+        assert!(big.overflowed, "a seq past 32 bits goes to the query");
     }
 
     #[test]
