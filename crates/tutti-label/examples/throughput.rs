@@ -57,6 +57,7 @@ fn main() {
     assert_eq!(set.patterns.len(), 1000);
     let whole_word = std::env::var("WHOLE_WORD").map_or(true, |v| v != "0");
     let matcher = Matcher::new(&set, MatcherOptions { whole_word });
+    eprintln!("automaton: {} bytes", matcher.automaton_memory());
     let texts: Vec<String> = (0..200_000)
         .map(|_| {
             let n = 3 + next() % 6;

@@ -7,6 +7,8 @@
 //! - [`matcher`]: literal keywords through one Aho-Corasick automaton
 //!   (leftmost-longest, case and width folded, optionally whole words only),
 //!   regular expressions beside it.
+//! - `table`: that automaton as a compact table of 16-bit states, for sets
+//!   of everyday size (the `aho-corasick` crate's serves larger ones).
 //!
 //! No I/O here: the engine and the command line feed rows in and write the
 //! labels out.
@@ -14,6 +16,7 @@
 
 pub mod matcher;
 pub mod patterns;
+mod table;
 
 pub use matcher::{Hit, Matcher, MatcherOptions};
 pub use patterns::{Kind, Pattern, PatternError, PatternSet};

@@ -1,6 +1,8 @@
 //! The matcher: every keyword in one Aho-Corasick automaton over folded
 //! text (leftmost-longest, so `Mary Ann` wins over `Mary` where both
-//! match), regular expressions beside it. A text's labels are the distinct
+//! match), regular expressions beside it. The automaton is our own compact
+//! table (see `table`) where the set fits 16-bit states, else the
+//! `aho-corasick` crate's; both find the same matches. A text's labels are the distinct
 //! labels of its matches, in the order they first match, each with the
 //! pattern that matched first.
 //!
@@ -12,6 +14,7 @@
 //! written without spaces, is matched anywhere by its keywords either way.
 
 use crate::patterns::{Kind, PatternSet};
+use crate::table::{Occurrence, Table};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// How keywords match.
@@ -68,14 +71,38 @@ fn is_unspaced(c: char) -> bool {
     matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0xAC00..=0xD7AF)
 }
 
+/// Whether `hay[start..end]` stands as a whole word: no letter, digit or
+/// `_` continues it on either side, except in unspaced scripts (CJK).
+fn whole_word(hay: &str, start: usize, end: usize) -> bool {
+    let before = hay[..start].chars().next_back();
+    let after = hay[end..].chars().next();
+    let first = hay[start..].chars().next();
+    let last = hay[..end].chars().next_back();
+    let joined = |edge: Option<char>, inner: Option<char>| match (edge, inner) {
+        (Some(e), Some(i)) => {
+            is_word_char(e) && is_word_char(i) && !(is_unspaced(e) || is_unspaced(i))
+        }
+        _ => false,
+    };
+    !(joined(before, first) || joined(after, last))
+}
+
 /// A compiled pattern set.
 pub struct Matcher {
-    keywords: Option<AhoCorasick>,
+    keywords: Option<Keywords>,
     /// Per automaton pattern: (pattern index, label index).
     keyword_ids: Vec<(usize, usize)>,
     regexes: Vec<(regex::Regex, usize, usize)>,
     options: MatcherOptions,
     labels: usize,
+}
+
+/// The keyword automaton.
+enum Keywords {
+    /// Ours, for sets that fit it.
+    Table(Box<Table>),
+    /// The `aho-corasick` crate's, for larger ones.
+    Crate(AhoCorasick),
 }
 
 /// Scratch space for [`Matcher::labels_into`], reused across texts so
@@ -85,6 +112,8 @@ pub struct Scratch {
     folded: String,
     seen: Vec<u32>,
     stamp: u32,
+    all: Vec<Occurrence>,
+    found: Vec<Occurrence>,
 }
 
 impl Matcher {
@@ -114,19 +143,9 @@ impl Matcher {
         // Rules of higher priority are tried first; a stable sort keeps file
         // order among equals.
         regexes.sort_by_key(|&(_, i, _)| std::cmp::Reverse(set.patterns[i].priority));
-        let keywords = (!words.is_empty()).then(|| {
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::LeftmostLongest)
-                .ascii_case_insensitive(true)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&words)
-                .or_else(|_| {
-                    AhoCorasickBuilder::new()
-                        .match_kind(MatchKind::LeftmostLongest)
-                        .ascii_case_insensitive(true)
-                        .build(&words)
-                })
-                .expect("folded keywords always build an automaton")
+        let keywords = (!words.is_empty()).then(|| match Table::new(&words) {
+            Some(table) => Keywords::Table(Box::new(table)),
+            None => Keywords::Crate(crate_automaton(&words)),
         });
         Self {
             keywords,
@@ -137,6 +156,48 @@ impl Matcher {
         }
     }
 
+    /// Bytes the keyword automaton takes.
+    pub fn automaton_memory(&self) -> usize {
+        match &self.keywords {
+            Some(Keywords::Table(t)) => t.memory(),
+            Some(Keywords::Crate(ac)) => ac.memory_usage(),
+            None => 0,
+        }
+    }
+
+    /// As [`Matcher::new`], always on the `aho-corasick` crate's automaton.
+    #[cfg(test)]
+    fn with_crate_automaton(set: &PatternSet, options: MatcherOptions) -> Self {
+        let mut m = Self::new(set, options);
+        if let Some(Keywords::Table(_)) = &m.keywords {
+            let words: Vec<String> = m
+                .keyword_ids
+                .iter()
+                .map(|&(i, _)| fold(&set.patterns[i].pattern))
+                .collect();
+            m.keywords = Some(Keywords::Crate(crate_automaton(&words)));
+        }
+        m
+    }
+}
+
+/// The `aho-corasick` crate's automaton for folded keywords.
+fn crate_automaton(words: &[String]) -> AhoCorasick {
+    AhoCorasickBuilder::new()
+        .match_kind(MatchKind::LeftmostLongest)
+        .ascii_case_insensitive(true)
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(words)
+        .or_else(|_| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .ascii_case_insensitive(true)
+                .build(words)
+        })
+        .expect("folded keywords always build an automaton")
+}
+
+impl Matcher {
     /// The labels found in `text`, in the order they first match.
     pub fn labels(&self, text: &str) -> Vec<Hit> {
         let mut out = Vec::new();
@@ -157,36 +218,35 @@ impl Matcher {
             scratch.stamp = 1;
         }
         let stamp = scratch.stamp;
-        if let Some(ac) = &self.keywords {
-            // ASCII needs no folding: the automaton ignores ASCII case.
+        if let Some(keywords) = &self.keywords {
+            // ASCII needs no folding: the automata ignore ASCII case.
             let hay = if text.is_ascii() {
                 text
             } else {
                 fold_into(text, &mut scratch.folded);
                 scratch.folded.as_str()
             };
-            for m in ac.find_iter(hay) {
-                if self.options.whole_word {
-                    let before = hay[..m.start()].chars().next_back();
-                    let after = hay[m.end()..].chars().next();
-                    let first = hay[m.start()..].chars().next();
-                    let last = hay[..m.end()].chars().next_back();
-                    let joined = |edge: Option<char>, inner: Option<char>| match (edge, inner) {
-                        (Some(e), Some(i)) => {
-                            is_word_char(e)
-                                && is_word_char(i)
-                                && !(is_unspaced(e) || is_unspaced(i))
-                        }
-                        _ => false,
-                    };
-                    if joined(before, first) || joined(after, last) {
-                        continue;
-                    }
+            let mut hit = |start: usize, end: usize, k: usize| {
+                if self.options.whole_word && !whole_word(hay, start, end) {
+                    return;
                 }
-                let (pattern, label) = self.keyword_ids[m.pattern().as_usize()];
+                let (pattern, label) = self.keyword_ids[k];
                 if scratch.seen[label] != stamp {
                     scratch.seen[label] = stamp;
                     out.push(Hit { label, pattern });
+                }
+            };
+            match keywords {
+                Keywords::Table(t) => {
+                    t.find(hay.as_bytes(), &mut scratch.all, &mut scratch.found);
+                    for &(start, end, k) in &scratch.found {
+                        hit(start as usize, end as usize, k as usize);
+                    }
+                }
+                Keywords::Crate(ac) => {
+                    for m in ac.find_iter(hay) {
+                        hit(m.start(), m.end(), m.pattern().as_usize());
+                    }
                 }
             }
         }
@@ -301,5 +361,47 @@ mod tests {
         );
         m.labels_into("", &mut scratch, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn the_compact_table_serves_everyday_sets_and_the_crate_large_ones() {
+        let small = set("label,pattern\n/a,mary\n/b,ann\n");
+        assert!(matches!(
+            Matcher::new(&small, MatcherOptions::default()).keywords,
+            Some(Keywords::Table(_))
+        ));
+        let mut file = String::from("label,pattern\n");
+        for i in 0..70_000 {
+            file.push_str(&format!("/a,w{i:05}x\n"));
+        }
+        let large = set(&file);
+        let m = Matcher::new(&large, MatcherOptions::default());
+        assert!(matches!(m.keywords, Some(Keywords::Crate(_))));
+        assert_eq!(m.labels("a W12345X b").len(), 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn both_automata_give_the_same_labels(
+            words in proptest::collection::vec("[abÄä林 _]{1,4}", 1..10),
+            texts in proptest::collection::vec("[abAÄä林 _.Ｂ]{0,24}", 1..8),
+            whole_word: bool,
+        ) {
+            let mut file = String::from("label,pattern\n");
+            let mut seen = std::collections::HashSet::new();
+            for (i, w) in words.iter().enumerate() {
+                if !w.trim().is_empty() && seen.insert(fold(w.trim())) {
+                    file.push_str(&format!("/l{},\"{}\"\n", i % 3, w));
+                }
+            }
+            proptest::prop_assume!(file.lines().count() > 1);
+            let s = set(&file);
+            let options = MatcherOptions { whole_word };
+            let ours = Matcher::new(&s, options);
+            let theirs = Matcher::with_crate_automaton(&s, options);
+            for t in &texts {
+                proptest::prop_assert_eq!(ours.labels(t), theirs.labels(t), "{:?}", t);
+            }
+        }
     }
 }
