@@ -114,6 +114,25 @@ pub struct Scratch {
     stamp: u32,
     all: Vec<Occurrence>,
     found: Vec<Occurrence>,
+    /// A second folded text, and occurrences of two texts at once.
+    folded_b: String,
+    pair: [Vec<Occurrence>; 4],
+}
+
+impl Scratch {
+    /// A fresh stamp: labels seen under older stamps count as unseen.
+    fn next_stamp(&mut self, labels: usize) -> u32 {
+        if self.seen.len() != labels {
+            self.seen = vec![0; labels];
+            self.stamp = 0;
+        }
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.seen.iter_mut().for_each(|s| *s = 0);
+            self.stamp = 1;
+        }
+        self.stamp
+    }
 }
 
 impl Matcher {
@@ -208,57 +227,132 @@ impl Matcher {
     /// As [`Matcher::labels`], into `out` (cleared first), reusing `scratch`.
     pub fn labels_into(&self, text: &str, scratch: &mut Scratch, out: &mut Vec<Hit>) {
         out.clear();
-        if scratch.seen.len() != self.labels {
-            scratch.seen = vec![0; self.labels];
-            scratch.stamp = 0;
-        }
-        scratch.stamp = scratch.stamp.wrapping_add(1);
-        if scratch.stamp == 0 {
-            scratch.seen.iter_mut().for_each(|s| *s = 0);
-            scratch.stamp = 1;
-        }
-        let stamp = scratch.stamp;
-        if let Some(keywords) = &self.keywords {
-            // ASCII needs no folding: the automata ignore ASCII case.
-            let hay = if text.is_ascii() {
-                text
-            } else {
-                fold_into(text, &mut scratch.folded);
-                scratch.folded.as_str()
-            };
-            let mut hit = |start: usize, end: usize, k: usize| {
-                if self.options.whole_word && !whole_word(hay, start, end) {
-                    return;
-                }
-                let (pattern, label) = self.keyword_ids[k];
-                if scratch.seen[label] != stamp {
-                    scratch.seen[label] = stamp;
-                    out.push(Hit { label, pattern });
-                }
-            };
-            match keywords {
-                Keywords::Table(t) => {
-                    t.find(hay.as_bytes(), &mut scratch.all, &mut scratch.found);
-                    for &(start, end, k) in &scratch.found {
-                        hit(start as usize, end as usize, k as usize);
-                    }
-                }
-                Keywords::Crate(ac) => {
-                    for m in ac.find_iter(hay) {
-                        hit(m.start(), m.end(), m.pattern().as_usize());
-                    }
-                }
+        let Some(keywords) = &self.keywords else {
+            let stamp = scratch.next_stamp(self.labels);
+            self.regex_hits(text, &mut scratch.seen, stamp, |h| out.push(h));
+            return;
+        };
+        let stamp = scratch.next_stamp(self.labels);
+        let hay = folded(text, &mut scratch.folded);
+        match keywords {
+            Keywords::Table(t) => {
+                t.find(hay.as_bytes(), &mut scratch.all, &mut scratch.found);
+                let hits = scratch
+                    .found
+                    .iter()
+                    .map(|&(s, e, k)| (s as usize, e as usize, k as usize));
+                self.text_hits(text, hay, hits, &mut scratch.seen, stamp, |h| out.push(h));
+            }
+            Keywords::Crate(ac) => {
+                let hits = ac
+                    .find_iter(hay)
+                    .map(|m| (m.start(), m.end(), m.pattern().as_usize()));
+                self.text_hits(text, hay, hits, &mut scratch.seen, stamp, |h| out.push(h));
             }
         }
+    }
+
+    /// The labels of `n` texts, as `(text index, hit)` in text order and,
+    /// within a text, in [`Matcher::labels_into`]'s order (into `out`,
+    /// cleared first). `text(i)` is the `i`th text, `None` for one with no
+    /// value. Texts are walked through the keyword table two at a time,
+    /// which overlaps their memory reads.
+    pub fn labels_of_many<'a>(
+        &self,
+        n: usize,
+        text: impl Fn(usize) -> Option<&'a str>,
+        scratch: &mut Scratch,
+        out: &mut Vec<(u32, Hit)>,
+    ) {
+        out.clear();
+        let Some(Keywords::Table(table)) = &self.keywords else {
+            let mut hits = Vec::new();
+            for i in 0..n {
+                if let Some(t) = text(i) {
+                    self.labels_into(t, scratch, &mut hits);
+                    out.extend(hits.drain(..).map(|h| (i as u32, h)));
+                }
+            }
+            return;
+        };
+        let mut waiting: Option<(usize, &str)> = None;
+        for i in 0..n {
+            let Some(b) = text(i) else { continue };
+            let Some((j, a)) = waiting.take() else {
+                waiting = Some((i, b));
+                continue;
+            };
+            let stamps = [
+                scratch.next_stamp(self.labels),
+                scratch.next_stamp(self.labels),
+            ];
+            let hay_a = folded(a, &mut scratch.folded);
+            let hay_b = folded(b, &mut scratch.folded_b);
+            table.find_two(hay_a.as_bytes(), hay_b.as_bytes(), &mut scratch.pair);
+            for (idx, t, hay, found, stamp) in
+                [(j, a, hay_a, 2, stamps[0]), (i, b, hay_b, 3, stamps[1])]
+            {
+                let hits = scratch.pair[found]
+                    .iter()
+                    .map(|&(s, e, k)| (s as usize, e as usize, k as usize));
+                self.text_hits(t, hay, hits, &mut scratch.seen, stamp, |h| {
+                    out.push((idx as u32, h))
+                });
+            }
+        }
+        if let Some((j, a)) = waiting {
+            let mut hits = Vec::new();
+            self.labels_into(a, scratch, &mut hits);
+            out.extend(hits.into_iter().map(|h| (j as u32, h)));
+        }
+    }
+
+    /// One text's labels from its keyword matches (start, end, keyword) in
+    /// `hay`, its folded form, then from the rules.
+    fn text_hits(
+        &self,
+        text: &str,
+        hay: &str,
+        matches: impl Iterator<Item = (usize, usize, usize)>,
+        seen: &mut [u32],
+        stamp: u32,
+        mut push: impl FnMut(Hit),
+    ) {
+        for (start, end, k) in matches {
+            if self.options.whole_word && !whole_word(hay, start, end) {
+                continue;
+            }
+            let (pattern, label) = self.keyword_ids[k];
+            if seen[label] != stamp {
+                seen[label] = stamp;
+                push(Hit { label, pattern });
+            }
+        }
+        self.regex_hits(text, seen, stamp, push);
+    }
+
+    /// Rules, highest priority first, for labels no keyword gave.
+    fn regex_hits(&self, text: &str, seen: &mut [u32], stamp: u32, mut push: impl FnMut(Hit)) {
         for (r, pattern, label) in &self.regexes {
-            if scratch.seen[*label] != stamp && r.is_match(text) {
-                scratch.seen[*label] = stamp;
-                out.push(Hit {
+            if seen[*label] != stamp && r.is_match(text) {
+                seen[*label] = stamp;
+                push(Hit {
                     label: *label,
                     pattern: *pattern,
                 });
             }
         }
+    }
+}
+
+/// `text` as the automata read it: ASCII as it is (they ignore ASCII
+/// case), anything else folded into `buf`.
+fn folded<'a>(text: &'a str, buf: &'a mut String) -> &'a str {
+    if text.is_ascii() {
+        text
+    } else {
+        fold_into(text, buf);
+        buf.as_str()
     }
 }
 
@@ -401,6 +495,45 @@ mod tests {
             let theirs = Matcher::with_crate_automaton(&s, options);
             for t in &texts {
                 proptest::prop_assert_eq!(ours.labels(t), theirs.labels(t), "{:?}", t);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn many_texts_at_once_get_the_labels_each_gets_alone(
+            texts in proptest::collection::vec(
+                proptest::option::weighted(0.85, "[abAÄä林 _.Ｂ]{0,16}"),
+                0..12,
+            ),
+            whole_word: bool,
+            on_crate: bool,
+        ) {
+            let s = set("label,pattern,kind\n/a,ab,keyword\n/b,b a,keyword\n/c,林,keyword\n\
+                         /a,ä,keyword\n/d,ｂ,keyword\n/e,(?i)^a,regex\n/c,b$,regex\n");
+            let options = MatcherOptions { whole_word };
+            let m = if on_crate {
+                Matcher::with_crate_automaton(&s, options)
+            } else {
+                Matcher::new(&s, options)
+            };
+            let alone: Vec<(u32, Hit)> = texts
+                .iter()
+                .enumerate()
+                .flat_map(|(i, t)| {
+                    t.as_deref()
+                        .map(|t| m.labels(t))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(move |h| (i as u32, h))
+                })
+                .collect();
+            let mut together = Vec::new();
+            let mut scratch = Scratch::default();
+            // Twice with the same scratch: nothing carries over.
+            for _ in 0..2 {
+                m.labels_of_many(texts.len(), |i| texts[i].as_deref(), &mut scratch, &mut together);
+                proptest::prop_assert_eq!(&together, &alone);
             }
         }
     }

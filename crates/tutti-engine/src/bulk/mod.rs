@@ -841,7 +841,7 @@ pub fn run(
             let (matcher, pool, window, scan_nanos) = (&matcher, &pool, &window, &scan_nanos);
             scanners.push(scope.spawn(move || {
                 let mut scratch = Scratch::default();
-                let mut found: Vec<Hit> = Vec::new();
+                let mut found: Vec<(u32, Hit)> = Vec::new();
                 let mut busy_since = Instant::now();
                 let scanned = source.scan(
                     part,
@@ -852,18 +852,19 @@ pub fn run(
                         if control.stopped() {
                             return Err(LabelError::new("the task was stopped"));
                         }
-                        let mut pairs = Vec::with_capacity(batch.len());
-                        let mut hits = Vec::new();
-                        for r in 0..batch.len() {
-                            pairs.push(pair_hash(batch.get(r, SOURCE), batch.get(r, AUTHOR)));
-                            if batch.field_is_null(r) {
-                                continue;
-                            }
-                            matcher.labels_into(batch.get(r, FIELD), &mut scratch, &mut found);
-                            for h in &found {
-                                hits.push((r as u32, h.label as u16, h.pattern as u32));
-                            }
-                        }
+                        let pairs: Vec<u64> = (0..batch.len())
+                            .map(|r| pair_hash(batch.get(r, SOURCE), batch.get(r, AUTHOR)))
+                            .collect();
+                        matcher.labels_of_many(
+                            batch.len(),
+                            |r| (!batch.field_is_null(r)).then(|| batch.get(r, FIELD)),
+                            &mut scratch,
+                            &mut found,
+                        );
+                        let hits: Vec<(u32, u16, u32)> = found
+                            .iter()
+                            .map(|(r, h)| (*r, h.label as u16, h.pattern as u32))
+                            .collect();
                         scan_nanos
                             .fetch_add(busy_since.elapsed().as_nanos() as u64, Ordering::Relaxed);
                         window.wait_for(chunk, control);
