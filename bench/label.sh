@@ -73,6 +73,9 @@ for variant in $VARIANTS; do
 done
 if [ "${MATCHER:-1}" = 1 ]; then
   echo "== matcher alone"
-  (cd "$REPO_DIR" && cargo run -q --release -p tutti-label --example throughput)
+  echo "   keywords anywhere (the default):"
+  (cd "$REPO_DIR" && WHOLE_WORD=0 cargo run -q --release -p tutti-label --example throughput 2>&1)
+  echo "   whole words (--whole-word):"
+  (cd "$REPO_DIR" && WHOLE_WORD=1 cargo run -q --release -p tutti-label --example throughput 2>&1)
 fi
 exit $failed

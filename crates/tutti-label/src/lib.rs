@@ -7,8 +7,8 @@
 //! - [`matcher`]: literal keywords through one Aho-Corasick automaton
 //!   (leftmost-longest, case and width folded, optionally whole words only),
 //!   regular expressions beside it.
-//! - `table`: that automaton as a compact table of 16-bit states, for sets
-//!   of everyday size (the `aho-corasick` crate's serves larger ones).
+//! - `table`: that automaton as a compact table, for sets of everyday size
+//!   (the `aho-corasick` crate's serves larger ones).
 //!
 //! No I/O here: the engine and the command line feed rows in and write the
 //! labels out.

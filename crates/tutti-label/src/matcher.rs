@@ -1,7 +1,7 @@
 //! The matcher: every keyword in one Aho-Corasick automaton over folded
 //! text (leftmost-longest, so `Mary Ann` wins over `Mary` where both
 //! match), regular expressions beside it. The automaton is our own compact
-//! table (see `table`) where the set fits 16-bit states, else the
+//! table (see `table`) where the set fits 65,535 states, else the
 //! `aho-corasick` crate's; both find the same matches. A text's labels are the distinct
 //! labels of its matches, in the order they first match, each with the
 //! pattern that matched first.
