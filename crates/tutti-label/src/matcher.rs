@@ -282,10 +282,15 @@ impl Matcher {
                 waiting = Some((i, b));
                 continue;
             };
-            let stamps = [
+            let mut stamps = [
                 scratch.next_stamp(self.labels),
                 scratch.next_stamp(self.labels),
             ];
+            if stamps[1] < stamps[0] {
+                // The second wrapped and cleared `seen`: the first must come
+                // after the clearing too.
+                stamps[0] = scratch.next_stamp(self.labels);
+            }
             let hay_a = folded(a, &mut scratch.folded);
             let hay_b = folded(b, &mut scratch.folded_b);
             table.find_two(hay_a.as_bytes(), hay_b.as_bytes(), &mut scratch.pair);
@@ -534,6 +539,31 @@ mod tests {
             for _ in 0..2 {
                 m.labels_of_many(texts.len(), |i| texts[i].as_deref(), &mut scratch, &mut together);
                 proptest::prop_assert_eq!(&together, &alone);
+            }
+        }
+    }
+
+    #[test]
+    fn labels_survive_the_stamp_wrapping_around_in_a_pair() {
+        let s = set("label,pattern\n/a,ab\n");
+        let m = Matcher::new(&s, MatcherOptions::default());
+        let texts = ["ab", "x"];
+        let mut scratch = Scratch::default();
+        let mut out = Vec::new();
+        m.labels_into("x", &mut scratch, &mut out);
+        // The pair's second stamp wraps: the first text's mark must not
+        // outlive the clearing.
+        scratch.stamp = u32::MAX - 1;
+        let mut many = Vec::new();
+        m.labels_of_many(2, |i| Some(texts[i]), &mut scratch, &mut many);
+        assert_eq!(many.len(), 1);
+        for start in [u32::MAX - 1, u32::MAX - 2, 0, 1] {
+            scratch.stamp = start;
+            for _ in 0..3 {
+                m.labels_into("ab", &mut scratch, &mut out);
+                assert_eq!(out.len(), 1, "stamp {}", scratch.stamp);
+                m.labels_of_many(2, |i| Some(texts[i]), &mut scratch, &mut many);
+                assert_eq!(many.len(), 1, "stamp {}", scratch.stamp);
             }
         }
     }

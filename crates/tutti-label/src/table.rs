@@ -48,6 +48,12 @@ impl Table {
         if words.iter().any(String::is_empty) || words.len() >= NONE as usize {
             return None;
         }
+        debug_assert!(
+            words
+                .iter()
+                .all(|w| !w.bytes().any(|b| b.is_ascii_uppercase())),
+            "keywords come folded to lower case"
+        );
         let mut classes = [0u8; 256];
         let mut used = [false; 256];
         for w in words {

@@ -700,30 +700,43 @@ impl Production {
         if self.overflowed {
             return;
         }
-        let tallies = self.labeled + self.more.len();
         let Ok(seq) = u32::try_from(seq) else {
             self.overflow();
             return;
         };
-        if self.budget.is_some_and(|b| tallies >= b) || id == u32::MAX {
+        if id == u32::MAX {
             self.overflow();
             return;
         }
+        // Only a new tally counts against the budget.
+        let full = self
+            .budget
+            .is_some_and(|b| self.labeled + self.more.len() >= b);
         let t = &mut self.first[id as usize];
-        if t.label == NO_LABEL {
+        if t.label == label {
+            t.count += 1;
+        } else if t.label == NO_LABEL {
+            if full {
+                self.overflow();
+                return;
+            }
             *t = Tally {
                 label,
                 count: 1,
                 first_seq: seq,
             };
             self.labeled += 1;
-        } else if t.label == label {
-            t.count += 1;
         } else {
-            self.more
-                .entry(u64::from(id) << 16 | u64::from(label))
-                .and_modify(|(c, _)| *c += 1)
-                .or_insert((1, seq));
+            match self.more.entry(u64::from(id) << 16 | u64::from(label)) {
+                std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().0 += 1,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    if full {
+                        self.overflow();
+                        return;
+                    }
+                    v.insert((1, seq));
+                }
+            }
         }
     }
 
@@ -1114,8 +1127,11 @@ mod tests {
         p.add(d, 0, 10);
         // Pair a again: label 0 catches up with label 1 but was seen first.
         p.add(a, 0, 11);
-        let _ = none;
         assert_eq!(p.unique(), 5);
+        assert_eq!(
+            p.first[none as usize].label, NO_LABEL,
+            "a pair without labels"
+        );
         assert!(!p.overflowed);
         assert_eq!(p.winners(&[0, 0, 5]), vec![1, 5, 6, 8]);
     }
@@ -1131,7 +1147,10 @@ mod tests {
         p.add(ids[0], 1, 2);
         p.add(ids[1], 0, 3);
         assert!(!p.overflowed, "three tallies fit");
-        p.add(ids[2], 0, 4);
+        p.add(ids[0], 1, 4);
+        p.add(ids[1], 0, 5);
+        assert!(!p.overflowed, "counting an existing tally takes no room");
+        p.add(ids[2], 0, 6);
         assert!(p.overflowed);
         assert!(p.first.is_empty() && p.more.is_empty(), "memory is freed");
         assert_eq!(p.see(9), 4, "pairs are still counted");
