@@ -566,7 +566,7 @@ impl Control {
 /// Distinct pairs collide with odds of about n²/2⁶⁵: one in several
 /// hundred thousand for ten million pairs.
 pub fn pair_hash(source: &str, author: &str) -> u64 {
-    let mut h = Fold64(0x243F_6A88_85A3_08D3);
+    let mut h = Fold64::default();
     h.write(source.as_bytes());
     h.write(&[0xFF]);
     h.write(author.as_bytes());
@@ -576,6 +576,12 @@ pub fn pair_hash(source: &str, author: &str) -> u64 {
 /// A multiply-fold hash in the spirit of FxHash/wyhash: eight bytes at a
 /// time, mixed by a 128-bit multiply.
 struct Fold64(u64);
+
+impl Default for Fold64 {
+    fn default() -> Self {
+        Self(0x243F_6A88_85A3_08D3)
+    }
+}
 
 impl Fold64 {
     fn mix(&mut self, word: u64) {
@@ -594,6 +600,9 @@ impl Hasher for Fold64 {
         let mut last = [0u8; 8];
         last[..rest.len()].copy_from_slice(rest);
         self.mix(u64::from_le_bytes(last) ^ ((bytes.len() as u64) << 56));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
     }
     fn finish(&self) -> u64 {
         let mut x = self.0;
@@ -621,23 +630,6 @@ impl Hasher for Identity {
 
 type U64Map<V> = HashMap<u64, V, BuildHasherDefault<Identity>>;
 
-/// Mixes keys that are small numbers, for a hash table.
-#[derive(Default)]
-struct Mix(u64);
-
-impl Hasher for Mix {
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 keys are hashed")
-    }
-    fn write_u64(&mut self, n: u64) {
-        let x = (n ^ (n >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        self.0 = x ^ (x >> 29);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// A label's standing for one pair: 12 bytes.
 #[derive(Debug, Clone, Copy)]
 struct Tally {
@@ -660,7 +652,7 @@ struct Production {
     /// By pair number: the tally of the pair's first label.
     first: Vec<Tally>,
     /// Further labels: (pair number << 16 | label) to (count, first seq).
-    more: HashMap<u64, (u32, u32), BuildHasherDefault<Mix>>,
+    more: HashMap<u64, (u32, u32), BuildHasherDefault<Fold64>>,
     /// Pairs with at least one label.
     labeled: usize,
     /// Most tallies kept; past it the tally is dropped for a query.
@@ -790,7 +782,8 @@ struct Matched {
     chunk: u64,
     batch: Batch,
     pairs: Vec<u64>,
-    hits: Vec<(u32, u16, u32)>,
+    /// (row, hit), by row.
+    hits: Vec<(u32, Hit)>,
 }
 
 /// Chunks a scanner may run ahead of the sequencer.
@@ -857,7 +850,6 @@ pub fn run(
             let (matcher, pool, window, scan_nanos) = (&matcher, &pool, &window, &scan_nanos);
             scanners.push(scope.spawn(move || {
                 let mut scratch = Scratch::default();
-                let mut found: Vec<(u32, Hit)> = Vec::new();
                 let mut busy_since = Instant::now();
                 let scanned = source.scan(
                     part,
@@ -871,16 +863,13 @@ pub fn run(
                         let pairs: Vec<u64> = (0..batch.len())
                             .map(|r| pair_hash(batch.get(r, SOURCE), batch.get(r, AUTHOR)))
                             .collect();
+                        let mut hits = Vec::new();
                         matcher.labels_of_many(
                             batch.len(),
                             |r| (!batch.field_is_null(r)).then(|| batch.get(r, FIELD)),
                             &mut scratch,
-                            &mut found,
+                            &mut hits,
                         );
-                        let hits: Vec<(u32, u16, u32)> = found
-                            .iter()
-                            .map(|(r, h)| (*r, h.label as u16, h.pattern as u32))
-                            .collect();
                         scan_nanos
                             .fetch_add(busy_since.elapsed().as_nanos() as u64, Ordering::Relaxed);
                         window.wait_for(chunk, control);
@@ -980,7 +969,8 @@ pub fn run(
                     let ids: Vec<u32> = hashes.iter().map(|&h| production.see(h)).collect();
                     let mut out = Vec::new();
                     let mut last_row = u32::MAX;
-                    for &(row, label, pattern) in &hits {
+                    for (row, hit) in &hits {
+                        let (row, label, pattern) = (*row, hit.label as u16, hit.pattern as u32);
                         if row != last_row {
                             p.labeled_rows += 1;
                             last_row = row;
