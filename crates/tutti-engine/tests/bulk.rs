@@ -234,6 +234,11 @@ fn a_sqlite_table_is_labeled_into_result_and_production_tables_by_the_documented
         ("SUCCESS", "finish", 11)
     );
     assert_eq!(rate, 77.78);
+    // A new output file has large pages: appends write fewer of them.
+    let page: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(page, 65536);
     drop(conn);
 
     // A tally over its memory budget leaves the production step to a

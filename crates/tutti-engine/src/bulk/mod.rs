@@ -213,12 +213,20 @@ pub fn normalise_time(field: &str, s: &str) -> Result<String, LabelError> {
 }
 
 /// A batch of source rows in one buffer: per row the id, source, author,
-/// field and time, in that order.
+/// field and time, in that order. What the scanner and the sequencer find
+/// in the rows travels with them, so that a batch's memory is all reused
+/// once it is written.
 #[derive(Debug, Default)]
 pub struct Batch {
     text: String,
     ends: Vec<u32>,
     field_null: Vec<bool>,
+    /// Per row, its (source, author) pair's hash.
+    pairs: Vec<u64>,
+    /// (row, hit), by row.
+    hits: Vec<(u32, Hit)>,
+    /// The result rows to write.
+    out: Vec<Labeled>,
 }
 
 /// Indices of a row's values in a [`Batch`].
@@ -239,12 +247,27 @@ impl Batch {
             text: String::with_capacity(rows * 64),
             ends: Vec::with_capacity(rows * 5),
             field_null: Vec::with_capacity(rows),
+            pairs: Vec::with_capacity(rows),
+            hits: Vec::new(),
+            out: Vec::new(),
         }
     }
 
     /// Appends one value of the current row (five make a row).
     pub fn push(&mut self, value: &str) {
         self.text.push_str(value);
+        self.ends.push(self.text.len() as u32);
+    }
+
+    /// Appends the current row's last value again, for a column that
+    /// plays two parts (the author's name as the matched field).
+    pub fn push_again(&mut self) {
+        let end = self.ends.last().copied().unwrap_or(0) as usize;
+        let start = match self.ends.len() {
+            0 | 1 => 0,
+            n => self.ends[n - 2] as usize,
+        };
+        self.text.extend_from_within(start..end);
         self.ends.push(self.text.len() as u32);
     }
 
@@ -286,6 +309,9 @@ impl Batch {
         self.text.clear();
         self.ends.clear();
         self.field_null.clear();
+        self.pairs.clear();
+        self.hits.clear();
+        self.out.clear();
     }
 }
 
@@ -311,6 +337,12 @@ pub trait Source: Send + Sync {
     ) -> Result<(), LabelError>;
 }
 
+/// Spare batches a pool keeps: as many as can be in flight (two being
+/// read, two queued, two waiting their turn, one being sequenced, one
+/// queued for the writer and one being written), so that steady state
+/// allocates nothing.
+const POOL_SPARES: usize = 9;
+
 /// Hands out cleared batches, taking back those that were written.
 #[derive(Default)]
 struct Pool(std::sync::Mutex<Vec<Batch>>);
@@ -327,7 +359,7 @@ impl Pool {
     fn give(&self, mut b: Batch) {
         b.clear();
         if let Ok(mut v) = self.0.lock()
-            && v.len() < 2
+            && v.len() < POOL_SPARES
         {
             v.push(b);
         }
@@ -772,18 +804,16 @@ pub fn peak_rss_mb() -> Option<f64> {
 }
 
 enum ToWriter {
-    Batch(Batch, Vec<Labeled>, Progress),
+    /// A batch with its result rows.
+    Batch(Batch, Progress),
     Produce(Keep, Progress),
 }
 
-/// A chunk as a scanner hands it on: its rows, each row's pair hash, and
-/// its labels (row, label, pattern), found in the scanner's thread.
+/// A chunk as a scanner hands it on: its rows, with each row's pair hash
+/// and its labels (row, label, pattern) found in the scanner's thread.
 struct Matched {
     chunk: u64,
     batch: Batch,
-    pairs: Vec<u64>,
-    /// (row, hit), by row.
-    hits: Vec<(u32, Hit)>,
 }
 
 /// Chunks a scanner may run ahead of the sequencer.
@@ -856,30 +886,30 @@ pub fn run(
                     parts,
                     batch_rows,
                     &mut || pool.take(batch_rows),
-                    &mut |chunk, batch| {
+                    &mut |chunk, mut batch| {
                         if control.stopped() {
                             return Err(LabelError::new("the task was stopped"));
                         }
-                        let pairs: Vec<u64> = (0..batch.len())
-                            .map(|r| pair_hash(batch.get(r, SOURCE), batch.get(r, AUTHOR)))
-                            .collect();
-                        let mut hits = Vec::new();
+                        let mut pairs = std::mem::take(&mut batch.pairs);
+                        pairs.clear();
+                        pairs.extend(
+                            (0..batch.len())
+                                .map(|r| pair_hash(batch.get(r, SOURCE), batch.get(r, AUTHOR))),
+                        );
+                        batch.pairs = pairs;
+                        let mut hits = std::mem::take(&mut batch.hits);
                         matcher.labels_of_many(
                             batch.len(),
                             |r| (!batch.field_is_null(r)).then(|| batch.get(r, FIELD)),
                             &mut scratch,
                             &mut hits,
                         );
+                        batch.hits = hits;
                         scan_nanos
                             .fetch_add(busy_since.elapsed().as_nanos() as u64, Ordering::Relaxed);
                         window.wait_for(chunk, control);
                         let sent = chunk_tx
-                            .send(Matched {
-                                chunk,
-                                batch,
-                                pairs,
-                                hits,
-                            })
+                            .send(Matched { chunk, batch })
                             .map_err(|_| LabelError::new(STOPPED));
                         busy_since = Instant::now();
                         sent
@@ -902,11 +932,11 @@ pub fn run(
             let mut writing = 0.0;
             for msg in out_rx {
                 match msg {
-                    ToWriter::Batch(batch, rows, mut progress) => {
+                    ToWriter::Batch(batch, mut progress) => {
                         progress.seconds = started.elapsed().as_secs_f64();
                         progress.peak_mb = peak_rss_mb();
                         let t = Instant::now();
-                        sink.write(&batch, &rows, names_ref, &progress)?;
+                        sink.write(&batch, &batch.out, names_ref, &progress)?;
                         writing += t.elapsed().as_secs_f64();
                         progress.write_seconds = writing;
                         pool_ref.give(batch);
@@ -941,18 +971,14 @@ pub fn run(
             };
             let mut seq = 0u64;
             let mut next = 0u64;
+            let mut ids: Vec<u32> = Vec::new();
             let mut waiting: std::collections::BTreeMap<u64, Matched> = Default::default();
             for m in chunk_rx {
                 waiting.insert(m.chunk, m);
                 while let Some(m) = waiting.remove(&next) {
                     next += 1;
                     window.advance(next);
-                    let Matched {
-                        batch,
-                        pairs: hashes,
-                        hits,
-                        ..
-                    } = m;
+                    let mut batch = m.batch;
                     let base = p.received;
                     if base < skip
                         && skip <= base + batch.len() as u64
@@ -966,10 +992,11 @@ pub fn run(
                             )));
                         }
                     }
-                    let ids: Vec<u32> = hashes.iter().map(|&h| production.see(h)).collect();
-                    let mut out = Vec::new();
+                    ids.clear();
+                    ids.extend(batch.pairs.iter().map(|&h| production.see(h)));
+                    let mut out = std::mem::take(&mut batch.out);
                     let mut last_row = u32::MAX;
-                    for (row, hit) in &hits {
+                    for (row, hit) in &batch.hits {
                         let (row, label, pattern) = (*row, hit.label as u16, hit.pattern as u32);
                         if row != last_row {
                             p.labeled_rows += 1;
@@ -986,6 +1013,7 @@ pub fn run(
                             });
                         }
                     }
+                    batch.out = out;
                     p.received += batch.len() as u64;
                     p.result_rows = seq;
                     p.unique_pairs = production.unique() as u64;
@@ -996,7 +1024,7 @@ pub fn run(
                     p.batches += 1;
                     p.checkpoint_rows = p.received;
                     p.checkpoint_id = Some(batch.get(batch.len() - 1, ID).to_owned());
-                    if out_tx.send(ToWriter::Batch(batch, out, p.clone())).is_err() {
+                    if out_tx.send(ToWriter::Batch(batch, p.clone())).is_err() {
                         return Ok(());
                     }
                 }
@@ -1178,5 +1206,28 @@ mod tests {
             ("Ann", "2", "t")
         );
         assert!(b.field_is_null(1) && !b.field_is_null(0));
+    }
+
+    #[test]
+    fn a_value_pushed_again_repeats_the_one_before_it_in_any_row() {
+        let mut b = Batch::with_capacity(1);
+        b.push("x");
+        b.push_again();
+        b.push("1");
+        b.push("Ann Lee");
+        b.push_again();
+        b.end_row(false);
+        b.push("");
+        b.push_again();
+        b.push("s");
+        b.push("");
+        b.push_again();
+        b.end_row(true);
+        assert_eq!((b.get(0, ID), b.get(0, SOURCE)), ("x", "x"));
+        assert_eq!((b.get(0, FIELD), b.get(0, TIME)), ("Ann Lee", "Ann Lee"));
+        assert_eq!(
+            (b.get(1, ID), b.get(1, SOURCE), b.get(1, TIME)),
+            ("", "", "")
+        );
     }
 }
