@@ -288,6 +288,58 @@ fn the_time_range_keeps_only_rows_inside_it_and_must_run_forwards() {
     assert_eq!(e.message, "start_time must be earlier than end_time");
 }
 
+#[test]
+fn a_resumed_task_refuses_a_source_whose_row_at_the_checkpoint_changed() {
+    let d = dir("changed");
+    let (input, output) = (d.join("posts.db"), d.join("out.db"));
+    let rows: Vec<Post> = (0..20_000)
+        .map(|i| {
+            (
+                format!("{i}"),
+                "S1".to_owned(),
+                Some(format!("Mary Smith {i}")),
+                Some("x".to_owned()),
+                "2020-01-01 00:00:00".to_owned(),
+            )
+        })
+        .collect();
+    write_posts(&input, &rows);
+    let mut t = sqlite_task(&input, &output);
+    t.batch_rows = 500;
+    t.commit_rows = 1000;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut prepared = t.prepare(rt.handle()).unwrap();
+    let control = Control::default();
+    let first = prepared.run(&control, &mut |p| {
+        if p.checkpoint_rows >= 2000 {
+            control.stop();
+        }
+    });
+    assert!(first.is_err(), "the stopped task must fail");
+    drop(prepared);
+    let cp: i64 = Connection::open(&output)
+        .unwrap()
+        .query_row("SELECT checkpoint_rows FROM state", [], |r| r.get(0))
+        .unwrap();
+    assert!(cp >= 2000 && cp < 20_000, "checkpoint {cp}");
+    // The row at the checkpoint (its rowid is its place) gets another id.
+    Connection::open(&input)
+        .unwrap()
+        .execute("UPDATE posts SET id = 'changed' WHERE rowid = ?1", [cp])
+        .unwrap();
+    let e = run(&t).unwrap_err();
+    assert!(
+        e.message
+            .contains("has changed since this task's checkpoint")
+            && e.message.contains("\"changed\""),
+        "{e}"
+    );
+}
+
 /// A source that fails after a number of chunks, around the real one.
 #[test]
 fn a_task_that_fails_midway_resumes_from_its_checkpoint_without_duplicates() {

@@ -213,20 +213,12 @@ pub fn normalise_time(field: &str, s: &str) -> Result<String, LabelError> {
 }
 
 /// A batch of source rows in one buffer: per row the id, source, author,
-/// field and time, in that order. What the scanner and the sequencer find
-/// in the rows travels with them, so that a batch's memory is all reused
-/// once it is written.
+/// field and time, in that order.
 #[derive(Debug, Default)]
 pub struct Batch {
     text: String,
     ends: Vec<u32>,
     field_null: Vec<bool>,
-    /// Per row, its (source, author) pair's hash.
-    pairs: Vec<u64>,
-    /// (row, hit), by row.
-    hits: Vec<(u32, Hit)>,
-    /// The result rows to write.
-    out: Vec<Labeled>,
 }
 
 /// Indices of a row's values in a [`Batch`].
@@ -247,9 +239,6 @@ impl Batch {
             text: String::with_capacity(rows * 64),
             ends: Vec::with_capacity(rows * 5),
             field_null: Vec::with_capacity(rows),
-            pairs: Vec::with_capacity(rows),
-            hits: Vec::new(),
-            out: Vec::new(),
         }
     }
 
@@ -309,9 +298,14 @@ impl Batch {
         self.text.clear();
         self.ends.clear();
         self.field_null.clear();
-        self.pairs.clear();
-        self.hits.clear();
-        self.out.clear();
+    }
+
+    /// Appends row `row` of `from`.
+    fn push_row(&mut self, from: &Batch, row: usize) {
+        for col in 0..5 {
+            self.push(from.get(row, col));
+        }
+        self.end_row(from.field_is_null(row));
     }
 }
 
@@ -337,31 +331,34 @@ pub trait Source: Send + Sync {
     ) -> Result<(), LabelError>;
 }
 
-/// Spare batches a pool keeps: as many as can be in flight (two being
-/// read, two queued, two waiting their turn, one being sequenced, one
-/// queued for the writer and one being written), so that steady state
-/// allocates nothing.
-const POOL_SPARES: usize = 9;
+/// Spares a pool keeps: at least as many as can be in flight, so that
+/// steady state allocates nothing.
+const POOL_SPARES: usize = 16;
 
-/// Hands out cleared batches, taking back those that were written.
-#[derive(Default)]
-struct Pool(std::sync::Mutex<Vec<Batch>>);
+/// Hands out cleared batches (or chunks' findings), taking back those
+/// that were used.
+struct Pool<T>(std::sync::Mutex<Vec<T>>);
 
-impl Pool {
-    fn take(&self, rows: usize) -> Batch {
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(Vec::new()))
+    }
+}
+
+impl<T> Pool<T> {
+    fn take(&self, make: impl FnOnce() -> T) -> T {
         self.0
             .lock()
             .ok()
             .and_then(|mut v| v.pop())
-            .unwrap_or_else(|| Batch::with_capacity(rows))
+            .unwrap_or_else(make)
     }
 
-    fn give(&self, mut b: Batch) {
-        b.clear();
+    fn give(&self, t: T) {
         if let Ok(mut v) = self.0.lock()
             && v.len() < POOL_SPARES
         {
-            v.push(b);
+            v.push(t);
         }
     }
 }
@@ -403,7 +400,7 @@ impl Window {
 pub struct Labeled {
     /// Position of the result row in the task's results (from 1).
     pub seq: u64,
-    /// The row within its batch.
+    /// The row within the batch handed to the sink with it.
     pub row: u32,
     /// Index into the pattern set's labels.
     pub label: u16,
@@ -804,20 +801,51 @@ pub fn peak_rss_mb() -> Option<f64> {
 }
 
 enum ToWriter {
-    /// A batch with its result rows.
-    Batch(Batch, Progress),
+    /// A chunk's labeled rows with its result rows.
+    Found(Found, Progress),
     Produce(Keep, Progress),
 }
 
-/// A chunk as a scanner hands it on: its rows, with each row's pair hash
-/// and its labels (row, label, pattern) found in the scanner's thread.
-struct Matched {
+/// What a scanner found in a chunk: each row's pair hash, the labels
+/// (row, label, pattern) and only the rows that have labels, so that what
+/// waits for the writer is a fifth of what was read.
+#[derive(Default)]
+struct Found {
     chunk: u64,
-    batch: Batch,
+    /// Rows read.
+    rows: u64,
+    /// The id of the last row read.
+    last_id: String,
+    /// Per row read, its (source, author) pair's hash.
+    pairs: Vec<u64>,
+    /// (row read, hit), by row.
+    hits: Vec<(u32, Hit)>,
+    /// The rows with hits, in order; or every row read when `whole`.
+    kept: Batch,
+    /// `kept` holds every row read (a resumed task checks the row at its
+    /// checkpoint).
+    whole: bool,
+    /// The result rows, by their row in `kept`.
+    out: Vec<Labeled>,
+}
+
+impl Found {
+    fn clear(&mut self) {
+        self.rows = 0;
+        self.last_id.clear();
+        self.pairs.clear();
+        self.hits.clear();
+        self.kept.clear();
+        self.out.clear();
+    }
 }
 
 /// Chunks a scanner may run ahead of the sequencer.
 const AHEAD: u64 = 1;
+
+/// Chunks that may wait for the writer: its syncs are then absorbed while
+/// the scanners go on.
+const WRITER_QUEUE: usize = 8;
 
 /// Runs a task to its end: labels every row of `source` into `sink`, then
 /// the production step. `report` sees the progress after every committed
@@ -862,7 +890,9 @@ pub fn run(
     let batch_rows = plan.batch_rows.max(1);
     let budget = sink.tally_budget();
     let parts = source.parts().max(1);
-    let pool = Pool::default();
+    let pool = Pool::<Batch>::default();
+    let found_pool = Pool::<Found>::default();
+    let whole = skip > 0;
     let scan_nanos = std::sync::atomic::AtomicU64::new(0);
     let window = Window {
         next: std::sync::Mutex::new(0),
@@ -871,13 +901,14 @@ pub fn run(
     };
 
     std::thread::scope(|scope| -> Result<Progress, LabelError> {
-        let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Matched>(parts);
-        let (out_tx, out_rx) = mpsc::sync_channel::<ToWriter>(1);
+        let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Found>(parts);
+        let (out_tx, out_rx) = mpsc::sync_channel::<ToWriter>(WRITER_QUEUE);
 
         let mut scanners = Vec::new();
         for part in 0..parts {
             let chunk_tx = chunk_tx.clone();
-            let (matcher, pool, window, scan_nanos) = (&matcher, &pool, &window, &scan_nanos);
+            let (matcher, pool, found_pool, window, scan_nanos) =
+                (&matcher, &pool, &found_pool, &window, &scan_nanos);
             scanners.push(scope.spawn(move || {
                 let mut scratch = Scratch::default();
                 let mut busy_since = Instant::now();
@@ -885,32 +916,45 @@ pub fn run(
                     part,
                     parts,
                     batch_rows,
-                    &mut || pool.take(batch_rows),
+                    &mut || pool.take(|| Batch::with_capacity(batch_rows)),
                     &mut |chunk, mut batch| {
                         if control.stopped() {
                             return Err(LabelError::new("the task was stopped"));
                         }
-                        let mut pairs = std::mem::take(&mut batch.pairs);
-                        pairs.clear();
-                        pairs.extend(
+                        let mut found = found_pool.take(Found::default);
+                        found.chunk = chunk;
+                        found.rows = batch.len() as u64;
+                        found.whole = whole;
+                        if let Some(last) = batch.len().checked_sub(1) {
+                            found.last_id.push_str(batch.get(last, ID));
+                        }
+                        found.pairs.extend(
                             (0..batch.len())
                                 .map(|r| pair_hash(batch.get(r, SOURCE), batch.get(r, AUTHOR))),
                         );
-                        batch.pairs = pairs;
-                        let mut hits = std::mem::take(&mut batch.hits);
                         matcher.labels_of_many(
                             batch.len(),
                             |r| (!batch.field_is_null(r)).then(|| batch.get(r, FIELD)),
                             &mut scratch,
-                            &mut hits,
+                            &mut found.hits,
                         );
-                        batch.hits = hits;
+                        if whole {
+                            std::mem::swap(&mut found.kept, &mut batch);
+                        } else {
+                            let mut last = u32::MAX;
+                            for &(row, _) in &found.hits {
+                                if row != last {
+                                    found.kept.push_row(&batch, row as usize);
+                                    last = row;
+                                }
+                            }
+                        }
+                        batch.clear();
+                        pool.give(batch);
                         scan_nanos
                             .fetch_add(busy_since.elapsed().as_nanos() as u64, Ordering::Relaxed);
                         window.wait_for(chunk, control);
-                        let sent = chunk_tx
-                            .send(Matched { chunk, batch })
-                            .map_err(|_| LabelError::new(STOPPED));
+                        let sent = chunk_tx.send(found).map_err(|_| LabelError::new(STOPPED));
                         busy_since = Instant::now();
                         sent
                     },
@@ -926,20 +970,21 @@ pub fn run(
         drop(chunk_tx);
 
         let names_ref = &names;
-        let pool_ref = &pool;
+        let found_pool_ref = &found_pool;
         let writer = scope.spawn(move || -> Result<Progress, LabelError> {
             let mut last = Progress::default();
             let mut writing = 0.0;
             for msg in out_rx {
                 match msg {
-                    ToWriter::Batch(batch, mut progress) => {
+                    ToWriter::Found(mut found, mut progress) => {
                         progress.seconds = started.elapsed().as_secs_f64();
                         progress.peak_mb = peak_rss_mb();
                         let t = Instant::now();
-                        sink.write(&batch, &batch.out, names_ref, &progress)?;
+                        sink.write(&found.kept, &found.out, names_ref, &progress)?;
                         writing += t.elapsed().as_secs_f64();
                         progress.write_seconds = writing;
-                        pool_ref.give(batch);
+                        found.clear();
+                        found_pool_ref.give(found);
                         report(&progress);
                         last = progress;
                     }
@@ -972,19 +1017,20 @@ pub fn run(
             let mut seq = 0u64;
             let mut next = 0u64;
             let mut ids: Vec<u32> = Vec::new();
-            let mut waiting: std::collections::BTreeMap<u64, Matched> = Default::default();
-            for m in chunk_rx {
-                waiting.insert(m.chunk, m);
-                while let Some(m) = waiting.remove(&next) {
+            let mut waiting: std::collections::BTreeMap<u64, Found> = Default::default();
+            for f in chunk_rx {
+                waiting.insert(f.chunk, f);
+                while let Some(mut found) = waiting.remove(&next) {
                     next += 1;
                     window.advance(next);
-                    let mut batch = m.batch;
                     let base = p.received;
                     if base < skip
-                        && skip <= base + batch.len() as u64
+                        && skip <= base + found.rows
                         && let Some(id) = &checkpoint_id
                     {
-                        let at = batch.get((skip - base - 1) as usize, ID);
+                        // A resumed task's scanners keep every row.
+                        debug_assert!(found.whole);
+                        let at = found.kept.get((skip - base - 1) as usize, ID);
                         if at != id {
                             return Err(LabelError::new(format!(
                                 "the source has changed since this task's checkpoint: row {skip} is now id {at:?}, \
@@ -993,38 +1039,46 @@ pub fn run(
                         }
                     }
                     ids.clear();
-                    ids.extend(batch.pairs.iter().map(|&h| production.see(h)));
-                    let mut out = std::mem::take(&mut batch.out);
+                    ids.extend(found.pairs.iter().map(|&h| production.see(h)));
+                    let mut out = std::mem::take(&mut found.out);
                     let mut last_row = u32::MAX;
-                    for (row, hit) in &batch.hits {
+                    // The row's place in `kept`.
+                    let mut kept_row = u32::MAX;
+                    for (row, hit) in &found.hits {
                         let (row, label, pattern) = (*row, hit.label as u16, hit.pattern as u32);
                         if row != last_row {
                             p.labeled_rows += 1;
                             last_row = row;
+                            kept_row = if found.whole {
+                                row
+                            } else {
+                                kept_row.wrapping_add(1)
+                            };
                         }
                         seq += 1;
                         production.add(ids[row as usize], label, seq);
                         if base + u64::from(row) >= skip {
                             out.push(Labeled {
                                 seq,
-                                row,
+                                row: kept_row,
                                 label,
                                 pattern,
                             });
                         }
                     }
-                    batch.out = out;
-                    p.received += batch.len() as u64;
+                    found.out = out;
+                    p.received += found.rows;
                     p.result_rows = seq;
                     p.unique_pairs = production.unique() as u64;
-                    if p.received <= skip || batch.is_empty() {
-                        pool.give(batch);
+                    if p.received <= skip || found.rows == 0 {
+                        found.clear();
+                        found_pool.give(found);
                         continue;
                     }
                     p.batches += 1;
                     p.checkpoint_rows = p.received;
-                    p.checkpoint_id = Some(batch.get(batch.len() - 1, ID).to_owned());
-                    if out_tx.send(ToWriter::Batch(batch, p.clone())).is_err() {
+                    p.checkpoint_id = Some(found.last_id.clone());
+                    if out_tx.send(ToWriter::Found(found, p.clone())).is_err() {
                         return Ok(());
                     }
                 }
