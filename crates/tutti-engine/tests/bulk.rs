@@ -325,7 +325,7 @@ fn a_resumed_task_refuses_a_source_whose_row_at_the_checkpoint_changed() {
         .unwrap()
         .query_row("SELECT checkpoint_rows FROM state", [], |r| r.get(0))
         .unwrap();
-    assert!(cp >= 2000 && cp < 20_000, "checkpoint {cp}");
+    assert!((2000..20_000).contains(&cp), "checkpoint {cp}");
     // The row at the checkpoint (its rowid is its place) gets another id.
     Connection::open(&input)
         .unwrap()
