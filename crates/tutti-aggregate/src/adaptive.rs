@@ -12,7 +12,9 @@
 //! [`replay`] plays recorded answers back through the rule, one answer per
 //! open item per round in their recorded order, refitting worker accuracies
 //! after every round, and reports how many answers the rule used and how
-//! accurate the final labels are.
+//! accurate the final labels are. With [`Settle::Reopen`] an item that
+//! stopped is judged again after every refit, and takes answers again if
+//! the better-known workers make its label less certain.
 
 use crate::{Answers, EmOptions, Method, MethodInputs, aggregate, dawid_skene};
 
@@ -115,6 +117,17 @@ pub fn confusion_posterior<M: AsRef<[Vec<f64>]>>(answers: &[(usize, M)], k: usiz
     log.iter().map(|v| (v - max).exp() / sum).collect()
 }
 
+/// Whether an item that reached its confidence stays stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Settle {
+    /// Once stopped, an item takes no more answers (as a live job does).
+    #[default]
+    Once,
+    /// After every refit every item with answers left is judged again, so
+    /// one stopped on the word of workers who later prove poor reopens.
+    Reopen,
+}
+
 /// What [`replay`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replay {
@@ -134,12 +147,15 @@ pub struct Replay {
 /// round reveals the next answer of every item that wants more, then
 /// refits workers' confusion matrices by Dawid-Skene (each drawn towards
 /// the prior by [`smoothed_confusion`]) and recomputes each open item's
-/// confidence. Items stop when the rule is met or their answers run out.
-/// The final labels come from `method` over the revealed answers.
+/// confidence. Items stop when the rule is met or their answers run out;
+/// with [`Settle::Reopen`], every item with answers left is judged after
+/// every refit. The final labels come from `method` over the revealed
+/// answers.
 pub fn replay(
     answers: &Answers,
     overlap: Overlap,
     prior: WorkerPrior,
+    settle: Settle,
     method: Method,
     inputs: &MethodInputs,
 ) -> Replay {
@@ -179,6 +195,9 @@ pub fn replay(
             .zip(&seen)
             .map(|(m, &n)| smoothed_confusion(m, n, &prior_matrix, prior.weight))
             .collect();
+        if settle == Settle::Reopen {
+            open = (0..answers.items.len()).collect();
+        }
         open.retain(|&i| {
             if used[i] >= queue[i].len() {
                 return false;
@@ -286,6 +305,7 @@ mod tests {
                 confidence: 1.0,
             },
             WorkerPrior::default(),
+            Settle::Once,
             Method::MajorityVote,
             &inputs,
         );
@@ -298,11 +318,68 @@ mod tests {
                 confidence: 0.5,
             },
             WorkerPrior::default(),
+            Settle::Once,
             Method::MajorityVote,
             &inputs,
         );
         assert!(two.used.iter().all(|&u| u == 2));
         assert_eq!(two.rounds, 2);
+    }
+
+    #[test]
+    fn reopening_gives_more_answers_to_items_that_stopped_on_the_word_of_poor_workers() {
+        let (a, truth) = simulated();
+        let inputs = MethodInputs::default();
+        let overlap = Overlap {
+            min: 2,
+            max: 10,
+            confidence: 0.95,
+        };
+        let run = |settle| {
+            replay(
+                &a,
+                overlap,
+                WorkerPrior::default(),
+                settle,
+                Method::DawidSkene,
+                &inputs,
+            )
+        };
+        let (once, again) = (run(Settle::Once), run(Settle::Reopen));
+        let right = |r: &Replay| {
+            r.labels
+                .iter()
+                .zip(&truth)
+                .filter(|(l, t)| &a.labels[**l] == *t)
+                .count()
+        };
+        assert!(again.answers_used > once.answers_used);
+        assert!(
+            right(&again) > right(&once),
+            "{} against {} right",
+            right(&again),
+            right(&once)
+        );
+        // The workers who settled an item under the first rule (its
+        // answers up to where it stopped) were poorer where it reopened.
+        let skill = |w: usize| 0.6 + 0.35 * w as f64 / 29.0;
+        let first_skill = |i: usize| {
+            let n = once.used[i];
+            (0..n).map(|j| skill((i * 7 + j * 3) % 30)).sum::<f64>() / n as f64
+        };
+        let mean = |items: &[usize]| {
+            items.iter().map(|&i| first_skill(i)).sum::<f64>() / items.len().max(1) as f64
+        };
+        let (reopened, kept): (Vec<usize>, Vec<usize>) = (0..a.items.len())
+            .filter(|&i| once.used[i] < 10)
+            .partition(|&i| again.used[i] > once.used[i]);
+        assert!(!reopened.is_empty() && !kept.is_empty());
+        assert!(
+            mean(&reopened) < mean(&kept),
+            "reopened {} kept {}",
+            mean(&reopened),
+            mean(&kept)
+        );
     }
 
     #[test]
@@ -325,6 +402,7 @@ mod tests {
                 confidence: 0.99,
             },
             WorkerPrior::default(),
+            Settle::Once,
             Method::DawidSkene,
             &inputs,
         );

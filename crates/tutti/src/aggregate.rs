@@ -439,6 +439,10 @@ pub struct ReplayArgs {
     /// The method that makes the final labels from the answers used.
     #[arg(long, default_value = "ds")]
     method: Method,
+    /// Judge stopped items again after every refit, reopening those whose
+    /// label became less certain (a live job keeps them stopped).
+    #[arg(long)]
+    reopen: bool,
     /// CSV with a header: question,worker,answer, in the order answered.
     answers: PathBuf,
 }
@@ -526,12 +530,18 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
                 accuracy: args.prior_accuracy,
                 weight: args.prior_weight,
             },
+            if args.reopen {
+                tutti_aggregate::Settle::Reopen
+            } else {
+                tutti_aggregate::Settle::Once
+            },
             args.method,
             &inputs,
         );
         let share = |n: usize| 100.0 * n as f64 / total.max(1) as f64;
         println!(
-            "| adaptive: min {}, max {max}, confidence {c}, prior {} x {} | {} | {:.1}% | {:.4} |",
+            "| adaptive{}: min {}, max {max}, confidence {c}, prior {} x {} | {} | {:.1}% | {:.4} |",
+            if args.reopen { ", reopening" } else { "" },
             args.min,
             args.prior_accuracy,
             args.prior_weight,

@@ -251,6 +251,10 @@ impl Batch {
     /// Appends the current row's last value again, for a column that
     /// plays two parts (the author's name as the matched field).
     pub fn push_again(&mut self) {
+        debug_assert!(
+            !self.ends.len().is_multiple_of(5),
+            "a row's first value has none before it"
+        );
         let end = self.ends.last().copied().unwrap_or(0) as usize;
         let start = match self.ends.len() {
             0 | 1 => 0,
@@ -336,8 +340,19 @@ pub trait Source: Send + Sync {
 const POOL_SPARES: usize = 16;
 
 /// Hands out cleared batches (or chunks' findings), taking back those
-/// that were used.
+/// that were used and clearing them.
 struct Pool<T>(std::sync::Mutex<Vec<T>>);
+
+/// What a [`Pool`] keeps: cleared, it keeps its memory.
+trait Reuse {
+    fn clear(&mut self);
+}
+
+impl Reuse for Batch {
+    fn clear(&mut self) {
+        Batch::clear(self);
+    }
+}
 
 impl<T> Default for Pool<T> {
     fn default() -> Self {
@@ -345,7 +360,7 @@ impl<T> Default for Pool<T> {
     }
 }
 
-impl<T> Pool<T> {
+impl<T: Reuse> Pool<T> {
     fn take(&self, make: impl FnOnce() -> T) -> T {
         self.0
             .lock()
@@ -354,7 +369,8 @@ impl<T> Pool<T> {
             .unwrap_or_else(make)
     }
 
-    fn give(&self, t: T) {
+    fn give(&self, mut t: T) {
+        t.clear();
         if let Ok(mut v) = self.0.lock()
             && v.len() < POOL_SPARES
         {
@@ -829,7 +845,7 @@ struct Found {
     out: Vec<Labeled>,
 }
 
-impl Found {
+impl Reuse for Found {
     fn clear(&mut self) {
         self.rows = 0;
         self.last_id.clear();
@@ -892,7 +908,9 @@ pub fn run(
     let parts = source.parts().max(1);
     let pool = Pool::<Batch>::default();
     let found_pool = Pool::<Found>::default();
-    let whole = skip > 0;
+    // A resumed task's scanners keep every row until the sequencer has
+    // checked the row at the checkpoint.
+    let keep_whole = AtomicBool::new(skip > 0);
     let scan_nanos = std::sync::atomic::AtomicU64::new(0);
     let window = Window {
         next: std::sync::Mutex::new(0),
@@ -907,8 +925,14 @@ pub fn run(
         let mut scanners = Vec::new();
         for part in 0..parts {
             let chunk_tx = chunk_tx.clone();
-            let (matcher, pool, found_pool, window, scan_nanos) =
-                (&matcher, &pool, &found_pool, &window, &scan_nanos);
+            let (matcher, pool, found_pool, window, scan_nanos, keep_whole) = (
+                &matcher,
+                &pool,
+                &found_pool,
+                &window,
+                &scan_nanos,
+                &keep_whole,
+            );
             scanners.push(scope.spawn(move || {
                 let mut scratch = Scratch::default();
                 let mut busy_since = Instant::now();
@@ -924,7 +948,7 @@ pub fn run(
                         let mut found = found_pool.take(Found::default);
                         found.chunk = chunk;
                         found.rows = batch.len() as u64;
-                        found.whole = whole;
+                        found.whole = keep_whole.load(Ordering::Acquire);
                         if let Some(last) = batch.len().checked_sub(1) {
                             found.last_id.push_str(batch.get(last, ID));
                         }
@@ -938,7 +962,7 @@ pub fn run(
                             &mut scratch,
                             &mut found.hits,
                         );
-                        if whole {
+                        if found.whole {
                             std::mem::swap(&mut found.kept, &mut batch);
                         } else {
                             let mut last = u32::MAX;
@@ -949,7 +973,6 @@ pub fn run(
                                 }
                             }
                         }
-                        batch.clear();
                         pool.give(batch);
                         scan_nanos
                             .fetch_add(busy_since.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -976,14 +999,17 @@ pub fn run(
             let mut writing = 0.0;
             for msg in out_rx {
                 match msg {
-                    ToWriter::Found(mut found, mut progress) => {
+                    ToWriter::Found(found, mut progress) => {
+                        if control.stopped() {
+                            // What is queued is read again on resume.
+                            return Err(LabelError::new("the task was stopped"));
+                        }
                         progress.seconds = started.elapsed().as_secs_f64();
                         progress.peak_mb = peak_rss_mb();
                         let t = Instant::now();
                         sink.write(&found.kept, &found.out, names_ref, &progress)?;
                         writing += t.elapsed().as_secs_f64();
                         progress.write_seconds = writing;
-                        found.clear();
                         found_pool_ref.give(found);
                         report(&progress);
                         last = progress;
@@ -1068,10 +1094,12 @@ pub fn run(
                     }
                     found.out = out;
                     p.received += found.rows;
+                    if p.received >= skip {
+                        keep_whole.store(false, Ordering::Release);
+                    }
                     p.result_rows = seq;
                     p.unique_pairs = production.unique() as u64;
                     if p.received <= skip || found.rows == 0 {
-                        found.clear();
                         found_pool.give(found);
                         continue;
                     }
