@@ -527,6 +527,19 @@ fn replay_prints_a_table_of_answers_used_and_accuracy() {
         "{text}"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["replay", "--reopen", "--confidence", "0.99", "--truth"])
+        .arg(dir.join("truth.csv"))
+        .arg(dir.join("answers.csv"))
+        .output()
+        .unwrap();
+    let text = succeeded(out);
+    assert!(
+        text.lines()
+            .nth(4)
+            .is_some_and(|r| r.starts_with("| adaptive, reopening: min 2, max 5, confidence 0.99,")),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
         .args(["replay", "--confidence", "1.5", "--truth"])
         .arg(dir.join("truth.csv"))
         .arg(dir.join("answers.csv"))
