@@ -288,6 +288,24 @@ fn the_time_range_keeps_only_rows_inside_it_and_must_run_forwards() {
     assert_eq!(e.message, "start_time must be earlier than end_time");
 }
 
+/// Runs `t` and stops it once `rows` rows are committed; the run must
+/// fail.
+fn stop_once_committed(t: &Task, rows: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut prepared = t.prepare(rt.handle()).unwrap();
+    let control = Control::default();
+    let run = prepared.run(&control, &mut |p| {
+        if p.checkpoint_rows >= rows {
+            control.stop();
+        }
+    });
+    assert!(run.is_err(), "the stopped task must fail");
+}
+
 #[test]
 fn a_resumed_task_refuses_a_source_whose_row_at_the_checkpoint_changed() {
     let d = dir("changed");
@@ -307,20 +325,7 @@ fn a_resumed_task_refuses_a_source_whose_row_at_the_checkpoint_changed() {
     let mut t = sqlite_task(&input, &output);
     t.batch_rows = 500;
     t.commit_rows = 1000;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut prepared = t.prepare(rt.handle()).unwrap();
-    let control = Control::default();
-    let first = prepared.run(&control, &mut |p| {
-        if p.checkpoint_rows >= 2000 {
-            control.stop();
-        }
-    });
-    assert!(first.is_err(), "the stopped task must fail");
-    drop(prepared);
+    stop_once_committed(&t, 2000);
     let cp: i64 = Connection::open(&output)
         .unwrap()
         .query_row("SELECT checkpoint_rows FROM state", [], |r| r.get(0))
@@ -370,22 +375,7 @@ fn a_task_that_fails_midway_resumes_from_its_checkpoint_without_duplicates() {
     let mut t = sqlite_task(&input, &output);
     t.batch_rows = 500;
     t.commit_rows = 2000;
-    // Stop the task once some rows are committed.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut prepared = t.prepare(rt.handle()).unwrap();
-    let control = Control::default();
-    let mut stopped_at = 0;
-    let first = prepared.run(&control, &mut |p| {
-        if p.checkpoint_rows >= 3000 && stopped_at == 0 {
-            stopped_at = p.checkpoint_rows;
-            control.stop();
-        }
-    });
-    assert!(first.is_err(), "the stopped task must fail");
+    stop_once_committed(&t, 3000);
     let conn = Connection::open(&output).unwrap();
     let (stat, cp): (String, i64) = conn
         .query_row("SELECT stat, checkpoint_rows FROM state", [], |r| {
