@@ -26,8 +26,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// What a scan calls with each row: its rowid and the wanted values.
-pub type RowFn<'f> = dyn FnMut(i64, &[ValueRef<'_>]) -> Result<(), LabelError> + 'f;
+/// What a scan calls with each row: its rowid, the wanted values and the
+/// record's values as stored (the text and blob values are slices of it).
+pub type RowFn<'f> = dyn FnMut(i64, &[ValueRef<'_>], &[u8]) -> Result<(), LabelError> + 'f;
 
 /// Most columns a scan reads.
 pub const MAX_COLUMNS: usize = 5;
@@ -362,8 +363,8 @@ impl TableFile {
                 &buf[body..body + size as usize]
             };
             let mut values = [ValueRef::Null; MAX_COLUMNS];
-            self.decode(record, rowid, &mut scratch.types, &mut values[..wanted])?;
-            row(rowid, &values[..wanted])?;
+            let header = self.decode(record, rowid, &mut scratch.types, &mut values[..wanted])?;
+            row(rowid, &values[..wanted], &record[header..])?;
         }
         Ok(true)
     }
@@ -410,14 +411,15 @@ impl TableFile {
         Ok(true)
     }
 
-    /// The wanted values of a record, in the caller's order, into `out`.
+    /// The wanted values of a record, in the caller's order, into `out`;
+    /// returns the length of the record's header (its values follow).
     fn decode<'r>(
         &self,
         record: &'r [u8],
         rowid: i64,
         types: &mut Vec<(usize, u64)>,
         out: &mut [ValueRef<'r>],
-    ) -> Result<(), LabelError> {
+    ) -> Result<usize, LabelError> {
         let (header, mut at) = varint(record, 0)?;
         let header = header as usize;
         if header > record.len() {
@@ -451,7 +453,7 @@ impl TableFile {
                 v => v,
             };
         }
-        Ok(())
+        Ok(header)
     }
 }
 
@@ -665,7 +667,7 @@ mod tests {
         let mut out = Vec::new();
         let mut scratch = Scratch::default();
         table
-            .scan(after, upto, &mut scratch, &mut |rowid, values| {
+            .scan(after, upto, &mut scratch, &mut |rowid, values, _| {
                 out.push((rowid, values.iter().map(|v| Owned::from(*v)).collect()));
                 Ok(())
             })
@@ -847,7 +849,7 @@ mod tests {
         let table = reader(&conn, &db.0, "t", &["a"]).unwrap();
         let mut scratch = Scratch::default();
         let err = table
-            .scan(i64::MIN, i64::MAX, &mut scratch, &mut |_, _| Ok(()))
+            .scan(i64::MIN, i64::MAX, &mut scratch, &mut |_, _, _| Ok(()))
             .unwrap_err();
         assert_eq!(err.message, "the source database file is malformed");
     }
@@ -877,7 +879,7 @@ mod tests {
                 TableFile::open(&conn, &copy.0, "t", &["a", "b", "c", "d", "e"])
             {
                 let mut scratch = Scratch::default();
-                let r = table.scan(i64::MIN, i64::MAX, &mut scratch, &mut |_, _| Ok(()));
+                let r = table.scan(i64::MIN, i64::MAX, &mut scratch, &mut |_, _, _| Ok(()));
                 errors += usize::from(r.is_err());
             }
         }

@@ -274,9 +274,12 @@ impl Source for SqliteSource {
             while chunk < chunks {
                 let from = lo - 1 + chunk as i64 * span;
                 let mut batch = fresh();
-                table.scan(from, from + span, &mut scratch, &mut |_, values| {
+                table.scan(from, from + span, &mut scratch, &mut |_, values, body| {
+                    // One check of the row's stored values in place of one
+                    // per value (they are all text in most tables).
+                    let text = std::str::from_utf8(body).ok();
                     push_row(&mut batch, &mut number, &index, &names, |col| {
-                        Ok(values[col])
+                        Ok(cell_within(values[col], body, text))
                     })
                 })?;
                 emit(chunk, batch)?;
@@ -320,12 +323,48 @@ fn read_rows(
         };
         push_row(batch, &mut number, index, names, |col| {
             row.get_ref(col)
+                .map(cell)
                 .map_err(|e| db_error("reading the source failed", e))
         })?;
         if batch.len() >= limit {
             return Ok(true);
         }
     }
+}
+
+/// A source value as a batch takes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cell<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    /// Text or a blob that is not UTF-8.
+    NotUtf8(&'a [u8]),
+}
+
+fn cell(v: ValueRef<'_>) -> Cell<'_> {
+    match v {
+        ValueRef::Null => Cell::Null,
+        ValueRef::Integer(n) => Cell::Int(n),
+        ValueRef::Real(x) => Cell::Real(x),
+        ValueRef::Text(b) | ValueRef::Blob(b) => {
+            std::str::from_utf8(b).map_or(Cell::NotUtf8(b), Cell::Text)
+        }
+    }
+}
+
+/// As [`cell`] for a value stored within `body`, whose text is `text`
+/// when all of `body` is UTF-8: the value is then a slice of it, checked
+/// already.
+fn cell_within<'a>(v: ValueRef<'a>, body: &'a [u8], text: Option<&'a str>) -> Cell<'a> {
+    if let (ValueRef::Text(b) | ValueRef::Blob(b), Some(text)) = (v, text)
+        && let Some(at) = b.as_ptr().addr().checked_sub(body.as_ptr().addr())
+        && let Some(s) = text.get(at..at + b.len())
+    {
+        return Cell::Text(s);
+    }
+    cell(v)
 }
 
 /// Appends one source row to `batch`: slot by slot (id, source, author,
@@ -337,7 +376,7 @@ fn push_row<'v>(
     number: &mut String,
     index: &[usize; 5],
     names: &[&String; 5],
-    value: impl Fn(usize) -> Result<ValueRef<'v>, LabelError>,
+    value: impl Fn(usize) -> Result<Cell<'v>, LabelError>,
 ) -> Result<(), LabelError> {
     use std::fmt::Write as _;
     // Labeling the author's name reads that column once for both parts.
@@ -351,31 +390,30 @@ fn push_row<'v>(
             continue;
         }
         match value(col)? {
-            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => match std::str::from_utf8(bytes) {
-                Ok(s) => batch.push(s),
-                Err(_) => {
-                    let id = match value(index[ID]) {
-                        Ok(ValueRef::Text(b)) => String::from_utf8_lossy(b).into_owned(),
-                        Ok(ValueRef::Integer(n)) => n.to_string(),
-                        _ => "?".into(),
-                    };
-                    return Err(LabelError::new(format!(
-                        "the row with id {id:?} has text that is not valid UTF-8 in its column {}",
-                        names[slot]
-                    )));
-                }
-            },
-            ValueRef::Integer(n) => {
+            Cell::Text(s) => batch.push(s),
+            Cell::NotUtf8(_) => {
+                let id = match value(index[ID]) {
+                    Ok(Cell::Text(s)) => s.to_owned(),
+                    Ok(Cell::NotUtf8(b)) => String::from_utf8_lossy(b).into_owned(),
+                    Ok(Cell::Int(n)) => n.to_string(),
+                    _ => "?".into(),
+                };
+                return Err(LabelError::new(format!(
+                    "the row with id {id:?} has text that is not valid UTF-8 in its column {}",
+                    names[slot]
+                )));
+            }
+            Cell::Int(n) => {
                 number.clear();
                 let _ = write!(number, "{n}");
                 batch.push(number);
             }
-            ValueRef::Real(x) => {
+            Cell::Real(x) => {
                 number.clear();
                 let _ = write!(number, "{x}");
                 batch.push(number);
             }
-            ValueRef::Null => {
+            Cell::Null => {
                 field_null |= slot == FIELD;
                 author_null |= slot == AUTHOR;
                 batch.push("");
@@ -772,4 +810,56 @@ pub fn sample(
         return read(0);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_taken_from_a_checked_row_are_what_checking_each_gives() {
+        // A row of valid text where some slices are not: halves of a
+        // character, a control byte, a three-byte character.
+        let body: Vec<u8> = vec![0xC3, 0xA9, b'a', b'b', 0x01, 0xE6, 0xBC, 0xA2];
+        let text = std::str::from_utf8(&body).ok();
+        assert!(text.is_some());
+        for from in 0..body.len() {
+            for to in from..=body.len() {
+                for v in [
+                    ValueRef::Text(&body[from..to]),
+                    ValueRef::Blob(&body[from..to]),
+                ] {
+                    assert_eq!(cell_within(v, &body, text), cell(v), "{from}..{to}");
+                }
+            }
+        }
+        assert_eq!(
+            cell_within(ValueRef::Text(&body[0..2]), &body, text),
+            Cell::Text("é")
+        );
+        assert_eq!(
+            cell_within(ValueRef::Text(&body[0..1]), &body, text),
+            Cell::NotUtf8(&[0xC3])
+        );
+        // A row that is not all text (a binary number, a stray byte): each
+        // value is checked on its own.
+        let mixed: Vec<u8> = vec![0xFF, 0x80, b'o', b'k', 0xC3];
+        let none = std::str::from_utf8(&mixed).ok();
+        assert!(none.is_none());
+        for (from, to) in [(0, 2), (2, 4), (4, 5)] {
+            let v = ValueRef::Text(&mixed[from..to]);
+            assert_eq!(cell_within(v, &mixed, none), cell(v), "mixed {from}..{to}");
+        }
+        assert_eq!(
+            cell_within(ValueRef::Text(&mixed[2..4]), &mixed, none),
+            Cell::Text("ok")
+        );
+        // A value from elsewhere is checked on its own.
+        let other = b"zz".to_vec();
+        assert_eq!(
+            cell_within(ValueRef::Text(&other), &body, text),
+            Cell::Text("zz")
+        );
+        assert_eq!(cell_within(ValueRef::Integer(7), &body, text), Cell::Int(7));
+    }
 }
