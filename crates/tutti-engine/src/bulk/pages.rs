@@ -17,14 +17,19 @@
 //! columns with no default (a row written before `ALTER TABLE ... ADD
 //! COLUMN` would take the default). The caller holds a read transaction
 //! on a connection to the file while reading, so no writer commits under
-//! it. A damaged file gives an error, never a panic.
+//! it; the reader's own handle on the file is never closed, since closing
+//! one would drop that lock (see [`shared_file`]). A damaged file gives an
+//! error, never a panic.
 
 use super::LabelError;
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// What a scan calls with each row: its rowid, the wanted values and the
 /// record's values as stored (the text and blob values are slices of it).
@@ -40,6 +45,45 @@ const MAX_DEPTH: usize = 40;
 /// leaves in file order, so one read serves the next several.
 const READ_AHEAD: usize = 16;
 
+/// A handle on the file at `path`, opened once per file for the life of
+/// the process. Closing any handle on a file drops every POSIX lock the
+/// process holds on it, SQLite's included (the read lock that keeps
+/// writers out while pages are read, and any other connection's), so the
+/// handles this reader opens are never closed; SQLite defers its own
+/// closes for the same reason. One per distinct file: they do not pile up.
+fn shared_file(path: &Path) -> Result<Arc<File>, LabelError> {
+    static OPEN: Mutex<Option<Handles>> = Mutex::new(None);
+    let fail = |e: std::io::Error| {
+        LabelError::with_detail("cannot open the source database", e.to_string())
+    };
+    let meta = std::fs::metadata(path).map_err(fail)?;
+    let mut open = OPEN
+        .lock()
+        .map_err(|_| LabelError::new("cannot open the source database"))?;
+    let open = open.get_or_insert_with(HashMap::new);
+    if let Some(file) = open.get(&(meta.dev(), meta.ino())) {
+        return Ok(Arc::clone(file));
+    }
+    let file = File::open(path).map_err(fail)?;
+    // Kept under the file it opened (the path may have been replaced
+    // since the lookup).
+    let opened = file.metadata().map_err(fail)?;
+    match open.entry((opened.dev(), opened.ino())) {
+        std::collections::hash_map::Entry::Occupied(kept) => {
+            // Another handle on that file is kept already: this one must
+            // not be closed either.
+            std::mem::forget(file);
+            Ok(Arc::clone(kept.get()))
+        }
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            Ok(Arc::clone(slot.insert(Arc::new(file))))
+        }
+    }
+}
+
+/// Open source files by (device, inode).
+type Handles = HashMap<(u64, u64), Arc<File>>;
+
 fn malformed(what: &str) -> LabelError {
     LabelError::with_detail(
         "the source database file is malformed",
@@ -49,7 +93,7 @@ fn malformed(what: &str) -> LabelError {
 
 /// A rowid table of a SQLite file, ready to be read page by page.
 pub struct TableFile {
-    file: File,
+    file: Arc<File>,
     page_size: usize,
     usable: usize,
     pages: u64,
@@ -102,9 +146,7 @@ impl TableFile {
         ) else {
             return Ok(None);
         };
-        let file = File::open(path).map_err(|e| {
-            LabelError::with_detail("cannot open the source database", e.to_string())
-        })?;
+        let file = shared_file(path)?;
         let mut header = [0u8; 100];
         if file.read_exact_at(&mut header, 0).is_err() || &header[..16] != b"SQLite format 3\0" {
             return Ok(None);
@@ -817,6 +859,55 @@ mod tests {
             .unwrap();
         assert!(reader(&conn, &db.0, "nope", &["a", "b"]).is_none());
         assert!(reader(&conn, &db.0, "t", &["a", "zzz"]).is_none());
+    }
+
+    #[test]
+    fn reading_pages_keeps_the_lock_that_holds_other_processes_writers_off() {
+        if std::process::Command::new("sqlite3")
+            .arg("-version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped: the sqlite3 command is not installed");
+            return;
+        }
+        let db = TempDb::new("lock");
+        let conn = Connection::open(&db.0).unwrap();
+        fill(&conn, 50, 10);
+        // A reader's transaction holds SQLite's shared lock ...
+        let reader_conn = Connection::open(&db.0).unwrap();
+        reader_conn.execute_batch("BEGIN").unwrap();
+        let table = TableFile::open(&reader_conn, &db.0, "t", &["a"])
+            .unwrap()
+            .unwrap();
+        let mut scratch = Scratch::default();
+        table
+            .scan(i64::MIN, i64::MAX, &mut scratch, &mut |_, _, _| Ok(()))
+            .unwrap();
+        // ... which outlives the reader, whose handle on the file must not
+        // close (a close drops all of the process's locks on the file).
+        drop(table);
+        let write = std::process::Command::new("sqlite3")
+            .arg(&db.0)
+            .arg("INSERT INTO t (e) VALUES ('from another process')")
+            .output()
+            .unwrap();
+        assert!(
+            !write.status.success() && String::from_utf8_lossy(&write.stderr).contains("locked"),
+            "another process committed under a reader: {}",
+            String::from_utf8_lossy(&write.stderr)
+        );
+        reader_conn.execute_batch("COMMIT").unwrap();
+        let again = std::process::Command::new("sqlite3")
+            .arg(&db.0)
+            .arg("INSERT INTO t (e) VALUES ('from another process')")
+            .output()
+            .unwrap();
+        assert!(
+            again.status.success(),
+            "{}",
+            String::from_utf8_lossy(&again.stderr)
+        );
     }
 
     #[test]
