@@ -18,7 +18,7 @@
 //! COLUMN` would take the default). The caller holds a read transaction
 //! on a connection to the file while reading, so no writer commits under
 //! it; the reader's own handle on the file is never closed, since closing
-//! one would drop that lock (see [`shared_file`]). A damaged file gives an
+//! one would drop that lock. A damaged file gives an
 //! error, never a panic.
 
 use super::LabelError;
