@@ -288,6 +288,76 @@ fn the_time_range_keeps_only_rows_inside_it_and_must_run_forwards() {
     assert_eq!(e.message, "start_time must be earlier than end_time");
 }
 
+#[test]
+fn tables_with_sparse_or_extreme_rowids_or_a_column_named_rowid_are_labeled_like_any_other() {
+    let d = dir("rowids");
+    let output = d.join("out.db");
+    let plain = d.join("plain.db");
+    write_posts(&plain, &posts());
+    let mut t = sqlite_task(&plain, &output);
+    t.result = Some("plain".into());
+    let (_, expected) = run(&t).unwrap();
+    let (want, want_prod) = (results(&output, "plain"), production(&output, "plain"));
+    assert!(!want.is_empty());
+    let rows = posts();
+    // Rowids from the smallest to the largest there are, far apart (chunks
+    // by rowid would number in the quadrillions), in the posts' order.
+    let sparse: Vec<i64> = (0..rows.len() as i64)
+        .map(|i| match i {
+            0 => i64::MIN,
+            1 => -7,
+            i if i == rows.len() as i64 - 1 => i64::MAX,
+            i => i * (1 << 58) / 2 + 3,
+        })
+        .collect();
+    let n = rows.len() as i64;
+    let top: Vec<i64> = (0..n).map(|i| i64::MAX - n + 1 + i).collect();
+    let bottom: Vec<i64> = (0..n).map(|i| i64::MIN + i).collect();
+    for (name, setup, column_named_rowid, rowids) in [
+        ("sparse", "", false, &sparse),
+        // WAL: the pages are left to SQL.
+        ("sparse_wal", "PRAGMA journal_mode = WAL;", false, &sparse),
+        // Dense at either end of the range: chunks by rowid, whose bounds
+        // must not overflow.
+        ("top", "", false, &top),
+        ("bottom_wal", "PRAGMA journal_mode = WAL;", false, &bottom),
+        ("named_rowid", "", true, &sparse),
+    ] {
+        let input = d.join(format!("{name}.db"));
+        let conn = Connection::open(&input).unwrap();
+        conn.execute_batch(&format!(
+            "{setup} CREATE TABLE posts ({}id TEXT, source TEXT, author_name TEXT, content TEXT, create_time TEXT)",
+            if column_named_rowid { "rowid INTEGER, " } else { "" }
+        ))
+        .unwrap();
+        for (i, r) in rows.iter().enumerate() {
+            if column_named_rowid {
+                // The column runs backwards; the real rowid forwards.
+                conn.execute(
+                    "INSERT INTO posts VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    rusqlite::params![-(i as i64), r.0, r.1, r.2, r.3, r.4],
+                )
+                .unwrap();
+            } else {
+                conn.execute(
+                    "INSERT INTO posts (_rowid_, id, source, author_name, content, create_time) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    rusqlite::params![rowids[i], r.0, r.1, r.2, r.3, r.4],
+                )
+                .unwrap();
+            }
+        }
+        drop(conn);
+        let mut t = sqlite_task(&input, &output);
+        t.result = Some(name.into());
+        let (_, got) = run(&t).unwrap();
+        assert_eq!(got.received, expected.received, "{name}");
+        assert_eq!(got.result_rows, expected.result_rows, "{name}");
+        assert_eq!(results(&output, name), want, "{name}");
+        assert_eq!(production(&output, name), want_prod, "{name}");
+    }
+}
+
 /// Runs `t` and stops it once `rows` rows are committed; the run must
 /// fail.
 fn stop_once_committed(t: &Task, rows: u64) {

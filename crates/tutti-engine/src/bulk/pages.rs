@@ -186,9 +186,19 @@ impl TableFile {
         if info.iter().any(|c| c.4 != 0) {
             return Ok(None);
         }
+        // A lone INTEGER PRIMARY KEY column is the rowid itself, unless it
+        // was declared `INTEGER PRIMARY KEY DESC`, which SQLite keeps as an
+        // ordinary column with an index of its own.
         let keys: Vec<usize> = (0..info.len()).filter(|&i| info[i].3 > 0).collect();
+        let own_index = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_index_list(?1) WHERE origin = 'pk'",
+                [table],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_or(true, |n| n > 0);
         let rowid_alias = match keys.as_slice() {
-            [k] if info[*k].1.eq_ignore_ascii_case("INTEGER") => Some(*k),
+            [k] if info[*k].1.eq_ignore_ascii_case("INTEGER") && !own_index => Some(*k),
             _ => None,
         };
         if columns.len() > MAX_COLUMNS {
@@ -234,30 +244,32 @@ impl TableFile {
     }
 
     /// Calls `row` with the rowid and the wanted values of every row with
-    /// `after < rowid <= upto`, in rowid order. Stops at the first error
+    /// `first <= rowid <= last`, in rowid order. Stops at the first error
     /// `row` returns, and returns it.
     pub fn scan(
         &self,
-        after: i64,
-        upto: i64,
+        first: i64,
+        last: i64,
         scratch: &mut Scratch,
         row: &mut RowFn<'_>,
     ) -> Result<(), LabelError> {
-        if after >= upto {
+        if first > last {
             return Ok(());
         }
         scratch.visits = self.pages + 1;
-        self.visit(self.root, 0, after, upto, scratch, row)
+        // The read-ahead block may hold another table's pages.
+        scratch.block_pages = 0;
+        self.visit(self.root, 0, first, last, scratch, row)
             .map(|_| ())
     }
 
-    /// Visits page `page` at `depth`; returns false once past `upto`.
+    /// Visits page `page` at `depth`; returns false once past `last`.
     fn visit(
         &self,
         page: u32,
         depth: usize,
-        after: i64,
-        upto: i64,
+        first: i64,
+        last: i64,
         scratch: &mut Scratch,
         row: &mut RowFn<'_>,
     ) -> Result<bool, LabelError> {
@@ -283,7 +295,7 @@ impl TableFile {
         let head = if page == 1 { 100 } else { 0 };
         match buf[head] {
             0x0D => {
-                let result = self.leaf_cells(buf, head, after, upto, scratch, row);
+                let result = self.leaf_cells(buf, head, first, last, scratch, row);
                 scratch.block = block;
                 result
             }
@@ -294,7 +306,7 @@ impl TableFile {
                 own.clear();
                 own.extend_from_slice(buf);
                 scratch.block = block;
-                let result = self.visit_interior(&own, head, depth, after, upto, scratch, row);
+                let result = self.visit_interior(&own, head, depth, first, last, scratch, row);
                 scratch.interior[depth] = own;
                 result
             }
@@ -311,8 +323,8 @@ impl TableFile {
         buf: &[u8],
         head: usize,
         depth: usize,
-        after: i64,
-        upto: i64,
+        first: i64,
+        last: i64,
         scratch: &mut Scratch,
         row: &mut RowFn<'_>,
     ) -> Result<bool, LabelError> {
@@ -325,10 +337,11 @@ impl TableFile {
             Ok((child, key as i64))
         };
         // Child i holds the keys up to key i; the right child the rest.
+        // The first child that may hold `first`: the first key >= it.
         let (mut lo, mut hi) = (0, n);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if cell(mid)?.1 > after {
+            if cell(mid)?.1 >= first {
                 hi = mid;
             } else {
                 lo = mid + 1;
@@ -336,11 +349,11 @@ impl TableFile {
         }
         for i in lo..n {
             let (child, key) = cell(i)?;
-            if !self.visit(child, depth + 1, after, upto, scratch, row)? || key >= upto {
+            if !self.visit(child, depth + 1, first, last, scratch, row)? || key >= last {
                 return Ok(false);
             }
         }
-        self.visit(right, depth + 1, after, upto, scratch, row)
+        self.visit(right, depth + 1, first, last, scratch, row)
     }
 
     /// Reads page `page` into the read-ahead `block` (with the pages
@@ -372,8 +385,8 @@ impl TableFile {
         &self,
         buf: &[u8],
         head: usize,
-        after: i64,
-        upto: i64,
+        first: i64,
+        last: i64,
         scratch: &mut Scratch,
         row: &mut RowFn<'_>,
     ) -> Result<bool, LabelError> {
@@ -387,7 +400,7 @@ impl TableFile {
         let (mut lo, mut hi) = (0, n);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if cell(mid)?.1 > after {
+            if cell(mid)?.1 >= first {
                 hi = mid;
             } else {
                 lo = mid + 1;
@@ -396,7 +409,7 @@ impl TableFile {
         let wanted = self.columns.len();
         for i in lo..n {
             let (size, rowid, body) = cell(i)?;
-            if rowid > upto {
+            if rowid > last {
                 return Ok(false);
             }
             let record = if self.payload(buf, body, size, &mut scratch.payload)? {
@@ -474,13 +487,16 @@ impl TableFile {
             let (t, n) = varint(record, at)?;
             at += n;
             types.push((body, t));
-            body += match t {
-                0 | 8 | 9 => 0,
+            let len = match t {
+                0 | 8..=11 => 0,
                 1..=4 => t as usize,
                 5 => 6,
                 6 | 7 => 8,
-                10 | 11 => return Err(malformed("a record uses a reserved type")),
-                _ => ((t - 12) / 2) as usize,
+                _ => usize::try_from((t - 12) / 2).unwrap_or(usize::MAX),
+            };
+            body = match body.checked_add(len) {
+                Some(b) if b <= record.len() => b,
+                _ => return Err(malformed("a record's values run past the record")),
             };
         }
         for ((slot, &c), &real) in out.iter_mut().zip(&self.columns).zip(&self.real) {
@@ -490,7 +506,8 @@ impl TableFile {
                 Some(&(off, t)) => value(record, off, t)?,
             };
             *slot = match value {
-                ValueRef::Null if self.rowid_alias == Some(c) => ValueRef::Integer(rowid),
+                // SQLite reads an alias of the rowid as the rowid.
+                _ if self.rowid_alias == Some(c) => ValueRef::Integer(rowid),
                 ValueRef::Integer(n) if real => ValueRef::Real(n as f64),
                 v => v,
             };
@@ -515,12 +532,15 @@ fn real_affinity(declared: &str) -> bool {
         && (has("REAL") || has("FLOA") || has("DOUB"))
 }
 
+/// The value of serial type `t` stored at `at`, as SQLite reads it: types
+/// 10 and 11 (reserved) and a stored NaN read as NULL.
 fn value(record: &[u8], at: usize, t: u64) -> Result<ValueRef<'_>, LabelError> {
     let bytes = |n: usize| {
-        record
-            .get(at..at + n)
+        at.checked_add(n)
+            .and_then(|end| record.get(at..end))
             .ok_or_else(|| malformed("a value runs past its record"))
     };
+    let len = |t: u64| usize::try_from(t / 2).map_err(|_| malformed("a value is too long"));
     let int = |n: usize| -> Result<i64, LabelError> {
         let b = bytes(n)?;
         let mut v = if b[0] & 0x80 != 0 { -1i64 } else { 0 };
@@ -538,12 +558,16 @@ fn value(record: &[u8], at: usize, t: u64) -> Result<ValueRef<'_>, LabelError> {
             let b = bytes(8)?;
             let mut raw = [0u8; 8];
             raw.copy_from_slice(b);
-            ValueRef::Real(f64::from_be_bytes(raw))
+            match f64::from_be_bytes(raw) {
+                x if x.is_nan() => ValueRef::Null,
+                x => ValueRef::Real(x),
+            }
         }
         8 => ValueRef::Integer(0),
         9 => ValueRef::Integer(1),
-        t if t % 2 == 0 => ValueRef::Blob(bytes(((t - 12) / 2) as usize)?),
-        t => ValueRef::Text(bytes(((t - 13) / 2) as usize)?),
+        10 | 11 => ValueRef::Null,
+        t if t % 2 == 0 => ValueRef::Blob(bytes(len(t - 12)?)?),
+        t => ValueRef::Text(bytes(len(t - 13)?)?),
     })
 }
 
@@ -689,14 +713,14 @@ mod tests {
         tx.commit().unwrap();
     }
 
-    fn by_sqlite(conn: &Connection, cols: &str, after: i64, upto: i64) -> Vec<(i64, Vec<Owned>)> {
+    fn by_sqlite(conn: &Connection, cols: &str, first: i64, last: i64) -> Vec<(i64, Vec<Owned>)> {
         let mut stmt = conn
             .prepare(&format!(
-                "SELECT rowid, {cols} FROM t WHERE rowid > ?1 AND rowid <= ?2 ORDER BY rowid"
+                "SELECT rowid, {cols} FROM t WHERE rowid >= ?1 AND rowid <= ?2 ORDER BY rowid"
             ))
             .unwrap();
         let n = stmt.column_count();
-        let mut rows = stmt.query(params![after, upto]).unwrap();
+        let mut rows = stmt.query(params![first, last]).unwrap();
         let mut out = Vec::new();
         while let Some(r) = rows.next().unwrap() {
             let values = (1..n).map(|i| Owned::from(r.get_ref(i).unwrap())).collect();
@@ -705,11 +729,11 @@ mod tests {
         out
     }
 
-    fn by_pages(table: &TableFile, after: i64, upto: i64) -> Vec<(i64, Vec<Owned>)> {
+    fn by_pages(table: &TableFile, first: i64, last: i64) -> Vec<(i64, Vec<Owned>)> {
         let mut out = Vec::new();
         let mut scratch = Scratch::default();
         table
-            .scan(after, upto, &mut scratch, &mut |rowid, values, _| {
+            .scan(first, last, &mut scratch, &mut |rowid, values, _| {
                 out.push((rowid, values.iter().map(|v| Owned::from(*v)).collect()));
                 Ok(())
             })
@@ -782,6 +806,82 @@ mod tests {
                 "two columns",
             );
         }
+    }
+
+    #[test]
+    fn integer_primary_key_desc_is_an_ordinary_column_as_in_sqlite() {
+        for (name, sql) in [
+            (
+                "desc",
+                "CREATE TABLE t (id INTEGER PRIMARY KEY DESC, x TEXT)",
+            ),
+            ("asc", "CREATE TABLE t (id INTEGER PRIMARY KEY ASC, x TEXT)"),
+            (
+                "constraint",
+                "CREATE TABLE t (id INTEGER, x TEXT, PRIMARY KEY (id DESC))",
+            ),
+            (
+                "strict",
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT, r REAL) STRICT",
+            ),
+        ] {
+            let db = TempDb::new(name);
+            let conn = Connection::open(&db.0).unwrap();
+            conn.execute_batch(sql).unwrap();
+            conn.execute_batch(
+                "INSERT INTO t (x) VALUES ('a'), ('b'); INSERT INTO t (id, x) VALUES (40, 'c');",
+            )
+            .unwrap();
+            let cols = if name == "strict" {
+                vec!["id", "x", "r"]
+            } else {
+                vec!["id", "x"]
+            };
+            let table = reader(&conn, &db.0, "t", &cols).unwrap();
+            same(
+                &by_pages(&table, i64::MIN, i64::MAX),
+                &by_sqlite(&conn, &cols.join(", "), i64::MIN, i64::MAX),
+                name,
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_header_claiming_huge_values_is_an_error() {
+        let db = TempDb::new("huge");
+        let conn = Connection::open(&db.0).unwrap();
+        conn.execute_batch(
+            "PRAGMA page_size = 512; CREATE TABLE t (a TEXT, b TEXT, c TEXT); \
+             INSERT INTO t VALUES ('abcdefghijklmnopqrstuvwxyz', 'b', 'c');",
+        )
+        .unwrap();
+        let root: u32 = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = 't'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        drop(conn);
+        let mut bytes = std::fs::read(&db.0).unwrap();
+        let page = (root as usize - 1) * 512;
+        let cell = page + u16::from_be_bytes([bytes[page + 8], bytes[page + 9]]) as usize;
+        // Payload size and rowid (one byte each), then the record: a header
+        // of 28 bytes whose serial types are 9-byte varints of all ones.
+        let record = cell + 2;
+        bytes[record] = 28;
+        for b in &mut bytes[record + 1..record + 28] {
+            *b = 0xFF;
+        }
+        std::fs::write(&db.0, &bytes).unwrap();
+        let conn = Connection::open(&db.0).unwrap();
+        let table = reader(&conn, &db.0, "t", &["a", "b", "c"]).unwrap();
+        let mut scratch = Scratch::default();
+        assert!(
+            table
+                .scan(i64::MIN, i64::MAX, &mut scratch, &mut |_, _, _| Ok(()))
+                .is_err()
+        );
     }
 
     #[test]

@@ -74,9 +74,32 @@ pub struct SqliteSource {
     table: String,
     columns: Columns,
     range: TimeRange,
-    /// Read along the time index (one scanner) rather than by rowid.
-    indexed: bool,
+    /// How the scan walks the table.
+    walk: Walk,
+    /// The name the rowid goes by in this table (`rowid`, `_rowid_` or
+    /// `oid`, whichever no column has taken), if any.
+    rowid: Option<&'static str>,
 }
+
+/// How a scan walks a table, decided when the source opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Along the index on the time column (a range is given), one scanner.
+    Index,
+    /// Chunks of consecutive rowids from `lo` to `hi`, shared by the
+    /// scanners.
+    Chunks { lo: i64, hi: i64 },
+    /// In rowid order, one scanner, a chunk every `batch_rows` rows: for
+    /// rowids so sparse that chunks by rowid would be mostly empty (random
+    /// 64-bit ids would make quadrillions), or a table whose columns hide
+    /// the rowid's names.
+    Sequential,
+}
+
+/// Rowids a table may span per byte of its file before chunks by rowid
+/// count as mostly empty: a row takes several bytes, so a table holding
+/// its rowids densely spans far fewer.
+const ROWIDS_PER_BYTE: i128 = 16;
 
 impl SqliteSource {
     /// Opens and checks the table and its columns.
@@ -104,18 +127,47 @@ impl SqliteSource {
         let have = table_columns(&conn, &table)?;
         check_columns(&table, &have, &columns)?;
         let ranged = range.since.is_some() || range.until.is_some();
-        let indexed = ranged && time_indexed(&conn, &table, &columns.time);
+        let rowid = ["rowid", "_rowid_", "oid"]
+            .into_iter()
+            .find(|n| !have.iter().any(|h| h.eq_ignore_ascii_case(n)));
+        let walk = if ranged && time_indexed(&conn, &table, &columns.time) {
+            Walk::Index
+        } else if let Some(r) = rowid {
+            let (lo, hi): (Option<i64>, Option<i64>) = conn
+                .query_row(
+                    // Two subqueries: each is one seek, where min and max
+                    // together in one query would scan the table.
+                    &format!("SELECT (SELECT min({r}) FROM \"{table}\"), (SELECT max({r}) FROM \"{table}\")"),
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(|e| db_error("the source refused the scan", e))?;
+            let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+            match (lo, hi) {
+                (Some(lo), Some(hi))
+                    if i128::from(hi) - i128::from(lo) > ROWIDS_PER_BYTE * i128::from(bytes) =>
+                {
+                    Walk::Sequential
+                }
+                (Some(lo), Some(hi)) => Walk::Chunks { lo, hi },
+                // No rows: no chunks.
+                _ => Walk::Chunks { lo: 1, hi: 0 },
+            }
+        } else {
+            Walk::Sequential
+        };
         Ok(Self {
             path: path.to_owned(),
             table,
             columns,
             range,
-            indexed,
+            walk,
+            rowid,
         })
     }
 
-    /// The scan statement and its parameters. By rowid, the statement
-    /// takes the chunk's bounds as its last two parameters.
+    /// The scan statement and its parameters. In chunks, the statement
+    /// takes the chunk's first and last rowid as its last two parameters.
     fn query(&self) -> (String, Vec<String>, [usize; 5]) {
         let cols = self.columns.all();
         let list: Vec<String> = cols.iter().map(|c| format!("\"{c}\"")).collect();
@@ -138,14 +190,23 @@ impl SqliteSource {
             params.push(u.clone());
             conds.push(format!("{time} < ?{}", params.len()));
         }
-        let order = if self.indexed {
-            format!("{time}, rowid")
-        } else {
-            // `+` keeps the planner off an index on the time column.
-            conds.iter_mut().for_each(|c| *c = format!("+{c}"));
-            let n = params.len();
-            conds.push(format!("rowid > ?{} AND rowid <= ?{}", n + 1, n + 2));
-            "rowid".to_owned()
+        let order = match (self.walk, self.rowid) {
+            (Walk::Index, Some(r)) => format!(" ORDER BY {time}, {r}"),
+            (Walk::Index, None) => format!(" ORDER BY {time}"),
+            (Walk::Chunks { .. }, r) => {
+                let r = r.unwrap_or("rowid");
+                // `+` keeps the planner off an index on the time column.
+                conds.iter_mut().for_each(|c| *c = format!("+{c}"));
+                let n = params.len();
+                conds.push(format!("{r} >= ?{} AND {r} <= ?{}", n + 1, n + 2));
+                format!(" ORDER BY {r}")
+            }
+            (Walk::Sequential, r) => {
+                conds.iter_mut().for_each(|c| *c = format!("+{c}"));
+                // Without a name for the rowid, a plain table scan still
+                // reads in rowid order.
+                r.map(|r| format!(" ORDER BY {r}")).unwrap_or_default()
+            }
         };
         let filter = if conds.is_empty() {
             String::new()
@@ -154,7 +215,7 @@ impl SqliteSource {
         };
         (
             format!(
-                "SELECT {} FROM \"{}\"{filter} ORDER BY {order}",
+                "SELECT {} FROM \"{}\"{filter}{order}",
                 list.join(", "),
                 self.table
             ),
@@ -190,10 +251,11 @@ fn time_indexed(conn: &Connection, table: &str, column: &str) -> bool {
 
 impl Source for SqliteSource {
     fn parts(&self) -> usize {
-        if self.indexed {
-            1
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+        match self.walk {
+            Walk::Chunks { .. } => {
+                std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+            }
+            Walk::Index | Walk::Sequential => 1,
         }
     }
 
@@ -214,9 +276,6 @@ impl Source for SqliteSource {
         conn.execute_batch("PRAGMA cache_size = -512")
             .map_err(|e| db_error("cannot open the source database", e))?;
         let (sql, params, index) = self.query();
-        let mut stmt = conn
-            .prepare(&sql)
-            .map_err(|e| db_error("the source refused the scan", e))?;
         let names = [
             &self.columns.id,
             &self.columns.source,
@@ -224,7 +283,84 @@ impl Source for SqliteSource {
             &self.columns.field,
             &self.columns.time,
         ];
-        if self.indexed {
+        let batch_rows = batch_rows.max(1);
+        let span = batch_rows as i128;
+        let chunks = match self.walk {
+            Walk::Chunks { lo, hi } if hi >= lo => {
+                u64::try_from((i128::from(hi) - i128::from(lo)) / span + 1).unwrap_or(u64::MAX)
+            }
+            _ => 0,
+        };
+        // Chunk `c` holds the rowids `first..=last`; `c` < `chunks`, so
+        // `first` is at most `hi`.
+        let bounds = |chunk: u64| -> (i64, i64) {
+            let lo = match self.walk {
+                Walk::Chunks { lo, .. } => i128::from(lo),
+                _ => 0,
+            };
+            let first = lo + i128::from(chunk) * span;
+            let last = (first + span - 1).min(i128::from(i64::MAX));
+            (
+                i64::try_from(first).unwrap_or(i64::MAX),
+                i64::try_from(last).unwrap_or(i64::MAX),
+            )
+        };
+        // A whole table is read from its pages where the file allows (see
+        // `pages`), inside a read transaction so that no writer commits
+        // meanwhile; a range goes through SQL, which compares times as
+        // the column's type and collation say.
+        let direct =
+            if self.walk != Walk::Index && self.range.since.is_none() && self.range.until.is_none()
+            {
+                conn.execute_batch("BEGIN")
+                    .map_err(|e| db_error("cannot open the source database", e))?;
+                TableFile::open(&conn, &self.path, &self.table, &self.columns.all())?
+            } else {
+                None
+            };
+        if let Some(table) = direct {
+            let mut scratch = PageScratch::default();
+            let mut number = String::new();
+            if self.walk == Walk::Sequential {
+                let mut batch = fresh();
+                let mut chunk = 0;
+                table.scan(i64::MIN, i64::MAX, &mut scratch, &mut |_, values, body| {
+                    let text = std::str::from_utf8(body).ok();
+                    push_row(&mut batch, &mut number, &index, &names, |col| {
+                        Ok(cell_within(values[col], body, text))
+                    })?;
+                    if batch.len() >= batch_rows {
+                        emit(chunk, std::mem::replace(&mut batch, fresh()))?;
+                        chunk += 1;
+                    }
+                    Ok(())
+                })?;
+                if !batch.is_empty() {
+                    emit(chunk, batch)?;
+                }
+                return Ok(());
+            }
+            let mut chunk = part as u64;
+            while chunk < chunks {
+                let (first, last) = bounds(chunk);
+                let mut batch = fresh();
+                table.scan(first, last, &mut scratch, &mut |_, values, body| {
+                    // One check of the row's stored values in place of one
+                    // per value (they are all text in most tables).
+                    let text = std::str::from_utf8(body).ok();
+                    push_row(&mut batch, &mut number, &index, &names, |col| {
+                        Ok(cell_within(values[col], body, text))
+                    })
+                })?;
+                emit(chunk, batch)?;
+                chunk += parts as u64;
+            }
+            return Ok(());
+        }
+        let mut stmt = conn
+            .prepare(&sql)
+            .map_err(|e| db_error("the source refused the scan", e))?;
+        if !matches!(self.walk, Walk::Chunks { .. }) {
             let mut rows = stmt
                 .query(params_from_iter(params.iter()))
                 .map_err(|e| db_error("the source refused the scan", e))?;
@@ -239,60 +375,13 @@ impl Source for SqliteSource {
             }
             return Ok(());
         }
-        let (lo, hi): (Option<i64>, Option<i64>) = conn
-            .query_row(
-                // Two subqueries: each is one seek, where min and max
-                // together in one query would scan the table.
-                &format!(
-                    "SELECT (SELECT min(rowid) FROM \"{0}\"), (SELECT max(rowid) FROM \"{0}\")",
-                    self.table
-                ),
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(|e| db_error("the source refused the scan", e))?;
-        let (Some(lo), Some(hi)) = (lo, hi) else {
-            return Ok(());
-        };
-        let span = batch_rows as i64;
-        let chunks = ((hi - lo) / span + 1) as u64;
         let mut chunk = part as u64;
-        // The whole table is read from its pages where the file allows
-        // (see `pages`), inside a read transaction so that no writer
-        // commits meanwhile; a range goes through SQL, which compares
-        // times as the column's type and collation say.
-        let direct = if self.range.since.is_none() && self.range.until.is_none() {
-            conn.execute_batch("BEGIN")
-                .map_err(|e| db_error("cannot open the source database", e))?;
-            TableFile::open(&conn, &self.path, &self.table, &self.columns.all())?
-        } else {
-            None
-        };
-        if let Some(table) = direct {
-            let mut scratch = PageScratch::default();
-            let mut number = String::new();
-            while chunk < chunks {
-                let from = lo - 1 + chunk as i64 * span;
-                let mut batch = fresh();
-                table.scan(from, from + span, &mut scratch, &mut |_, values, body| {
-                    // One check of the row's stored values in place of one
-                    // per value (they are all text in most tables).
-                    let text = std::str::from_utf8(body).ok();
-                    push_row(&mut batch, &mut number, &index, &names, |col| {
-                        Ok(cell_within(values[col], body, text))
-                    })
-                })?;
-                emit(chunk, batch)?;
-                chunk += parts as u64;
-            }
-            return Ok(());
-        }
         while chunk < chunks {
-            let from = lo - 1 + chunk as i64 * span;
+            let (first, last) = bounds(chunk);
             let mut bound: Vec<rusqlite::types::Value> =
                 params.iter().map(|p| p.clone().into()).collect();
-            bound.push(from.into());
-            bound.push((from + span).into());
+            bound.push(first.into());
+            bound.push(last.into());
             let mut rows = stmt
                 .query(params_from_iter(bound.iter()))
                 .map_err(|e| db_error("the source refused the scan", e))?;
