@@ -45,6 +45,9 @@ failed=0
 for variant in $VARIANTS; do
   flag=""; [ "$variant" = mixed ] && flag="--mixed"
   "$TUTTI" bench posts --rows "$ROWS" --out "$W/posts-$variant.sqlite" --patterns "$W/patterns-$variant.csv" $flag 2>/dev/null
+  # The new file's pages go to disk now, not during the timed runs (where
+  # the writeback of a quarter of a gigabyte slowed their syncs).
+  sync
   for column in $COLUMNS; do
     py_out="$W/py-$variant-$column.csv"
     py_line=$(/usr/bin/time -f "maxrss_kb=%M" -o "$W/py.time" \
