@@ -338,15 +338,7 @@ impl TableFile {
         };
         // Child i holds the keys up to key i; the right child the rest.
         // The first child that may hold `first`: the first key >= it.
-        let (mut lo, mut hi) = (0, n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if cell(mid)?.1 >= first {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
+        let lo = first_at_least(n, first, |i| Ok(cell(i)?.1))?;
         for i in lo..n {
             let (child, key) = cell(i)?;
             if !self.visit(child, depth + 1, first, last, scratch, row)? || key >= last {
@@ -397,15 +389,7 @@ impl TableFile {
             let (rowid, b) = varint(buf, at + a)?;
             Ok((size, rowid as i64, at + a + b))
         };
-        let (mut lo, mut hi) = (0, n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if cell(mid)?.1 >= first {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
+        let lo = first_at_least(n, first, |i| Ok(cell(i)?.1))?;
         let wanted = self.columns.len();
         for i in lo..n {
             let (size, rowid, body) = cell(i)?;
@@ -569,6 +553,24 @@ fn value(record: &[u8], at: usize, t: u64) -> Result<ValueRef<'_>, LabelError> {
         t if t % 2 == 0 => ValueRef::Blob(bytes(len(t - 12)?)?),
         t => ValueRef::Text(bytes(len(t - 13)?)?),
     })
+}
+
+/// The first of `n` ascending keys (`key(i)`) at least `first`, or `n`.
+fn first_at_least(
+    n: usize,
+    first: i64,
+    key: impl Fn(usize) -> Result<i64, LabelError>,
+) -> Result<usize, LabelError> {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if key(mid)? >= first {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(lo)
 }
 
 fn be16(buf: &[u8], at: usize) -> Result<u16, LabelError> {
@@ -741,6 +743,23 @@ mod tests {
         out
     }
 
+    /// Rewrites the file of `db` (512-byte pages) through `damage`, given
+    /// the bytes and where table t's root page starts.
+    fn damage_root(db: &TempDb, damage: impl FnOnce(&mut Vec<u8>, usize)) {
+        let conn = Connection::open(&db.0).unwrap();
+        let root: u32 = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = 't'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        drop(conn);
+        let mut bytes = std::fs::read(&db.0).unwrap();
+        damage(&mut bytes, (root as usize - 1) * 512);
+        std::fs::write(&db.0, &bytes).unwrap();
+    }
+
     /// Asserts two readings are equal, naming the first row that differs.
     fn same(pages: &[(i64, Vec<Owned>)], sqlite: &[(i64, Vec<Owned>)], what: &str) {
         let short = |r: Option<&(i64, Vec<Owned>)>| {
@@ -855,25 +874,18 @@ mod tests {
              INSERT INTO t VALUES ('abcdefghijklmnopqrstuvwxyz', 'b', 'c');",
         )
         .unwrap();
-        let root: u32 = conn
-            .query_row(
-                "SELECT rootpage FROM sqlite_schema WHERE name = 't'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
         drop(conn);
-        let mut bytes = std::fs::read(&db.0).unwrap();
-        let page = (root as usize - 1) * 512;
-        let cell = page + u16::from_be_bytes([bytes[page + 8], bytes[page + 9]]) as usize;
-        // Payload size and rowid (one byte each), then the record: a header
-        // of 28 bytes whose serial types are 9-byte varints of all ones.
-        let record = cell + 2;
-        bytes[record] = 28;
-        for b in &mut bytes[record + 1..record + 28] {
-            *b = 0xFF;
-        }
-        std::fs::write(&db.0, &bytes).unwrap();
+        damage_root(&db, |bytes, page| {
+            let cell = page + u16::from_be_bytes([bytes[page + 8], bytes[page + 9]]) as usize;
+            // Payload size and rowid (one byte each), then the record: a
+            // header of 28 bytes whose serial types are 9-byte varints of
+            // all ones.
+            let record = cell + 2;
+            bytes[record] = 28;
+            for b in &mut bytes[record + 1..record + 28] {
+                *b = 0xFF;
+            }
+        });
         let conn = Connection::open(&db.0).unwrap();
         let table = reader(&conn, &db.0, "t", &["a", "b", "c"]).unwrap();
         let mut scratch = Scratch::default();
@@ -1016,26 +1028,20 @@ mod tests {
         let conn = Connection::open(&db.0).unwrap();
         conn.execute_batch("PRAGMA page_size = 512").unwrap();
         fill(&conn, 600, 10);
-        let root: u32 = conn
-            .query_row(
-                "SELECT rootpage FROM sqlite_schema WHERE name = 't'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
         drop(conn);
-        let mut bytes = std::fs::read(&db.0).unwrap();
-        let page = (root as usize - 1) * 512;
-        assert_eq!(bytes[page], 0x05, "the root is an interior page");
-        // Every child of the root, and its right child, is the root.
-        let cells = u16::from_be_bytes([bytes[page + 3], bytes[page + 4]]) as usize;
-        for i in 0..cells {
-            let at = page
-                + u16::from_be_bytes([bytes[page + 12 + 2 * i], bytes[page + 13 + 2 * i]]) as usize;
-            bytes[at..at + 4].copy_from_slice(&root.to_be_bytes());
-        }
-        bytes[page + 8..page + 12].copy_from_slice(&root.to_be_bytes());
-        std::fs::write(&db.0, &bytes).unwrap();
+        damage_root(&db, |bytes, page| {
+            assert_eq!(bytes[page], 0x05, "the root is an interior page");
+            let root = (page / 512 + 1) as u32;
+            // Every child of the root, and its right child, is the root.
+            let cells = u16::from_be_bytes([bytes[page + 3], bytes[page + 4]]) as usize;
+            for i in 0..cells {
+                let at = page
+                    + u16::from_be_bytes([bytes[page + 12 + 2 * i], bytes[page + 13 + 2 * i]])
+                        as usize;
+                bytes[at..at + 4].copy_from_slice(&root.to_be_bytes());
+            }
+            bytes[page + 8..page + 12].copy_from_slice(&root.to_be_bytes());
+        });
         let conn = Connection::open(&db.0).unwrap();
         let table = reader(&conn, &db.0, "t", &["a"]).unwrap();
         let mut scratch = Scratch::default();

@@ -325,10 +325,7 @@ impl Source for SqliteSource {
                 let mut batch = fresh();
                 let mut chunk = 0;
                 table.scan(i64::MIN, i64::MAX, &mut scratch, &mut |_, values, body| {
-                    let text = std::str::from_utf8(body).ok();
-                    push_row(&mut batch, &mut number, &index, &names, |col| {
-                        Ok(cell_within(values[col], body, text))
-                    })?;
+                    push_stored(&mut batch, &mut number, &index, &names, values, body)?;
                     if batch.len() >= batch_rows {
                         emit(chunk, std::mem::replace(&mut batch, fresh()))?;
                         chunk += 1;
@@ -340,22 +337,19 @@ impl Source for SqliteSource {
                 }
                 return Ok(());
             }
-            let mut chunk = part as u64;
-            while chunk < chunks {
-                let (first, last) = bounds(chunk);
-                let mut batch = fresh();
-                table.scan(first, last, &mut scratch, &mut |_, values, body| {
-                    // One check of the row's stored values in place of one
-                    // per value (they are all text in most tables).
-                    let text = std::str::from_utf8(body).ok();
-                    push_row(&mut batch, &mut number, &index, &names, |col| {
-                        Ok(cell_within(values[col], body, text))
+            return each_chunk(
+                part,
+                parts,
+                chunks,
+                bounds,
+                fresh,
+                emit,
+                |first, last, batch| {
+                    table.scan(first, last, &mut scratch, &mut |_, values, body| {
+                        push_stored(batch, &mut number, &index, &names, values, body)
                     })
-                })?;
-                emit(chunk, batch)?;
-                chunk += parts as u64;
-            }
-            return Ok(());
+                },
+            );
         }
         let mut stmt = conn
             .prepare(&sql)
@@ -375,23 +369,47 @@ impl Source for SqliteSource {
             }
             return Ok(());
         }
-        let mut chunk = part as u64;
-        while chunk < chunks {
-            let (first, last) = bounds(chunk);
-            let mut bound: Vec<rusqlite::types::Value> =
-                params.iter().map(|p| p.clone().into()).collect();
-            bound.push(first.into());
-            bound.push(last.into());
-            let mut rows = stmt
-                .query(params_from_iter(bound.iter()))
-                .map_err(|e| db_error("the source refused the scan", e))?;
-            let mut batch = fresh();
-            read_rows(&mut rows, &mut batch, &index, &names, usize::MAX)?;
-            emit(chunk, batch)?;
-            chunk += parts as u64;
-        }
-        Ok(())
+        each_chunk(
+            part,
+            parts,
+            chunks,
+            bounds,
+            fresh,
+            emit,
+            |first, last, batch| {
+                let mut bound: Vec<rusqlite::types::Value> =
+                    params.iter().map(|p| p.clone().into()).collect();
+                bound.push(first.into());
+                bound.push(last.into());
+                let mut rows = stmt
+                    .query(params_from_iter(bound.iter()))
+                    .map_err(|e| db_error("the source refused the scan", e))?;
+                read_rows(&mut rows, batch, &index, &names, usize::MAX).map(|_| ())
+            },
+        )
     }
+}
+
+/// Part `part` of `parts` of the chunks `0..chunks`: each filled by `fill`
+/// with the rows of its rowids `bounds(chunk)` and handed to `emit`.
+fn each_chunk(
+    part: usize,
+    parts: usize,
+    chunks: u64,
+    bounds: impl Fn(u64) -> (i64, i64),
+    fresh: &mut dyn FnMut() -> Batch,
+    emit: &mut dyn FnMut(u64, Batch) -> Result<(), LabelError>,
+    mut fill: impl FnMut(i64, i64, &mut Batch) -> Result<(), LabelError>,
+) -> Result<(), LabelError> {
+    let mut chunk = part as u64;
+    while chunk < chunks {
+        let (first, last) = bounds(chunk);
+        let mut batch = fresh();
+        fill(first, last, &mut batch)?;
+        emit(chunk, batch)?;
+        chunk += parts as u64;
+    }
+    Ok(())
 }
 
 /// Reads rows into `batch` until it holds `limit` rows (returns true) or
@@ -454,6 +472,23 @@ fn cell_within<'a>(v: ValueRef<'a>, body: &'a [u8], text: Option<&'a str>) -> Ce
         return Cell::Text(s);
     }
     cell(v)
+}
+
+/// [`push_row`] for a row read from its page: `values` lie within `body`,
+/// the row's stored values, which is checked as UTF-8 once in place of
+/// value by value (they are all text in most tables).
+fn push_stored(
+    batch: &mut Batch,
+    number: &mut String,
+    index: &[usize; 5],
+    names: &[&String; 5],
+    values: &[ValueRef<'_>],
+    body: &[u8],
+) -> Result<(), LabelError> {
+    let text = std::str::from_utf8(body).ok();
+    push_row(batch, number, index, names, |col| {
+        Ok(cell_within(values[col], body, text))
+    })
 }
 
 /// Appends one source row to `batch`: slot by slot (id, source, author,
