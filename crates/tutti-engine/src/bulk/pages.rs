@@ -50,9 +50,9 @@ const READ_AHEAD: usize = 16;
 /// process holds on it, SQLite's included (the read lock that keeps
 /// writers out while pages are read, and any other connection's), so the
 /// handles this reader opens are never closed; SQLite defers its own
-/// closes for the same reason. One per distinct file: they do not pile up.
+/// closes for the same reason. One per distinct rollback-journal source
+/// file (WAL files, such as a workflow run's, are never opened here).
 fn shared_file(path: &Path) -> Result<Arc<File>, LabelError> {
-    static OPEN: Mutex<Option<Handles>> = Mutex::new(None);
     let fail = |e: std::io::Error| {
         LabelError::with_detail("cannot open the source database", e.to_string())
     };
@@ -83,6 +83,23 @@ fn shared_file(path: &Path) -> Result<Arc<File>, LabelError> {
 
 /// Open source files by (device, inode).
 type Handles = HashMap<(u64, u64), Arc<File>>;
+
+static OPEN: Mutex<Option<Handles>> = Mutex::new(None);
+
+/// Whether this process keeps a handle on the file at `path`.
+#[cfg(test)]
+fn holds(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    OPEN.lock()
+        .ok()
+        .and_then(|open| {
+            open.as_ref()
+                .map(|o| o.contains_key(&(meta.dev(), meta.ino())))
+        })
+        .unwrap_or(false)
+}
 
 fn malformed(what: &str) -> LabelError {
     LabelError::with_detail(
@@ -146,6 +163,16 @@ impl TableFile {
         ) else {
             return Ok(None);
         };
+        // Only a file this reader may read gets a handle of its own (kept
+        // open for good, see `shared_file`): SQLite says the mode and the
+        // encoding without one.
+        let pragma = |name: &str| {
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, String>(0))
+                .unwrap_or_default()
+        };
+        if pragma("journal_mode").eq_ignore_ascii_case("wal") || pragma("encoding") != "UTF-8" {
+            return Ok(None);
+        }
         let file = shared_file(path)?;
         let mut header = [0u8; 100];
         if file.read_exact_at(&mut header, 0).is_err() || &header[..16] != b"SQLite format 3\0" {
@@ -964,6 +991,11 @@ mod tests {
                 reader(&conn, &db.0, "t", &["a", "b"]).is_none(),
                 "{name} is left to SQLite"
             );
+            if name == "wal" || name == "utf16" {
+                // Told by SQLite: the file is not even opened (a handle
+                // kept for good on every WAL file would pile up).
+                assert!(!holds(&db.0), "{name} got a handle");
+            }
         }
         let db = TempDb::new("missing");
         let conn = Connection::open(&db.0).unwrap();
