@@ -136,6 +136,8 @@ pub struct Scratch {
     block_pages: u64,
     /// A record that overflows its page, gathered.
     payload: Vec<u8>,
+    /// An overflow page being read.
+    overflow: Vec<u8>,
     /// Per record column up to the last one wanted: body offset, serial type.
     types: Vec<(usize, u64)>,
     /// Pages the scan in hand may still visit: a sound tree visits each at
@@ -423,11 +425,12 @@ impl TableFile {
             if rowid > last {
                 return Ok(false);
             }
-            let record = if self.payload(buf, body, size, &mut scratch.payload)? {
-                scratch.payload.as_slice()
-            } else {
-                &buf[body..body + size as usize]
-            };
+            let record =
+                if self.payload(buf, body, size, &mut scratch.payload, &mut scratch.overflow)? {
+                    scratch.payload.as_slice()
+                } else {
+                    &buf[body..body + size as usize]
+                };
             let mut values = [ValueRef::Null; MAX_COLUMNS];
             let header = self.decode(record, rowid, &mut scratch.types, &mut values[..wanted])?;
             row(rowid, &values[..wanted], &record[header..])?;
@@ -436,14 +439,15 @@ impl TableFile {
     }
 
     /// A cell's payload of `size` bytes starting at `body`: true when it
-    /// overflows and was gathered into `out`, false when it is all on the
-    /// page.
+    /// overflows and was gathered into `out` (reading its overflow pages
+    /// into `page`), false when it is all on the page.
     fn payload(
         &self,
         buf: &[u8],
         body: usize,
         size: u64,
         out: &mut Vec<u8>,
+        page: &mut Vec<u8>,
     ) -> Result<bool, LabelError> {
         let u = self.usable as u64;
         let max_local = u - 35;
@@ -462,15 +466,14 @@ impl TableFile {
         out.clear();
         out.extend_from_slice(first);
         let mut next = be32(buf, body + local)?;
-        let mut page = Vec::new();
         let mut hops = 0u64;
         while (out.len() as u64) < size {
             hops += 1;
             if next == 0 || hops > self.pages {
                 return Err(malformed("an overflow chain ends early or loops"));
             }
-            self.read(next, &mut page)?;
-            next = be32(&page, 0)?;
+            self.read(next, page)?;
+            next = be32(page, 0)?;
             let take = ((size - out.len() as u64) as usize).min(self.usable - 4);
             out.extend_from_slice(&page[4..4 + take]);
         }

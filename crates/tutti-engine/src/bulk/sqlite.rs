@@ -285,19 +285,16 @@ impl Source for SqliteSource {
         ];
         let batch_rows = batch_rows.max(1);
         let span = batch_rows as i128;
-        let chunks = match self.walk {
-            Walk::Chunks { lo, hi } if hi >= lo => {
-                u64::try_from((i128::from(hi) - i128::from(lo)) / span + 1).unwrap_or(u64::MAX)
-            }
-            _ => 0,
+        let (lo, chunks) = match self.walk {
+            Walk::Chunks { lo, hi } if hi >= lo => (
+                i128::from(lo),
+                u64::try_from((i128::from(hi) - i128::from(lo)) / span + 1).unwrap_or(u64::MAX),
+            ),
+            _ => (0, 0),
         };
         // Chunk `c` holds the rowids `first..=last`; `c` < `chunks`, so
         // `first` is at most `hi`.
         let bounds = |chunk: u64| -> (i64, i64) {
-            let lo = match self.walk {
-                Walk::Chunks { lo, .. } => i128::from(lo),
-                _ => 0,
-            };
             let first = lo + i128::from(chunk) * span;
             let last = (first + span - 1).min(i128::from(i64::MAX));
             (
