@@ -8,7 +8,7 @@ use std::collections::HashMap;
 /// input; [`LabelOrder::FirstSeen`] keeps them in order of first appearance
 /// instead, which is Crowd-Kit's convention; [`Answers::with_classes`] keeps
 /// the declared order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Answers {
     /// Item names.
     pub items: Vec<String>,
@@ -98,6 +98,11 @@ impl Answers {
     /// The first `n` answers of each item, in input order: the answers a
     /// fixed overlap of `n` would have collected.
     pub fn first_per_item(&self, n: usize) -> Answers {
+        self.first_of_each(&vec![n; self.items.len()])
+    }
+
+    /// The first `keep[i]` answers of each item `i`, in input order.
+    fn first_of_each(&self, keep: &[usize]) -> Answers {
         let mut seen = vec![0; self.items.len()];
         Answers {
             items: self.items.clone(),
@@ -108,11 +113,52 @@ impl Answers {
                 .iter()
                 .filter(|&&(i, _, _)| {
                     seen[i] += 1;
-                    seen[i] <= n
+                    seen[i] <= keep[i]
                 })
                 .copied()
                 .collect(),
         }
+    }
+
+    /// The same answers with each item's answers in another order, drawn
+    /// from `seed` (the same seed gives the same order): an equally likely
+    /// history of the same crowd. Items keep the places their answers held
+    /// in the input; only which of the item's answers comes first changes.
+    pub fn shuffled_within_items(&self, seed: u64) -> Answers {
+        let mut random = crate::SplitMix64::new(seed);
+        let mut slots: Vec<Vec<usize>> = vec![Vec::new(); self.items.len()];
+        for (at, &(i, _, _)) in self.triples.iter().enumerate() {
+            slots[i].push(at);
+        }
+        let mut triples = self.triples.clone();
+        for places in &slots {
+            let mut order = places.clone();
+            // Fisher-Yates: every order equally likely.
+            for j in (1..order.len()).rev() {
+                let r = random.below(j as u64 + 1) as usize;
+                order.swap(j, r);
+            }
+            for (&to, &from) in places.iter().zip(&order) {
+                triples[to] = self.triples[from];
+            }
+        }
+        Answers {
+            items: self.items.clone(),
+            workers: self.workers.clone(),
+            labels: self.labels.clone(),
+            triples,
+        }
+    }
+
+    /// Every item's answers but its last one in input order (an item with
+    /// a single answer keeps it): with [`Answers::shuffled_within_items`],
+    /// all but one answer of each item drawn at random.
+    pub fn without_last_per_item(&self) -> Answers {
+        let mut keep = self.answers_per_item();
+        for n in keep.iter_mut().filter(|n| **n > 1) {
+            *n -= 1;
+        }
+        self.first_of_each(&keep)
     }
 
     /// Answers per item.
@@ -230,6 +276,56 @@ mod tests {
         let b = b.finish();
         assert_eq!(b.labels, ["b", "a"]);
         assert_eq!(b.triples, [(0, 0, 0), (1, 0, 1), (0, 1, 1)]);
+    }
+
+    #[test]
+    fn shuffling_within_items_keeps_each_items_answers_and_places_and_draws_every_order_alike() {
+        let rows: Vec<(String, String, String)> = (0..3)
+            .flat_map(|w| {
+                [
+                    ("q1".to_owned(), format!("w{w}"), format!("l{w}")),
+                    ("q2".to_owned(), format!("w{w}"), "x".to_owned()),
+                ]
+            })
+            .collect();
+        let a = Answers::from_rows(rows);
+        let mut orders = std::collections::HashMap::new();
+        for seed in 0..1200 {
+            let b = a.shuffled_within_items(seed);
+            assert_eq!(
+                b,
+                a.shuffled_within_items(seed),
+                "the same seed, the same order"
+            );
+            let items: Vec<usize> = b.triples.iter().map(|t| t.0).collect();
+            assert_eq!(items, [0, 1, 0, 1, 0, 1], "items keep their places");
+            let mut sorted = b.triples.clone();
+            sorted.sort_unstable();
+            let mut before = a.triples.clone();
+            before.sort_unstable();
+            assert_eq!(sorted, before, "the same answers");
+            let q1: Vec<usize> = b.triples.iter().filter(|t| t.0 == 0).map(|t| t.1).collect();
+            *orders.entry(q1).or_insert(0) += 1;
+        }
+        // Six orders of three answers, about 200 draws each.
+        assert_eq!(orders.len(), 6);
+        assert!(
+            orders.values().all(|&n| (150..250).contains(&n)),
+            "{orders:?}"
+        );
+    }
+
+    #[test]
+    fn without_the_last_answer_every_item_loses_one_but_a_single_answer_stays() {
+        let a = Answers::from_rows([
+            ("q1", "w1", "a"),
+            ("q2", "w1", "b"),
+            ("q1", "w2", "b"),
+            ("q1", "w3", "a"),
+        ]);
+        let b = a.without_last_per_item();
+        assert_eq!(b.triples, [(0, 0, 0), (1, 0, 1), (0, 1, 1)]);
+        assert_eq!(b.items, a.items);
     }
 
     #[test]

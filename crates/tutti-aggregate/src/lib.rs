@@ -21,7 +21,9 @@
 //! - [`bradley_terry`] and [`noisy_bradley_terry`]: scores from pairwise
 //!   comparisons, the latter with a skill and a position bias per worker.
 //! - [`Overlap`] and [`replay`]: adaptive redundancy, asking for another
-//!   answer only while an item's label is uncertain.
+//!   answer only while an item's label is uncertain;
+//!   [`Answers::shuffled_within_items`] gives the other orders the same
+//!   answers could have come in, drawn by [`SplitMix64`].
 //! - [`fleiss_kappa`], [`krippendorff_alpha`] and [`worker_agreement`]:
 //!   agreement beyond chance, and each worker's with a consensus.
 //!
@@ -39,6 +41,7 @@ mod mace;
 mod method;
 mod numeric;
 mod pairwise;
+mod random;
 mod vote;
 mod weighted;
 
@@ -57,6 +60,7 @@ pub use mace::mace;
 pub use method::{Method, MethodError, MethodInputs, UnknownMethod, aggregate};
 pub use numeric::{CatdOptions, NotFinite, NumericAnswers, catd, mean, median};
 pub use pairwise::{BtOptions, Comparisons, NoisyBt, Winner, bradley_terry, noisy_bradley_terry};
+pub use random::SplitMix64;
 pub use vote::{k_of_n, majority_vote};
 pub use weighted::{ZbsOptions, wawa, weighted_majority_vote, zero_based_skill};
 

@@ -443,6 +443,11 @@ pub struct ReplayArgs {
     /// label became less certain (a live job keeps them stopped).
     #[arg(long)]
     reopen: bool,
+    /// Also replay this many random orders of each item's answers (seeds 1
+    /// to N) and print the mean and spread: how much of a result is the
+    /// luck of the recorded order.
+    #[arg(long, default_value_t = 0)]
+    orders: u64,
     /// CSV with a header: question,worker,answer, in the order answered.
     answers: PathBuf,
 }
@@ -462,6 +467,15 @@ fn read_truth(path: &Path) -> anyhow::Result<HashMap<String, String>> {
         truth.insert(rec[0].to_owned(), rec[1].to_owned());
     }
     Ok(truth)
+}
+
+/// The mean and (population) standard deviation of some numbers.
+fn mean_sd(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let values: Vec<f64> = values.collect();
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    (mean, var.sqrt())
 }
 
 fn accuracy(answers: &Answers, labels: &[usize], truth: &HashMap<String, String>) -> f64 {
@@ -517,15 +531,14 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         args.method,
         accuracy(&answers, &full.labels, &truth)
     );
-    for &c in &args.confidence {
-        let overlap = tutti_aggregate::Overlap {
-            min: args.min,
-            max,
-            confidence: c,
-        };
-        let r = tutti_aggregate::replay(
-            &answers,
-            overlap,
+    let policy = |answers: &Answers, confidence: f64| {
+        tutti_aggregate::replay(
+            answers,
+            tutti_aggregate::Overlap {
+                min: args.min,
+                max,
+                confidence,
+            },
             tutti_aggregate::WorkerPrior {
                 accuracy: args.prior_accuracy,
                 weight: args.prior_weight,
@@ -537,16 +550,25 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
             },
             args.method,
             &inputs,
-        );
-        let share = |n: usize| 100.0 * n as f64 / total.max(1) as f64;
-        println!(
-            "| adaptive{}: min {}, max {max}, confidence {c}, prior {} x {} | {} | {:.1}% | {:.4} |",
+        )
+    };
+    let share = |n: f64| 100.0 * n / total.max(1) as f64;
+    let name = |c: f64| {
+        format!(
+            "adaptive{}: min {}, max {max}, confidence {c}, prior {} x {}",
             if args.reopen { ", reopening" } else { "" },
             args.min,
             args.prior_accuracy,
             args.prior_weight,
+        )
+    };
+    for &c in &args.confidence {
+        let r = policy(&answers, c);
+        println!(
+            "| {} | {} | {:.1}% | {:.4} |",
+            name(c),
             r.answers_used,
-            share(r.answers_used),
+            share(r.answers_used as f64),
             accuracy(&answers, &r.labels, &truth)
         );
         // The same budget spent as a fixed overlap, for comparison.
@@ -556,8 +578,67 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         println!(
             "| fixed overlap: first {per_item} answers of each item | {} | {:.1}% | {:.4} |",
             fixed.triples.len(),
-            share(fixed.triples.len()),
+            share(fixed.triples.len() as f64),
             accuracy(&fixed, &labels, &truth)
+        );
+    }
+    if args.orders == 0 {
+        return Ok(());
+    }
+    // The same crowd in other orders: each item's answers shuffled, every
+    // policy replayed on each order, means and standard deviations.
+    let orders: Vec<Answers> = (1..=args.orders)
+        .map(|seed| answers.shuffled_within_items(seed))
+        .collect();
+    println!();
+    println!(
+        "Over {} random orders of each item's answers (seeds 1 to {}):",
+        args.orders, args.orders
+    );
+    println!();
+    println!("| policy | mean answers used | share of answers | mean accuracy | sd |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let row = |policy: &str, runs: &[(usize, f64)]| {
+        let used = runs.iter().map(|r| r.0 as f64).sum::<f64>() / runs.len() as f64;
+        let (mean, sd) = mean_sd(runs.iter().map(|r| r.1));
+        println!(
+            "| {policy} | {used:.0} | {:.1}% | {mean:.4} | {sd:.4} |",
+            share(used)
+        );
+        used
+    };
+    let mut runs = Vec::new();
+    for order in &orders {
+        let fewer = order.without_last_per_item();
+        let labels = run_method(&fewer, args.method, 2, None, inputs.em)?.labels;
+        runs.push((fewer.triples.len(), accuracy(&fewer, &labels, &truth)));
+    }
+    row(
+        &format!(
+            "{}, all answers but one random answer of each item",
+            args.method
+        ),
+        &runs,
+    );
+    for &c in &args.confidence {
+        let runs: Vec<(usize, f64)> = orders
+            .iter()
+            .map(|order| {
+                let r = policy(order, c);
+                (r.answers_used, accuracy(order, &r.labels, &truth))
+            })
+            .collect();
+        let used = row(&name(c), &runs);
+        let per_item = (used / answers.items.len().max(1) as f64).ceil() as usize;
+        let mut runs = Vec::new();
+        for order in &orders {
+            let fixed = order.first_per_item(per_item);
+            let labels = run_method(&fixed, args.method, 2, None, inputs.em)?.labels;
+            runs.push((fixed.triples.len(), accuracy(&fixed, &labels, &truth)));
+        }
+        row(
+            &format!("fixed overlap: {per_item} random answers of each item"),
+            &runs,
         );
     }
     Ok(())

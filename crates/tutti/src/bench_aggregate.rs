@@ -17,21 +17,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 use tutti_aggregate::{BtOptions, EmOptions, Method};
 
-/// SplitMix64: small, fast and good enough for synthetic data.
-struct Rng(u64);
+/// Draws for synthetic data: SplitMix64, the same for the same seed.
+struct Rng(tutti_aggregate::SplitMix64);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     /// Uniform in [0, 1).
     fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.unit()
     }
 
     /// Uniform in 0..n.
@@ -80,7 +72,7 @@ pub fn answers(args: &AnswersArgs) -> anyhow::Result<()> {
         args.per_item >= 1 && args.per_item <= args.workers,
         "--per-item must be between 1 and --workers"
     );
-    let mut rng = Rng(args.seed);
+    let mut rng = Rng(tutti_aggregate::SplitMix64::new(args.seed));
     let accuracy: Vec<f64> = (0..args.workers).map(|_| 0.5 + 0.45 * rng.unit()).collect();
     let mut out = csv::Writer::from_path(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
@@ -139,7 +131,7 @@ pub struct ComparisonsArgs {
 pub fn comparisons(args: &ComparisonsArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.items >= 2, "--items must be at least 2");
     anyhow::ensure!(args.workers >= 1, "--workers must be at least 1");
-    let mut rng = Rng(args.seed);
+    let mut rng = Rng(tutti_aggregate::SplitMix64::new(args.seed));
     let strength: Vec<f64> = (0..args.items).map(|_| rng.normal()).collect();
     let mut out = csv::Writer::from_path(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;

@@ -50,24 +50,8 @@ pub struct PostsArgs {
     seed: u64,
 }
 
-/// SplitMix64: small, fast and the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+/// Draws for the generated posts: the same sequence for the same seed.
+type Rng = tutti_aggregate::SplitMix64;
 
 const ONSETS: &[&str] = &[
     "b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "ch", "sh", "th",
@@ -147,7 +131,7 @@ pub fn posts(args: &PostsArgs) -> anyhow::Result<()> {
         args.labels > 0 && args.keywords >= 5,
         "--labels and --keywords must be positive"
     );
-    let mut rng = Rng(args.seed);
+    let mut rng = Rng::new(args.seed);
     let vocab = Vocabulary { mixed: args.mixed };
     // Words 0..names are names; keywords are the first `singles` of a
     // shuffled order, the rest are plain names.

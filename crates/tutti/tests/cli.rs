@@ -508,12 +508,17 @@ fn replay_prints_a_table_of_answers_used_and_accuracy() {
     }
     std::fs::write(dir.join("answers.csv"), answers).unwrap();
     std::fs::write(dir.join("truth.csv"), truth).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
-        .args(["replay", "--confidence", "0.9,0.99", "--truth"])
-        .arg(dir.join("truth.csv"))
-        .arg(dir.join("answers.csv"))
-        .output()
-        .unwrap();
+    let replay = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tutti"))
+            .arg("replay")
+            .args(args)
+            .arg("--truth")
+            .arg(dir.join("truth.csv"))
+            .arg(dir.join("answers.csv"))
+            .output()
+            .unwrap()
+    };
+    let out = replay(&["--confidence", "0.9,0.99"]);
     let text = succeeded(out);
     let rows: Vec<&str> = text.lines().collect();
     assert_eq!(rows.len(), 8, "{text}");
@@ -526,12 +531,7 @@ fn replay_prints_a_table_of_answers_used_and_accuracy() {
         rows[5].starts_with("| fixed overlap: first 3 answers"),
         "{text}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
-        .args(["replay", "--reopen", "--confidence", "0.99", "--truth"])
-        .arg(dir.join("truth.csv"))
-        .arg(dir.join("answers.csv"))
-        .output()
-        .unwrap();
+    let out = replay(&["--reopen", "--confidence", "0.99"]);
     let text = succeeded(out);
     assert!(
         text.lines()
@@ -539,12 +539,35 @@ fn replay_prints_a_table_of_answers_used_and_accuracy() {
             .is_some_and(|r| r.starts_with("| adaptive, reopening: min 2, max 5, confidence 0.99,")),
         "{text}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
-        .args(["replay", "--confidence", "1.5", "--truth"])
-        .arg(dir.join("truth.csv"))
-        .arg(dir.join("answers.csv"))
-        .output()
-        .unwrap();
+    // Other orders of the same answers: a second table of means and spreads.
+    let out = replay(&["--confidence", "0.99", "--orders", "5"]);
+    let text = succeeded(out);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 14, "{text}");
+    assert_eq!(
+        rows[7],
+        "Over 5 random orders of each item's answers (seeds 1 to 5):"
+    );
+    // Four of five answers per item: 80 answers whatever the order.
+    assert!(
+        rows[11]
+            .starts_with("| ds, all answers but one random answer of each item | 80 | 80.0% | "),
+        "{text}"
+    );
+    assert!(
+        rows[12].starts_with("| adaptive: min 2, max 5, confidence 0.99,"),
+        "{text}"
+    );
+    assert!(rows[13].starts_with("| fixed overlap: "), "{text}");
+    let cells: Vec<f64> = rows[12]
+        .split('|')
+        .filter_map(|c| c.trim().trim_end_matches('%').parse().ok())
+        .collect();
+    // used, share, mean accuracy, sd
+    assert_eq!(cells.len(), 4, "{text}");
+    assert!(cells[0] >= 40.0 && cells[0] <= 100.0, "{text}");
+    assert!((0.0..=1.0).contains(&cells[2]) && cells[3] >= 0.0, "{text}");
+    let out = replay(&["--confidence", "1.5"]);
     assert!(failed(out).contains("--confidence"));
 }
 
