@@ -7,8 +7,18 @@ use crate::{Aggregation, Answers, Posteriors};
 
 /// Majority vote where each worker's answer counts with their weight; the
 /// posterior is the weighted share. Ties go to the first label in order.
+/// A worker beyond the end of `weights` weighs 1, and a weight that is
+/// negative or not finite counts as 0 ([`crate::aggregate`] refuses both
+/// instead); the skills returned are the weights used.
 pub fn weighted_majority_vote(answers: &Answers, weights: &[f64]) -> Aggregation {
     let k = answers.n_labels();
+    let weights: Vec<f64> = (0..answers.workers.len())
+        .map(|w| match weights.get(w) {
+            Some(v) if v.is_finite() && *v >= 0.0 => *v,
+            Some(_) => 0.0,
+            None => 1.0,
+        })
+        .collect();
     let mut scores = vec![vec![0.0; k]; answers.items.len()];
     for &(i, w, l) in &answers.triples {
         scores[i][l] += weights[w];
@@ -37,7 +47,7 @@ pub fn weighted_majority_vote(answers: &Answers, weights: &[f64]) -> Aggregation
     Aggregation {
         labels,
         posteriors: Posteriors::from_rows(k, posteriors),
-        skills: weights.to_vec(),
+        skills: weights,
         confusions: None,
         ties,
         iterations: 0,
@@ -110,6 +120,18 @@ pub fn zero_based_skill(answers: &Answers, options: ZbsOptions) -> Aggregation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_without_a_weight_weigh_one_and_an_unusable_weight_counts_nothing() {
+        let a = Answers::from_rows([("q1", "w1", "a"), ("q1", "w2", "b"), ("q1", "w3", "b")]);
+        // w1 weighs 3, w2's NaN counts 0, w3 has no weight and weighs 1.
+        let r = weighted_majority_vote(&a, &[3.0, f64::NAN]);
+        assert_eq!(r.labels, [0]);
+        assert_eq!(r.skills, [3.0, 0.0, 1.0]);
+        assert!((r.posteriors.to_rows()[0][0] - 0.75).abs() < 1e-12);
+        let r = weighted_majority_vote(&a, &[]);
+        assert_eq!((r.labels, r.skills), (vec![1], vec![1.0; 3]));
+    }
 
     fn answers() -> Answers {
         // Three careful workers and two who always answer "b".

@@ -289,6 +289,10 @@ pub fn workers_csv(rows: &[WorkerQuality]) -> csv::Result<Vec<u8>> {
         "skill",
         "skill_method",
         "mean_seconds",
+        "gold_seen",
+        "gold_correct",
+        "gold_accuracy",
+        "stopped_at",
     ])?;
     for r in rows {
         w.write_record([
@@ -302,6 +306,10 @@ pub fn workers_csv(rows: &[WorkerQuality]) -> csv::Result<Vec<u8>> {
             num(r.skill),
             r.skill_method.clone().unwrap_or_default(),
             num(r.mean_seconds),
+            r.gold_seen.to_string(),
+            r.gold_correct.to_string(),
+            num(r.gold_accuracy),
+            r.stopped_at.map(|t| t.to_string()).unwrap_or_default(),
         ])?;
     }
     w.flush()?;

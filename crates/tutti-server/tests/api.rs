@@ -1335,6 +1335,40 @@ async fn control_questions_give_feedback_and_stop_a_failing_worker_whose_answers
             "{b}"
         );
         assert!(b["stopped_at"].is_string(), "{b}");
+        // The CSV report carries the same control-question record.
+        let (s, csv) = app
+            .text(&format!("/api/v1/jobs/{job}/workers?format=csv"), &req)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{csv}");
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let line = |who: &str| {
+            lines
+                .clone()
+                .map(|l| l.split(',').collect::<Vec<_>>())
+                .find(|f| f[col("worker_name")] == who)
+                .unwrap()
+        };
+        let (gc, bc) = (line("gold-w0"), line("gold-w1"));
+        assert_eq!(
+            (
+                gc[col("gold_seen")],
+                gc[col("gold_correct")],
+                gc[col("gold_accuracy")],
+                gc[col("stopped_at")]
+            ),
+            ("1", "1", "1.0000", "")
+        );
+        assert_eq!(
+            (
+                bc[col("gold_seen")],
+                bc[col("gold_correct")],
+                bc[col("gold_accuracy")]
+            ),
+            ("2", "0", "0.0000")
+        );
+        assert_eq!(Some(bc[col("stopped_at")]), b["stopped_at"].as_str());
     }
 }
 

@@ -61,9 +61,17 @@ pub enum NumericMethod {
 /// `tutti aggregate`.
 #[derive(Args)]
 pub struct AggregateArgs {
-    /// Read numeric answers and aggregate them with this method; writes
-    /// question,value.
-    #[arg(long, value_enum, conflicts_with = "pairwise")]
+    /// Read numeric answers and write question,value: `--numeric` alone
+    /// takes the mean, `--numeric=median` or `--numeric=catd` another
+    /// method.
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "mean",
+        conflicts_with = "pairwise"
+    )]
     numeric: Option<NumericMethod>,
     /// Read pairwise comparisons (left,right,winner and optionally worker)
     /// instead of answers; writes item,score, best first. A `grade` column

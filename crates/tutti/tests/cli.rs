@@ -466,22 +466,24 @@ fn aggregate_pairwise_counts_a_grade_as_its_share_of_a_win() {
 }
 
 #[test]
-fn aggregate_numeric_answers_by_median() {
-    let text = succeeded(aggregate(
-        "numbers.csv",
-        &["--numeric", "median"],
-        "question,worker,answer\nq1,a,1\nq1,b,2\nq1,c,30\n",
-    ));
+fn aggregate_numeric_answers_by_mean_alone_or_by_a_named_method() {
+    let numbers = "question,worker,answer\nq1,a,1\nq1,b,2\nq1,c,30\n";
+    let text = succeeded(aggregate("numbers.csv", &["--numeric=median"], numbers));
     assert_eq!(text, "question,value\nq1,2\n");
+    // `--numeric` alone, before the file: the mean.
+    let text = succeeded(aggregate("numbers.csv", &["--numeric"], numbers));
+    assert_eq!(text, "question,value\nq1,11\n");
+    let err = failed(aggregate("numbers.csv", &["--numeric=mode"], numbers));
+    assert!(err.contains("mode"), "{err}");
     let err = failed(aggregate(
         "words.csv",
-        &["--numeric", "catd"],
+        &["--numeric=catd"],
         "question,worker,answer\nq1,a,lots\n",
     ));
     assert!(err.contains("not a number"));
     let err = failed(aggregate(
         "nan.csv",
-        &["--numeric", "mean"],
+        &["--numeric"],
         "question,worker,answer\nq1,a,NaN\n",
     ));
     assert!(err.contains("not a finite number"));
