@@ -14,7 +14,10 @@
 //! after every round, and reports how many answers the rule used and how
 //! accurate the final labels are. With [`Settle::Reopen`] an item that
 //! stopped is judged again after every refit, and takes answers again if
-//! the better-known workers make its label less certain.
+//! the better-known workers make its label less certain. With
+//! [`Weighing::AtAnswer`] it plays the rule the way a live job runs it:
+//! each answer weighed once, when it is given, by its worker's confusion
+//! matrix as then estimated.
 
 use crate::{Answers, EmOptions, Method, MethodInputs, aggregate, dawid_skene};
 
@@ -128,6 +131,21 @@ pub enum Settle {
     Reopen,
 }
 
+/// How answers are weighed when an item's confidence is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Weighing {
+    /// Every answer is weighed again after each refit, by its worker's
+    /// current Dawid-Skene confusion matrix (drawn towards the prior).
+    #[default]
+    Refit,
+    /// Each answer is weighed once, when it is given, by its worker's
+    /// confusion matrix from the refit before it (drawn towards the
+    /// prior), and keeps that weight: what a live job does, where an
+    /// answer's evidence is fixed at submit time from the matrix of the
+    /// job's last re-aggregation.
+    AtAnswer,
+}
+
 /// What [`replay`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replay {
@@ -149,13 +167,15 @@ pub struct Replay {
 /// the prior by [`smoothed_confusion`]) and recomputes each open item's
 /// confidence. Items stop when the rule is met or their answers run out;
 /// with [`Settle::Reopen`], every item with answers left is judged after
-/// every refit. The final labels come from `method` over the revealed
-/// answers.
+/// every refit. With [`Weighing::AtAnswer`] each answer keeps the weight
+/// it was given (see [`Weighing`]). The final labels come from `method`
+/// over the revealed answers.
 pub fn replay(
     answers: &Answers,
     overlap: Overlap,
     prior: WorkerPrior,
     settle: Settle,
+    weighing: Weighing,
     method: Method,
     inputs: &MethodInputs,
 ) -> Replay {
@@ -174,11 +194,23 @@ pub fn replay(
         labels: answers.labels.clone(),
         triples: Vec::new(),
     };
+    // Each worker's confusion matrix as the last refit left it (the prior
+    // before the first), drawn towards the prior.
+    let prior_matrix = prior_confusion(k, prior.accuracy);
+    let mut confusions = vec![prior_matrix.clone(); answers.workers.len()];
+    // Weighing at answer: per item, each label's log-likelihood from the
+    // weights its answers were given.
+    let mut evidence = vec![vec![0.0; k]; answers.items.len()];
     let mut rounds = 0;
     while !open.is_empty() {
         rounds += 1;
         for &i in &open {
             let (w, l) = queue[i][used[i]];
+            if weighing == Weighing::AtAnswer {
+                for (t, e) in evidence[i].iter_mut().enumerate() {
+                    *e += confusions[w][t][l].max(1e-3).ln();
+                }
+            }
             revealed.triples.push((i, w, l));
             used[i] += 1;
         }
@@ -187,14 +219,11 @@ pub fn replay(
         for &(_, w, _) in &revealed.triples {
             seen[w] += 1.0;
         }
-        let prior_matrix = prior_confusion(k, prior.accuracy);
-        let confusions: Vec<Vec<Vec<f64>>> = fit
-            .confusions
-            .unwrap_or_default()
-            .iter()
-            .zip(&seen)
-            .map(|(m, &n)| smoothed_confusion(m, n, &prior_matrix, prior.weight))
-            .collect();
+        if let Some(fitted) = fit.confusions {
+            for ((c, m), &n) in confusions.iter_mut().zip(&fitted).zip(&seen) {
+                *c = smoothed_confusion(m, n, &prior_matrix, prior.weight);
+            }
+        }
         if settle == Settle::Reopen {
             open = (0..answers.items.len()).collect();
         }
@@ -202,12 +231,23 @@ pub fn replay(
             if used[i] >= queue[i].len() {
                 return false;
             }
-            let votes: Vec<(usize, &[Vec<f64>])> = queue[i][..used[i]]
-                .iter()
-                .map(|&(w, l)| (l, confusions[w].as_slice()))
-                .collect();
-            let p = confusion_posterior(&votes, k);
-            let confidence = p.iter().cloned().fold(0.0, f64::max);
+            let confidence = match weighing {
+                Weighing::Refit => {
+                    let votes: Vec<(usize, &[Vec<f64>])> = queue[i][..used[i]]
+                        .iter()
+                        .map(|&(w, l)| (l, confusions[w].as_slice()))
+                        .collect();
+                    let p = confusion_posterior(&votes, k);
+                    p.iter().cloned().fold(0.0, f64::max)
+                }
+                Weighing::AtAnswer => {
+                    let max = evidence[i]
+                        .iter()
+                        .cloned()
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    1.0 / evidence[i].iter().map(|v| (v - max).exp()).sum::<f64>()
+                }
+            };
             overlap.wants_more(used[i], confidence)
         });
     }
@@ -306,6 +346,7 @@ mod tests {
             },
             WorkerPrior::default(),
             Settle::Once,
+            Weighing::Refit,
             Method::MajorityVote,
             &inputs,
         );
@@ -319,6 +360,7 @@ mod tests {
             },
             WorkerPrior::default(),
             Settle::Once,
+            Weighing::Refit,
             Method::MajorityVote,
             &inputs,
         );
@@ -341,6 +383,7 @@ mod tests {
                 overlap,
                 WorkerPrior::default(),
                 settle,
+                Weighing::Refit,
                 Method::DawidSkene,
                 &inputs,
             )
@@ -383,6 +426,54 @@ mod tests {
     }
 
     #[test]
+    fn weighing_answers_when_given_as_a_live_job_does_still_beats_an_even_spread() {
+        let (a, truth) = simulated();
+        let right = |answers: &Answers, labels: &[usize]| {
+            labels
+                .iter()
+                .zip(&truth)
+                .filter(|(l, t)| &answers.labels[**l] == *t)
+                .count()
+        };
+        let overlap = Overlap {
+            min: 2,
+            max: 10,
+            confidence: 0.99,
+        };
+        let inputs = MethodInputs::default();
+        let live = replay(
+            &a,
+            overlap,
+            WorkerPrior::default(),
+            Settle::Once,
+            Weighing::AtAnswer,
+            Method::DawidSkene,
+            &inputs,
+        );
+        assert!(live.answers_used < a.triples.len() * 3 / 4);
+        let fixed = a.first_per_item(live.answers_used.div_ceil(a.items.len()));
+        let even = crate::dawid_skene(&fixed, EmOptions::default()).labels;
+        assert!(
+            right(&a, &live.labels) > right(&fixed, &even),
+            "{} against {} right",
+            right(&a, &live.labels),
+            right(&fixed, &even)
+        );
+        // Weights kept from when answers were given cannot change later,
+        // so judging stopped items again reopens none of them.
+        let again = replay(
+            &a,
+            overlap,
+            WorkerPrior::default(),
+            Settle::Reopen,
+            Weighing::AtAnswer,
+            Method::DawidSkene,
+            &inputs,
+        );
+        assert_eq!(again.used, live.used);
+    }
+
+    #[test]
     fn replay_spends_answers_better_than_a_fixed_overlap_of_the_same_budget() {
         let (a, truth) = simulated();
         let accuracy = |labels: &[usize]| {
@@ -403,6 +494,7 @@ mod tests {
             },
             WorkerPrior::default(),
             Settle::Once,
+            Weighing::Refit,
             Method::DawidSkene,
             &inputs,
         );

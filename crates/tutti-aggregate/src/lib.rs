@@ -46,8 +46,8 @@ mod vote;
 mod weighted;
 
 pub use adaptive::{
-    Overlap, PRIOR_WEIGHT, Replay, Settle, WorkerPrior, confusion_posterior, prior_confusion,
-    replay, smoothed_confusion,
+    Overlap, PRIOR_WEIGHT, Replay, Settle, Weighing, WorkerPrior, confusion_posterior,
+    prior_confusion, replay, smoothed_confusion,
 };
 pub use agreement::{
     fleiss_kappa, fleiss_kappa_from_counts, krippendorff_alpha, krippendorff_alpha_from_counts,

@@ -468,10 +468,10 @@ impl JobConfig {
                 time_limit_secs: time_limit(spec.policy.time_limit_secs)?,
                 aggregation: match spec.policy.aggregation.as_deref() {
                     Some(m) => AggregationMethod::parse(m, "policy.aggregation")?,
-                    // Adaptive redundancy weighs answers by worker
-                    // accuracies, which one-coin Dawid-Skene estimates.
+                    // Adaptive redundancy weighs answers by workers'
+                    // confusion matrices, which Dawid-Skene estimates.
                     None if adaptive.is_some() => {
-                        AggregationMethod(tutti_aggregate::Method::OneCoin)
+                        AggregationMethod(tutti_aggregate::Method::DawidSkene)
                     }
                     None => AggregationMethod::default(),
                 },
@@ -800,14 +800,14 @@ mod tests {
     }
 
     #[test]
-    fn adaptive_settings_are_checked_and_default_to_n_and_one_coin() {
+    fn adaptive_settings_are_checked_and_default_to_n_and_dawid_skene() {
         let mut s = spec();
         s.policy.adaptive =
             serde_json::from_value(serde_json::json!({"confidence": 0.95})).unwrap();
         let p = JobConfig::parse(s).unwrap().policy;
         let a = p.adaptive.unwrap();
         assert_eq!((a.min, a.max, a.prior_accuracy), (2, 3, 0.7));
-        assert_eq!(p.aggregation.as_str(), "onecoin");
+        assert_eq!(p.aggregation.as_str(), "ds");
         for (adaptive, field) in [
             (
                 serde_json::json!({"confidence": 0.5}),

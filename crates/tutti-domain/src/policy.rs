@@ -106,6 +106,13 @@ pub struct Adaptive {
     pub prior_accuracy: f64,
 }
 
+/// A worker's confusion matrix as Dawid-Skene fits it: for each true
+/// label, the chance of each answer they give.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct Confusion(pub BTreeMap<String, BTreeMap<String, f64>>);
+
 /// Per label, the log-likelihood of a task's worker answers if that label
 /// were true: each answer adds its worker's log-probability of giving it
 /// under each true label. The posterior (under uniform priors) is its
@@ -126,6 +133,48 @@ impl Evidence {
             labels
                 .iter()
                 .map(|l| (l.clone(), if l == given { a.ln() } else { wrong.ln() }))
+                .collect(),
+        )
+    }
+
+    /// The evidence of one answer `given` among `labels` by a worker whose
+    /// fitted confusion matrix, from `answers` of their answers, is
+    /// `confusion`: each true label's chance that they give `given`, drawn
+    /// towards the prior (right with `prior_accuracy`, wrong answers spread
+    /// evenly) by [`tutti_aggregate::PRIOR_WEIGHT`] pseudo-answers, and
+    /// kept at least 0.001. A worker who gives one answer whatever the
+    /// truth adds next to nothing; one who confuses two labels adds little
+    /// between them. A true label the fit has no row for keeps the prior.
+    pub fn of_answer_by_confusion(
+        labels: &[String],
+        given: &str,
+        confusion: &Confusion,
+        answers: f64,
+        prior_accuracy: f64,
+    ) -> Self {
+        let a = prior_accuracy.clamp(0.01, 0.99);
+        let wrong = (1.0 - a) / (labels.len().max(2) - 1) as f64;
+        let weight = tutti_aggregate::PRIOR_WEIGHT;
+        let n = if answers.is_finite() {
+            answers.max(0.0)
+        } else {
+            0.0
+        };
+        Self(
+            labels
+                .iter()
+                .map(|truth| {
+                    let prior = if truth == given { a } else { wrong };
+                    let p = match confusion.0.get(truth) {
+                        Some(row) if row.values().sum::<f64>() > 0.0 => {
+                            let fitted = row.get(given).copied().unwrap_or(0.0);
+                            let fitted = if fitted.is_finite() { fitted } else { 0.0 };
+                            (fitted * n + prior * weight) / (n + weight)
+                        }
+                        _ => prior,
+                    };
+                    (truth.clone(), p.max(0.001).ln())
+                })
                 .collect(),
         )
     }
@@ -529,6 +578,51 @@ mod tests {
                 .add(&Evidence::of_answer(&labels, a, *accuracy));
         }
         t
+    }
+
+    fn confusion(rows: &[(&str, &[(&str, f64)])]) -> Confusion {
+        Confusion(
+            rows.iter()
+                .map(|(t, r)| {
+                    (
+                        t.to_string(),
+                        r.iter().map(|(g, p)| (g.to_string(), *p)).collect(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_confusion_matrix_weighs_an_answer_by_what_it_says_of_the_truth() {
+        let labels = ["No".to_owned(), "Yes".to_owned()];
+        let posterior = |e: &Evidence| {
+            let (label, p) = e.best().unwrap();
+            (label.to_owned(), p)
+        };
+        // A worker who says "Yes" whatever the truth, on 1,000 answers:
+        // their "Yes" says next to nothing.
+        let yes_man = confusion(&[("No", &[("Yes", 1.0)]), ("Yes", &[("Yes", 1.0)])]);
+        let e = Evidence::of_answer_by_confusion(&labels, "Yes", &yes_man, 1000.0, 0.7);
+        assert!((posterior(&e).1 - 0.5).abs() < 0.01, "{e:?}");
+        // A careful worker's "Yes" counts as their accuracy, 0.9.
+        let careful = confusion(&[
+            ("No", &[("No", 0.9), ("Yes", 0.1)]),
+            ("Yes", &[("No", 0.1), ("Yes", 0.9)]),
+        ]);
+        let e = Evidence::of_answer_by_confusion(&labels, "Yes", &careful, 1000.0, 0.7);
+        let (label, p) = posterior(&e);
+        assert_eq!(label, "Yes");
+        assert!((p - 0.9).abs() < 0.01, "{p}");
+        // With no answers behind the fit, the prior accuracy alone, as
+        // the one-coin evidence of a newcomer.
+        let e = Evidence::of_answer_by_confusion(&labels, "No", &yes_man, 0.0, 0.7);
+        assert_eq!(e, Evidence::of_answer(&labels, "No", 0.7));
+        // A row the fit never saw, or a probability of 0, stays finite.
+        let e = Evidence::of_answer_by_confusion(&labels, "No", &Confusion::default(), 50.0, 0.7);
+        assert_eq!(e, Evidence::of_answer(&labels, "No", 0.7));
+        let e = Evidence::of_answer_by_confusion(&labels, "No", &yes_man, 1e9, 0.7);
+        assert!(e.0.values().all(|v| v.is_finite()), "{e:?}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use tutti_aggregate::{Answers, AnswersBuilder, LabelOrder, Method, MethodInputs};
 use tutti_domain::ids::UserId;
-use tutti_domain::policy::AggregationMethod;
+use tutti_domain::policy::{AggregationMethod, Confusion};
 use tutti_store::{AggregateRow, AggregationFit, Job, Store, WorkerQuality};
 
 /// Answers read per page.
@@ -106,7 +106,7 @@ pub async fn reaggregate(
     })
     .await
     .map_err(|e| AggregateError::Failed(e.to_string()))??;
-    let (fit_rows, skills, summary_base) = fitted;
+    let (fit_rows, skills, confusions, summary_base) = fitted;
     let changed = fit_rows
         .iter()
         .filter(|r| match (live.get(&r.seq), &r.label) {
@@ -130,6 +130,7 @@ pub async fn reaggregate(
                 at: tutti_store::now(),
                 rows: fit_rows,
                 skills,
+                confusions,
             },
         )
         .await?;
@@ -160,7 +161,12 @@ async fn live_labels(
     Ok(out)
 }
 
-type Fitted = (Vec<AggregateRow>, Vec<(UserId, f64)>, AggregationSummary);
+type Fitted = (
+    Vec<AggregateRow>,
+    Vec<(UserId, f64)>,
+    Vec<(UserId, Confusion)>,
+    AggregationSummary,
+);
 
 /// Runs the method over `(seq, worker, answer)` rows.
 fn fit(
@@ -239,7 +245,26 @@ fn fit(
         workers: workers.len(),
         iterations: result.iterations,
     };
-    Ok((out, skills, summary))
+    // Confusion matrices by label name: true label -> answer -> chance.
+    let confusions = result
+        .confusions
+        .iter()
+        .flatten()
+        .zip(&workers)
+        .map(|(matrix, worker)| {
+            let rows = answers
+                .labels
+                .iter()
+                .zip(matrix)
+                .map(|(truth, row)| {
+                    let given = answers.labels.iter().cloned().zip(row.iter().copied());
+                    (truth.clone(), given.collect())
+                })
+                .collect();
+            (*worker, Confusion(rows))
+        })
+        .collect();
+    Ok((out, skills, confusions, summary))
 }
 
 /// Re-aggregates every job whose policy names a method other than `kofn`

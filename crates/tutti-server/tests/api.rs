@@ -1372,19 +1372,111 @@ async fn control_questions_give_feedback_and_stop_a_failing_worker_whose_answers
     }
 }
 
+/// A requester, `workers` workers and an adaptive job: confidence 0.9,
+/// two to four answers a task.
+async fn adaptive_team(
+    app: &TestApp,
+    name: &str,
+    workers: usize,
+) -> (i64, String, Vec<String>, i64) {
+    let (ws, req, w) = app.team(name, workers).await;
+    let job = app
+        .job(
+            ws,
+            &req,
+            json!({"k": 2, "n": 5, "adaptive": {"confidence": 0.9, "min": 2, "max": 4}}),
+        )
+        .await;
+    (ws, req, w, job)
+}
+
+#[tokio::test]
+async fn under_adaptive_redundancy_a_worker_who_always_says_yes_adds_next_to_nothing() {
+    for app in apps().await {
+        let (_, req, w, job) = adaptive_team(&app, "yes-man", 3).await;
+        let mut rows = String::from("name\n");
+        for i in 0..10 {
+            rows.push_str(&format!("y{i}\n"));
+        }
+        rows.push_str("n0\nn1\n");
+        let (s, v) = app.import_csv(job, &req, &rows).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        // Two careful workers answer the truth, the third "Yes" to all.
+        let answer = |worker: usize, t: &Value| {
+            let name = t["assignment"]["data"]["name"].as_str().unwrap().to_owned();
+            if worker == 2 || name.starts_with('y') {
+                "Yes"
+            } else {
+                "No"
+            }
+        };
+        let answer_all = |worker: usize| {
+            let (app, token) = (&app, &w[worker]);
+            async move {
+                let mut n = 0;
+                loop {
+                    let (s, t) = app.next(job, token).await;
+                    if s != StatusCode::OK {
+                        return n;
+                    }
+                    let id = t["assignment"]["id"].as_i64().unwrap();
+                    let (s, r) = app.submit(id, token, answer(worker, &t)).await;
+                    assert_eq!(s, StatusCode::OK, "{r}");
+                    n += 1;
+                }
+            }
+        };
+        for worker in 0..3 {
+            assert_eq!(answer_all(worker).await, 12, "worker {worker}");
+        }
+        // Dawid-Skene learns that the third worker's "Yes" comes whatever
+        // the truth.
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/jobs/{job}/aggregate"),
+                &req,
+                json!({"method": "ds"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, v) = app.import_csv(job, &req, "name\ny10\n").await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let state = || async {
+            let (_, page) = app
+                .get(&format!("/api/v1/jobs/{job}/results?limit=100"), &req)
+                .await;
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["data"]["name"] == "y10")
+                .cloned()
+                .unwrap()
+        };
+        // The yes-man's "Yes" and one careful "Yes": about 0.89 (a
+        // one-coin accuracy would have counted the yes-man right 10 times
+        // in 12 and settled it); a second careful "Yes" settles it.
+        assert_eq!(answer_all(2).await, 1);
+        assert_eq!(answer_all(0).await, 1);
+        let y10 = state().await;
+        assert_eq!(y10["state"], "open", "{y10}");
+        assert_eq!(answer_all(1).await, 1);
+        let y10 = state().await;
+        assert_eq!(
+            (y10["state"].as_str(), y10["label"].as_str()),
+            (Some("labeled"), Some("Yes")),
+            "{y10}"
+        );
+        assert!(y10["confidence"].as_f64().unwrap() > 0.97, "{y10}");
+    }
+}
+
 #[tokio::test]
 async fn adaptive_redundancy_takes_answers_only_while_the_label_is_uncertain() {
     for app in apps().await {
-        let (ws, req, w) = app.team("adaptive", 4).await;
-        let job = app
-            .job(
-                ws,
-                &req,
-                json!({"k": 2, "n": 5, "adaptive": {"confidence": 0.9, "min": 2, "max": 4}}),
-            )
-            .await;
+        let (ws, req, w, job) = adaptive_team(&app, "adaptive", 4).await;
         let (_, j) = app.get(&format!("/api/v1/jobs/{job}"), &req).await;
-        assert_eq!(j["policy"]["aggregation"], "onecoin", "{j}");
+        assert_eq!(j["policy"]["aggregation"], "ds", "{j}");
         let (s, v) = app.import_csv(job, &req, "name\nA\nB\n").await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         // Per worker: their answers to A and B, in the order offered.

@@ -85,6 +85,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "search_text",
         sql: include_str!("../migrations/sqlite/0015_search_text.sql"),
     },
+    Migration {
+        version: 16,
+        name: "worker_confusion",
+        sql: include_str!("../migrations/sqlite/0016_worker_confusion.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -158,6 +163,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 14,
         name: "text_search",
         sql: include_str!("../migrations/postgres/0014_text_search.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "worker_confusion",
+        sql: include_str!("../migrations/postgres/0015_worker_confusion.sql"),
     },
 ];
 

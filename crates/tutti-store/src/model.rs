@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tutti_domain::ids::{AssignmentId, JobId, RunId, TaskId, TokenId, UserId, WorkspaceId};
 use tutti_domain::job::JobConfig;
-use tutti_domain::policy::{Policy, Side, Votes};
+use tutti_domain::policy::{Confusion, Policy, Side, Votes};
 use tutti_domain::role::Role;
 use tutti_domain::time::Timestamp;
 
@@ -578,6 +578,9 @@ pub struct AggregationFit {
     pub rows: Vec<AggregateRow>,
     /// Per worker: the skill the method estimated.
     pub skills: Vec<(UserId, f64)>,
+    /// Per worker, where the method fits one (Dawid-Skene): the confusion
+    /// matrix.
+    pub confusions: Vec<(UserId, Confusion)>,
 }
 
 /// What the job's last re-aggregation was.
@@ -631,7 +634,7 @@ pub struct WorkerQuality {
 }
 
 /// A worker's record on a job: answers, control questions, estimated skill.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct GoldRecord {
     /// Answers submitted in the job (control questions included).
     pub answers: u64,
@@ -644,6 +647,9 @@ pub struct GoldRecord {
     /// Accuracy the job's last re-aggregation estimated, where its method
     /// estimates one (not GLAD's ability or weighted vote's weights).
     pub skill: Option<f64>,
+    /// The confusion matrix the job's last re-aggregation fitted, where it
+    /// was Dawid-Skene.
+    pub confusion: Option<Confusion>,
 }
 
 /// What stopping a worker did.

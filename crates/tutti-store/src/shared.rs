@@ -226,7 +226,7 @@ macro_rules! store_impl {
         use tutti_domain::FieldError;
         use tutti_domain::ids::{AssignmentId, JobId, RunId, TaskId, TokenId, UserId, WorkspaceId};
         use tutti_domain::job::JobConfig;
-        use tutti_domain::policy::{Outcome, Policy, Side, Tally, Votes};
+        use tutti_domain::policy::{Confusion, Outcome, Policy, Side, Tally, Votes};
         use tutti_domain::role::Role;
         use tutti_domain::time::Timestamp;
 
@@ -1559,14 +1559,23 @@ macro_rules! store_impl {
                     sqlx::query(sql).bind(job.0).execute(&mut *tx).await?;
                 }
                 insert_aggregates(&mut tx, job.0, &fit.method, &fit.rows).await?;
+                let confusions: std::collections::HashMap<i64, &Confusion> =
+                    fit.confusions.iter().map(|(w, c)| (w.0, c)).collect();
                 for (worker, skill) in &fit.skills {
+                    let confusion = confusions
+                        .get(&worker.0)
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(|e| StoreError::Internal(anyhow::anyhow!("confusion matrix: {e}")))?;
                     sqlx::query(
-                        "INSERT INTO job_workers (job_id, worker_id, method, skill) VALUES ($1, $2, $3, $4)",
+                        "INSERT INTO job_workers (job_id, worker_id, method, skill, confusion) \
+                         VALUES ($1, $2, $3, $4, $5)",
                     )
                     .bind(job.0)
                     .bind(worker.0)
                     .bind(fit.method.as_str())
                     .bind(*skill)
+                    .bind(confusion)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -1608,7 +1617,9 @@ macro_rules! store_impl {
                        AND status = 'submitted') AS answers, \
                      g.seen, g.correct, g.stopped_at, \
                      (SELECT skill FROM job_workers WHERE job_id = $1 AND worker_id = $2 \
-                       AND method IN ('onecoin', 'ds', 'mv', 'kofn', 'wawa', 'zbs', 'mace')) AS skill \
+                       AND method IN ('onecoin', 'ds', 'mv', 'kofn', 'wawa', 'zbs', 'mace')) AS skill, \
+                     (SELECT confusion FROM job_workers WHERE job_id = $1 AND worker_id = $2 \
+                       AND method = 'ds') AS confusion \
                      FROM (SELECT 1 AS one) AS x \
                      LEFT JOIN job_gold g ON g.job_id = $1 AND g.worker_id = $2",
                 )
@@ -1625,6 +1636,11 @@ macro_rules! store_impl {
                     correct: count(r.try_get("correct")?),
                     stopped_at: r.try_get::<Option<i64>, _>("stopped_at")?.map(Timestamp),
                     skill: r.try_get("skill")?,
+                    // A matrix that does not read is no matrix: the skill
+                    // or the prior weighs the answer instead.
+                    confusion: r
+                        .try_get::<Option<String>, _>("confusion")?
+                        .and_then(|c| serde_json::from_str(&c).ok()),
                 })
             }
 

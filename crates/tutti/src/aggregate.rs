@@ -451,6 +451,11 @@ pub struct ReplayArgs {
     /// label became less certain (a live job keeps them stopped).
     #[arg(long)]
     reopen: bool,
+    /// Weigh each answer once, when it is given, by its worker's one-coin
+    /// accuracy then, as a live job does (rather than re-weighing every
+    /// answer by Dawid-Skene confusion matrices after each refit).
+    #[arg(long)]
+    live: bool,
     /// Also replay this many random orders of each item's answers (seeds 1
     /// to N) and print the mean and spread: how much of a result is the
     /// luck of the recorded order.
@@ -556,6 +561,11 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
             } else {
                 tutti_aggregate::Settle::Once
             },
+            if args.live {
+                tutti_aggregate::Weighing::AtAnswer
+            } else {
+                tutti_aggregate::Weighing::Refit
+            },
             args.method,
             &inputs,
         )
@@ -563,7 +573,12 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let share = |n: f64| 100.0 * n / total.max(1) as f64;
     let name = |c: f64| {
         format!(
-            "adaptive{}: min {}, max {max}, confidence {c}, prior {} x {}",
+            "adaptive{}{}: min {}, max {max}, confidence {c}, prior {} x {}",
+            if args.live {
+                ", weighed when given"
+            } else {
+                ""
+            },
             if args.reopen { ", reopening" } else { "" },
             args.min,
             args.prior_accuracy,

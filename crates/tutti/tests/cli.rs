@@ -541,6 +541,14 @@ fn replay_prints_a_table_of_answers_used_and_accuracy() {
             .is_some_and(|r| r.starts_with("| adaptive, reopening: min 2, max 5, confidence 0.99,")),
         "{text}"
     );
+    // The rule as a live job runs it.
+    let text = succeeded(replay(&["--live", "--confidence", "0.99"]));
+    assert!(
+        text.lines().nth(4).is_some_and(
+            |r| r.starts_with("| adaptive, weighed when given: min 2, max 5, confidence 0.99,")
+        ),
+        "{text}"
+    );
     // Other orders of the same answers: a second table of means and spreads.
     let out = replay(&["--confidence", "0.99", "--orders", "5"]);
     let text = succeeded(out);

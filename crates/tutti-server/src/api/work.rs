@@ -187,6 +187,31 @@ pub fn estimated_accuracy(record: &GoldRecord, prior: f64) -> f64 {
     }
 }
 
+/// What one answer says under adaptive redundancy. Control questions
+/// are the surest record: a worker who has answered some counts by that
+/// accuracy. Else the confusion matrix of the job's last Dawid-Skene
+/// re-aggregation, which tells a worker who confuses two labels (or gives
+/// one whatever the truth) from one who is right; else the accuracy a
+/// re-aggregation estimated, else the prior. Every estimate is drawn
+/// towards the prior by the answers behind it.
+pub fn answer_evidence(
+    labels: &[String],
+    answer: &str,
+    record: &GoldRecord,
+    prior: f64,
+) -> Evidence {
+    match &record.confusion {
+        Some(confusion) if record.seen == 0 => Evidence::of_answer_by_confusion(
+            labels,
+            answer,
+            confusion,
+            record.answers as f64,
+            prior,
+        ),
+        _ => Evidence::of_answer(labels, answer, estimated_accuracy(record, prior)),
+    }
+}
+
 /// 403 for a worker whom control questions stopped.
 fn stopped(g: &GoldPolicy, seen: u64, correct: u64) -> ApiError {
     ApiError::forbidden(format!(
@@ -360,8 +385,12 @@ pub async fn submit_answer(
     let evidence = match job.config.policy.adaptive {
         Some(adaptive) if a.side == Side::Worker => {
             let record = state.store.gold_record(job.id, caller.0.id).await?;
-            let accuracy = estimated_accuracy(&record, adaptive.prior_accuracy);
-            Some(Evidence::of_answer(&job.config.answers, &answer, accuracy))
+            Some(answer_evidence(
+                &job.config.answers,
+                &answer,
+                &record,
+                adaptive.prior_accuracy,
+            ))
         }
         _ => None,
     };
@@ -530,5 +559,47 @@ mod tests {
             ..GoldRecord::default()
         };
         assert!((estimated_accuracy(&fitted, 0.7) - 0.85).abs() < 1e-12);
+    }
+
+    #[test]
+    fn an_answer_counts_by_control_questions_first_then_the_confusion_matrix() {
+        use tutti_domain::policy::Confusion;
+        let labels = ["No".to_owned(), "Yes".to_owned()];
+        // Says "Yes" whatever the truth, by 200 answers.
+        let yes_man = Confusion(
+            [
+                ("No".to_owned(), [("Yes".to_owned(), 1.0)].into()),
+                ("Yes".to_owned(), [("Yes".to_owned(), 1.0)].into()),
+            ]
+            .into(),
+        );
+        let fitted = GoldRecord {
+            answers: 200,
+            skill: Some(0.8),
+            confusion: Some(yes_man),
+            ..GoldRecord::default()
+        };
+        let p = |e: Evidence| e.best().map(|(l, p)| (l.to_owned(), p)).unwrap();
+        let (_, by_matrix) = p(answer_evidence(&labels, "Yes", &fitted, 0.7));
+        assert!(by_matrix < 0.55, "{by_matrix}");
+        // The same worker with a control record counts by it.
+        let controlled = GoldRecord {
+            seen: 10,
+            correct: 9,
+            ..fitted.clone()
+        };
+        assert_eq!(
+            answer_evidence(&labels, "Yes", &controlled, 0.7),
+            Evidence::of_answer(&labels, "Yes", 0.8)
+        );
+        // No matrix: the fitted accuracy, as before.
+        let skill_only = GoldRecord {
+            confusion: None,
+            ..fitted
+        };
+        assert_eq!(
+            answer_evidence(&labels, "Yes", &skill_only, 0.7),
+            Evidence::of_answer(&labels, "Yes", estimated_accuracy(&skill_only, 0.7))
+        );
     }
 }
