@@ -68,9 +68,11 @@ pub async fn reaggregate(
         let Some(last) = page.last() else { break };
         after = last.assignment_id.0;
         let full = page.len() == PAGE as usize;
+        // Control questions have known answers: they measure workers (see
+        // the worker report) but are no items to label.
         answers.extend(
             page.into_iter()
-                .filter(|a| a.assignment_id.0 <= through)
+                .filter(|a| a.assignment_id.0 <= through && !a.control)
                 .map(|a| (a.seq, a.worker_id, a.annotation)),
         );
         if !full {

@@ -1369,6 +1369,26 @@ async fn control_questions_give_feedback_and_stop_a_failing_worker_whose_answers
             ("2", "0", "0.0000")
         );
         assert_eq!(Some(bc[col("stopped_at")]), b["stopped_at"].as_str());
+
+        // Re-aggregation labels the job's tasks, not its control questions:
+        // the one answer left is the careful worker's on Ada.
+        let (s, summary) = app
+            .post(
+                &format!("/api/v1/jobs/{job}/aggregate"),
+                &req,
+                json!({"method": "mv"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{summary}");
+        assert_eq!(
+            (
+                summary["tasks"].as_i64(),
+                summary["answers"].as_i64(),
+                summary["workers"].as_i64()
+            ),
+            (Some(1), Some(1), Some(1)),
+            "{summary}"
+        );
     }
 }
 

@@ -533,6 +533,10 @@ pub struct AnswerRecord {
     pub submitted_at: Timestamp,
     /// Whether it came after the lease ran out.
     pub late: bool,
+    /// Whether it answered a control question (whose answer is known, so
+    /// it is no item to aggregate).
+    #[serde(skip)]
+    pub control: bool,
 }
 
 /// A task's label from re-aggregating its job's answers.

@@ -202,7 +202,8 @@ macro_rules! tally_cols {
 /// Submitted answers of job `$1`, with their task's `_id` and worker's name.
 macro_rules! answer_select {
     () => {
-        "SELECT a.id, t.seq, a.worker_id, u.name, a.side, a.answer, a.grade, a.finished_at, a.late \
+        "SELECT a.id, t.seq, a.worker_id, u.name, a.side, a.answer, a.grade, a.finished_at, a.late, \
+         CAST(CASE WHEN t.state = 'gold' THEN 1 ELSE 0 END AS BIGINT) AS control \
          FROM assignments a JOIN tasks t ON t.id = a.task_id JOIN users u ON u.id = a.worker_id \
          WHERE a.job_id = $1 AND a.status = 'submitted'"
     };
@@ -416,6 +417,7 @@ macro_rules! store_impl {
                 grade: r.try_get("grade")?,
                 submitted_at: Timestamp(r.try_get::<Option<i64>, _>("finished_at")?.unwrap_or(0)),
                 late: r.try_get::<i64, _>("late")? != 0,
+                control: r.try_get::<i64, _>("control")? != 0,
             })
         }
 
