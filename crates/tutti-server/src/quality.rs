@@ -38,6 +38,12 @@ pub struct AggregationSummary {
     pub workers: usize,
     /// EM iterations run (0 for direct methods).
     pub iterations: usize,
+    /// Agreement among the answers beyond chance, Fleiss' kappa (null when
+    /// no task has two answers or every answer is the same).
+    pub fleiss_kappa: Option<f64>,
+    /// Krippendorff's alpha (nominal) over the same answers; null where
+    /// it is undefined.
+    pub krippendorff_alpha: Option<f64>,
 }
 
 /// Why a re-aggregation could not run.
@@ -246,6 +252,8 @@ fn fit(
         answers: 0,
         workers: workers.len(),
         iterations: result.iterations,
+        fleiss_kappa: tutti_aggregate::fleiss_kappa(&answers),
+        krippendorff_alpha: tutti_aggregate::krippendorff_alpha(&answers),
     };
     // Confusion matrices by label name: true label -> answer -> chance.
     let confusions = result

@@ -1141,6 +1141,12 @@ async fn a_job_is_re_aggregated_by_a_chosen_method_and_reports_its_workers() {
         assert_eq!(summary["labeled"], 8);
         assert_eq!(summary["answers"], 32);
         assert_eq!(summary["changed"], 0, "agreed labels stay: {summary}");
+        // Mostly agreeing answers with four disputes: agreement beyond
+        // chance, well above 0 and below 1.
+        for measure in ["fleiss_kappa", "krippendorff_alpha"] {
+            let v = summary[measure].as_f64().unwrap();
+            assert!(v > 0.2 && v < 1.0, "{measure}: {summary}");
+        }
         let (s, info) = app
             .get(&format!("/api/v1/jobs/{job}/aggregate"), &req)
             .await;
@@ -1389,6 +1395,8 @@ async fn control_questions_give_feedback_and_stop_a_failing_worker_whose_answers
             (Some(1), Some(1), Some(1)),
             "{summary}"
         );
+        // One answer is nothing to agree on.
+        assert!(summary["fleiss_kappa"].is_null(), "{summary}");
     }
 }
 

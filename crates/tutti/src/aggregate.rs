@@ -110,14 +110,22 @@ pub struct AggregateArgs {
     answers: PathBuf,
 }
 
+/// A CSV file with a header row, each field trimmed of surrounding
+/// spaces (so "yes" and " yes" are one answer).
+fn open_csv(path: &Path) -> anyhow::Result<csv::Reader<std::fs::File>> {
+    csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
 /// Reads `question,worker,answer` rows (a header row first).
 pub fn read_answers(
     path: &Path,
     classes: Option<&[String]>,
     order: LabelOrderArg,
 ) -> anyhow::Result<Answers> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = open_csv(path)?;
     let mut rec = csv::StringRecord::new();
     let mut builder = tutti_aggregate::AnswersBuilder::new(order.into());
     let mut rows = Vec::new();
@@ -160,8 +168,7 @@ pub fn read_answers(
 /// and a `grade` column (graded on `-scale..=scale`) if there is one; a
 /// row with a grade needs no winner.
 pub fn read_comparisons(path: &Path, scale: u32) -> anyhow::Result<Comparisons> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = open_csv(path)?;
     let headers = reader.headers()?.clone();
     let column = |name: &str| headers.iter().position(|h| h == name);
     let need = |name: &str| {
@@ -222,8 +229,7 @@ pub fn read_comparisons(path: &Path, scale: u32) -> anyhow::Result<Comparisons> 
 }
 
 fn read_weights(path: &Path, answers: &Answers) -> anyhow::Result<Vec<f64>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = open_csv(path)?;
     let mut given = HashMap::new();
     for (n, rec) in reader.records().enumerate() {
         let rec = rec.with_context(|| format!("{}: line {}", path.display(), n + 2))?;
@@ -306,6 +312,12 @@ pub fn run(args: &AggregateArgs) -> anyhow::Result<()> {
             args.k
         );
     }
+    let shown = |v: Option<f64>| v.map_or_else(|| "undefined".to_owned(), |v| format!("{v:.4}"));
+    eprintln!(
+        "agreement beyond chance: Fleiss' kappa {}, Krippendorff's alpha {}",
+        shown(tutti_aggregate::fleiss_kappa(&answers)),
+        shown(tutti_aggregate::krippendorff_alpha(&answers))
+    );
     Ok(())
 }
 
@@ -373,8 +385,7 @@ pub fn write_scores<W: std::io::Write>(
 }
 
 fn run_numeric(args: &AggregateArgs, method: NumericMethod) -> anyhow::Result<()> {
-    let mut reader = csv::Reader::from_path(&args.answers)
-        .with_context(|| format!("opening {}", args.answers.display()))?;
+    let mut reader = open_csv(&args.answers)?;
     let mut rows = Vec::new();
     for (n, rec) in reader.records().enumerate() {
         let line = n + 2;
@@ -384,13 +395,19 @@ fn run_numeric(args: &AggregateArgs, method: NumericMethod) -> anyhow::Result<()
             "{}: line {line}: expected question,worker,answer",
             args.answers.display()
         );
-        let value: f64 = rec[2].trim().parse().with_context(|| {
+        let value: f64 = rec[2].parse().with_context(|| {
             format!(
                 "{}: line {line}: {:?} is not a number",
                 args.answers.display(),
                 &rec[2]
             )
         })?;
+        anyhow::ensure!(
+            value.is_finite(),
+            "{}: line {line}: {:?} is not a finite number",
+            args.answers.display(),
+            &rec[2]
+        );
         rows.push((rec[0].to_owned(), rec[1].to_owned(), value));
     }
     anyhow::ensure!(
@@ -466,8 +483,7 @@ pub struct ReplayArgs {
 }
 
 fn read_truth(path: &Path) -> anyhow::Result<HashMap<String, String>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = open_csv(path)?;
     let mut truth = HashMap::new();
     for (n, rec) in reader.records().enumerate() {
         let rec = rec.with_context(|| format!("{}: line {}", path.display(), n + 2))?;

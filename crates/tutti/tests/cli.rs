@@ -466,6 +466,33 @@ fn aggregate_pairwise_counts_a_grade_as_its_share_of_a_win() {
 }
 
 #[test]
+fn aggregate_reports_agreement_beyond_chance_on_standard_error() {
+    let out = aggregate(
+        "agreement.csv",
+        &["--method", "mv"],
+        "question,worker,answer\nq1,a,yes\nq1,b,yes\nq1,c,no\nq2,a,no\nq2,b,no\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    succeeded(out);
+    // Observed agreement 2/3, chance 0.52: kappa 0.3056. Disagreeing pairs
+    // 0.4 of all, 0.6 expected: alpha 1/3.
+    assert!(
+        err.contains("Fleiss' kappa 0.3056, Krippendorff's alpha 0.3333"),
+        "{err}"
+    );
+}
+
+#[test]
+fn answers_padded_with_spaces_are_the_same_answers() {
+    let text = succeeded(aggregate(
+        "padded.csv",
+        &["--method", "mv"],
+        "question,worker,answer\nq1,a,yes\nq1 , b, yes \nq1,c,no\n",
+    ));
+    assert_eq!(text, "question,label,confidence\nq1,yes,0.666667\n");
+}
+
+#[test]
 fn aggregate_numeric_answers_by_mean_alone_or_by_a_named_method() {
     let numbers = "question,worker,answer\nq1,a,1\nq1,b,2\nq1,c,30\n";
     let text = succeeded(aggregate("numbers.csv", &["--numeric=median"], numbers));
@@ -484,9 +511,12 @@ fn aggregate_numeric_answers_by_mean_alone_or_by_a_named_method() {
     let err = failed(aggregate(
         "nan.csv",
         &["--numeric"],
-        "question,worker,answer\nq1,a,NaN\n",
+        "question,worker,answer\nq1,a,1\nq1,b,NaN\n",
     ));
-    assert!(err.contains("not a finite number"));
+    assert!(
+        err.contains("line 3") && err.contains("not a finite number"),
+        "{err}"
+    );
 }
 
 #[test]
