@@ -476,7 +476,7 @@ pub struct ReplayArgs {
     /// Also replay this many random orders of each item's answers (seeds 1
     /// to N) and print the mean and spread: how much of a result is the
     /// luck of the recorded order.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     orders: u64,
     /// CSV with a header: question,worker,answer, in the order answered.
     answers: PathBuf,
@@ -625,10 +625,10 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     // The same crowd in other orders: each item's answers shuffled, every
-    // policy replayed on each order, means and standard deviations.
-    let orders: Vec<Answers> = (1..=args.orders)
-        .map(|seed| answers.shuffled_within_items(seed))
-        .collect();
+    // policy replayed on each order, means and standard deviations. An
+    // order is drawn again from its seed where it is needed, so that many
+    // orders of many answers are never all held at once.
+    let orders = || (1..=args.orders).map(|seed| answers.shuffled_within_items(seed));
     println!();
     println!(
         "Over {} random orders of each item's answers (seeds 1 to {}):",
@@ -647,7 +647,7 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         used
     };
     let mut runs = Vec::new();
-    for order in &orders {
+    for order in orders() {
         let fewer = order.without_last_per_item();
         let labels = run_method(&fewer, args.method, 2, None, inputs.em)?.labels;
         runs.push((fewer.triples.len(), accuracy(&fewer, &labels, &truth)));
@@ -660,17 +660,16 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         &runs,
     );
     for &c in &args.confidence {
-        let runs: Vec<(usize, f64)> = orders
-            .iter()
+        let runs: Vec<(usize, f64)> = orders()
             .map(|order| {
-                let r = policy(order, c);
-                (r.answers_used, accuracy(order, &r.labels, &truth))
+                let r = policy(&order, c);
+                (r.answers_used, accuracy(&order, &r.labels, &truth))
             })
             .collect();
         let used = row(&name(c), &runs);
         let per_item = (used / answers.items.len().max(1) as f64).ceil() as usize;
         let mut runs = Vec::new();
-        for order in &orders {
+        for order in orders() {
             let fixed = order.first_per_item(per_item);
             let labels = run_method(&fixed, args.method, 2, None, inputs.em)?.labels;
             runs.push((fixed.triples.len(), accuracy(&fixed, &labels, &truth)));

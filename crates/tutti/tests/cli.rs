@@ -609,6 +609,8 @@ fn replay_prints_a_table_of_answers_used_and_accuracy() {
     assert!((0.0..=1.0).contains(&cells[2]) && cells[3] >= 0.0, "{text}");
     let out = replay(&["--confidence", "1.5"]);
     assert!(failed(out).contains("--confidence"));
+    let out = replay(&["--orders", "100000"]);
+    assert!(failed(out).contains("--orders"));
 }
 
 #[test]
