@@ -106,6 +106,22 @@ pub struct Adaptive {
     pub prior_accuracy: f64,
 }
 
+/// Probabilities from log-probabilities; uniform when none is finite.
+fn softmax(log: &[f64]) -> Vec<f64> {
+    let max = log.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return vec![1.0 / log.len().max(1) as f64; log.len()];
+    }
+    let e: Vec<f64> = log.iter().map(|v| (v - max).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.iter().map(|v| v / sum).collect()
+}
+
+/// Shannon entropy in nats.
+fn entropy(p: &[f64]) -> f64 {
+    p.iter().filter(|v| **v > 0.0).map(|v| -v * v.ln()).sum()
+}
+
 /// A worker's confusion matrix as Dawid-Skene fits it: for each true
 /// label, the chance of each answer they give.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -191,6 +207,56 @@ impl Evidence {
         for (label, v) in &other.0 {
             *self.0.entry(label.clone()).or_default() -= v;
         }
+    }
+
+    /// The posterior over `labels` under uniform priors (a label with no
+    /// evidence counts 0); uniform where there is no finite evidence.
+    pub fn posterior(&self, labels: &[String]) -> Vec<f64> {
+        let log: Vec<f64> = labels
+            .iter()
+            .map(|l| self.0.get(l).copied().unwrap_or(0.0))
+            .collect();
+        softmax(&log)
+    }
+
+    /// What one more answer on a task with this evidence is expected to
+    /// tell of its label, in nats: the entropy of its posterior less the
+    /// expected entropy after the answer. `answers[g]` is the evidence the
+    /// worker's answer `labels[g]` would add (see [`Evidence::of_answer`]
+    /// and [`Evidence::of_answer_by_confusion`]), from which the chance of
+    /// each answer follows. Zero for a worker whose answers say nothing or
+    /// a task already certain; largest where the task is torn between
+    /// labels this worker tells apart.
+    pub fn expected_information(&self, labels: &[String], answers: &[Evidence]) -> f64 {
+        let p = self.posterior(labels);
+        // chance[g][t]: the worker answers labels[g] when labels[t] is true.
+        let chance: Vec<Vec<f64>> = answers
+            .iter()
+            .map(|e| {
+                labels
+                    .iter()
+                    .map(|t| e.0.get(t).map_or(0.0, |v| v.exp()))
+                    .collect()
+            })
+            .collect();
+        let given: Vec<f64> = chance
+            .iter()
+            .map(|c| c.iter().zip(&p).map(|(m, pt)| m * pt).sum())
+            .collect();
+        let total: f64 = given.iter().sum();
+        if total.is_nan() || total <= 0.0 {
+            return 0.0;
+        }
+        let after: f64 = chance
+            .iter()
+            .zip(&given)
+            .filter(|(_, g)| **g > 0.0)
+            .map(|(c, g)| {
+                let q: Vec<f64> = c.iter().zip(&p).map(|(m, pt)| m * pt / g).collect();
+                g / total * entropy(&q)
+            })
+            .sum();
+        (entropy(&p) - after).max(0.0)
     }
 
     /// The most probable label and its posterior probability; ties go to
@@ -623,6 +689,73 @@ mod tests {
         assert_eq!(e, Evidence::of_answer(&labels, "No", 0.7));
         let e = Evidence::of_answer_by_confusion(&labels, "No", &yes_man, 1e9, 0.7);
         assert!(e.0.values().all(|v| v.is_finite()), "{e:?}");
+    }
+
+    #[test]
+    fn an_answer_tells_most_where_the_task_is_torn_between_labels_the_worker_tells_apart() {
+        let labels: Vec<String> = ["A", "B", "C"].iter().map(|s| s.to_string()).collect();
+        let task = |given: &[&str]| {
+            let mut e = Evidence::default();
+            for g in given {
+                e.add(&Evidence::of_answer(&labels, g, 0.8));
+            }
+            e
+        };
+        let careful: Vec<Evidence> = labels
+            .iter()
+            .map(|g| Evidence::of_answer(&labels, g, 0.8))
+            .collect();
+        let (split, agreed) = (task(&["A", "B"]), task(&["A", "A"]));
+        let (torn, sure) = (
+            split.expected_information(&labels, &careful),
+            agreed.expected_information(&labels, &careful),
+        );
+        assert!(torn > sure && sure > 0.0, "{torn} {sure}");
+        // Nobody has answered: as much as an answer can tell.
+        let fresh = Evidence::default().expected_information(&labels, &careful);
+        assert!(fresh > torn, "{fresh} {torn}");
+        // A worker who mixes up A and B tells little on the A-or-B task,
+        // more on one torn between A and C.
+        let mixes_ab = Confusion(
+            [
+                ("A", [("A", 0.5), ("B", 0.5)]),
+                ("B", [("A", 0.5), ("B", 0.5)]),
+                ("C", [("C", 1.0), ("A", 0.0)]),
+            ]
+            .iter()
+            .map(|(t, row)| {
+                (
+                    t.to_string(),
+                    row.iter().map(|(g, p)| (g.to_string(), *p)).collect(),
+                )
+            })
+            .collect(),
+        );
+        let mixer: Vec<Evidence> = labels
+            .iter()
+            .map(|g| Evidence::of_answer_by_confusion(&labels, g, &mixes_ab, 1e6, 0.7))
+            .collect();
+        let a_or_c = task(&["A", "C"]);
+        let (ac, ab) = (
+            a_or_c.expected_information(&labels, &mixer),
+            split.expected_information(&labels, &mixer),
+        );
+        // On A-or-B it can only tell whether the task is C (6%).
+        assert!(ac > 2.0 * ab, "{ac} {ab}");
+        // A worker who always says A tells nothing anywhere.
+        let says_a = Confusion(
+            labels
+                .iter()
+                .map(|t| (t.clone(), [("A".to_owned(), 1.0)].into()))
+                .collect(),
+        );
+        let parrot: Vec<Evidence> = labels
+            .iter()
+            .map(|g| Evidence::of_answer_by_confusion(&labels, g, &says_a, 1e6, 0.7))
+            .collect();
+        assert!(split.expected_information(&labels, &parrot) < 1e-3);
+        let p = split.posterior(&labels);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12 && p[0] == p[1] && p[2] < p[0]);
     }
 
     #[test]

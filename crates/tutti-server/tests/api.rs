@@ -1500,6 +1500,57 @@ async fn under_adaptive_redundancy_a_worker_who_always_says_yes_adds_next_to_not
 }
 
 #[tokio::test]
+async fn under_adaptive_redundancy_the_next_answer_goes_where_it_tells_most() {
+    for app in apps().await {
+        let (_, req, w, job) = adaptive_team(&app, "tells-most", 3).await;
+        let (s, v) = app.import_csv(job, &req, "name\nA\nB\nC\n").await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let take = |token: usize| {
+            let app = &app;
+            let token = &w[token];
+            async move {
+                let (s, t) = app.next(job, token).await;
+                assert_eq!(s, StatusCode::OK, "{t}");
+                (
+                    t["assignment"]["data"]["name"].as_str().unwrap().to_owned(),
+                    t["assignment"]["id"].as_i64().unwrap(),
+                )
+            }
+        };
+        let answer = |token: usize, id: i64, a: &'static str| {
+            let app = &app;
+            let token = &w[token];
+            async move {
+                let (s, r) = app.submit(id, token, a).await;
+                assert_eq!(s, StatusCode::OK, "{r}");
+            }
+        };
+        // Nothing started: tasks begin in row order.
+        let (name, id) = take(0).await;
+        assert_eq!(name, "A");
+        answer(0, id, "Yes").await;
+        // A started task comes before a new one.
+        let (name, id) = take(1).await;
+        assert_eq!(name, "A");
+        answer(1, id, "Yes").await;
+        let (name, id) = take(0).await;
+        assert_eq!(name, "B");
+        answer(0, id, "Yes").await;
+        let (name, id) = take(1).await;
+        assert_eq!(name, "B");
+        answer(1, id, "No").await;
+        // A (two agreeing answers, 0.845) and B (split, 0.5) both need
+        // another; the third worker's answer tells more on B, later in
+        // row order.
+        let (name, id) = take(2).await;
+        assert_eq!(name, "B");
+        answer(2, id, "Yes").await;
+        let (name, _) = take(2).await;
+        assert_eq!(name, "A");
+    }
+}
+
+#[tokio::test]
 async fn adaptive_redundancy_takes_answers_only_while_the_label_is_uncertain() {
     for app in apps().await {
         let (ws, req, w, job) = adaptive_team(&app, "adaptive", 4).await;

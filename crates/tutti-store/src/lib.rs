@@ -277,6 +277,19 @@ pub trait Store: Send + Sync + 'static {
     /// Leases the worker the first open task they have not answered, or
     /// hands back the lease they already hold on this job.
     async fn next_assignment(&self, req: &LeaseRequest) -> Result<LeaseOutcome>;
+    /// The unexpired lease `req.worker` holds on `req.job` (other than
+    /// `req.besides`), if any.
+    async fn held_lease(&self, req: &LeaseRequest) -> Result<Option<Assignment>>;
+    /// Up to `limit` open tasks of `job` that already have workers'
+    /// answers, still take more, and that `worker` has not answered,
+    /// skipped or leased: `(seq, evidence)` in row order. Adaptive
+    /// redundancy chooses among them where the worker's answer tells most.
+    async fn started_open_tasks(
+        &self,
+        job: JobId,
+        worker: UserId,
+        limit: u32,
+    ) -> Result<Vec<(i64, tutti_domain::policy::Evidence)>>;
     /// An assignment with its task's row.
     async fn get_assignment(&self, id: AssignmentId) -> Result<Option<Assignment>>;
     /// Records an answer (see [`SubmitOutcome`] for every way this can go).

@@ -1356,11 +1356,8 @@ macro_rules! store_impl {
                 }
             }
 
-            async fn next_assignment(&self, req: &LeaseRequest) -> Result<LeaseOutcome> {
-                // The held lease is looked up outside the write session: at
-                // worst two racing requests of one worker both lease, each a
-                // different task.
-                let held = sqlx::query(concat!(
+            async fn held_lease(&self, req: &LeaseRequest) -> Result<Option<Assignment>> {
+                sqlx::query(concat!(
                     "SELECT ",
                     assignment_cols!(),
                     " FROM assignments a JOIN tasks t ON t.id = a.task_id \
@@ -1372,9 +1369,40 @@ macro_rules! store_impl {
                 .bind(req.now.0)
                 .bind(req.besides.map_or(-1, |a| a.0))
                 .fetch_optional(self.reader())
-                .await?;
-                if let Some(row) = held {
-                    return Ok(LeaseOutcome::Held(assignment_from(&row)?));
+                .await?
+                .map(|row| assignment_from(&row))
+                .transpose()
+            }
+
+            async fn started_open_tasks(
+                &self,
+                job: JobId,
+                worker: UserId,
+                limit: u32,
+            ) -> Result<Vec<(i64, tutti_domain::policy::Evidence)>> {
+                sqlx::query(
+                    "SELECT t.seq, t.w_evidence FROM tasks t \
+                     WHERE t.job_id = $1 AND t.state = 'open' AND t.w_slots > 0 AND t.w_evidence <> '{}' \
+                     AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $2 \
+                                     AND a.status IN ('pending', 'submitted', 'skipped')) \
+                     ORDER BY t.seq LIMIT $3",
+                )
+                .bind(job.0)
+                .bind(worker.0)
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("seq")?, evidence_of(r.try_get("w_evidence")?)?)))
+                .collect()
+            }
+
+            async fn next_assignment(&self, req: &LeaseRequest) -> Result<LeaseOutcome> {
+                // The held lease is looked up outside the write session: at
+                // worst two racing requests of one worker both lease, each a
+                // different task.
+                if let Some(a) = self.held_lease(req).await? {
+                    return Ok(LeaseOutcome::Held(a));
                 }
                 match lease(self, req).await? {
                     Some(a) => Ok(LeaseOutcome::Leased(a)),

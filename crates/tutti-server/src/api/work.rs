@@ -13,13 +13,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use tutti_domain::ids::{AssignmentId, JobId};
+use tutti_domain::ids::{AssignmentId, JobId, UserId};
 use tutti_domain::policy::{Evidence, GoldPolicy, OnGoldFail, Side};
 use tutti_domain::role::Role;
 use tutti_domain::template;
 use tutti_store::{
     Assignment, GiveBack, GiveBackOutcome, GiveBackRequest, GoldCheck, GoldRecord, Job,
-    LeaseOutcome, LeaseRequest, SubmitOutcome, SubmitRequest, WorkerJob,
+    LeaseOutcome, LeaseRequest, SubmitOutcome, SubmitRequest, TaskLease, WorkerJob,
 };
 
 /// Seconds a worker is told to wait when nothing is free now.
@@ -128,12 +128,14 @@ pub async fn lease_next(
     let side = job.config.policy.side_for(role == Role::Steward);
     // Control questions go to workers, not to stewards.
     let mut gold = false;
+    let mut record = None;
     if let Some(g) = job.config.policy.gold.filter(|_| role != Role::Steward) {
-        let record = state.store.gold_record(job.id, caller.0.id).await?;
-        if record.stopped_at.is_some() {
-            return Err(stopped(&g, record.seen, record.correct));
+        let r = state.store.gold_record(job.id, caller.0.id).await?;
+        if r.stopped_at.is_some() {
+            return Err(stopped(&g, r.seen, r.correct));
         }
-        gold = g.gold_next(record.answers, record.seen);
+        gold = g.gold_next(r.answers, r.seen);
+        record = Some(r);
     }
     let mut req = LeaseRequest {
         job: job.id,
@@ -144,6 +146,26 @@ pub async fn lease_next(
         besides: after,
         now: tutti_store::now(),
     };
+    if let Some(adaptive) = job
+        .config
+        .policy
+        .adaptive
+        .filter(|_| side == Side::Worker && !gold)
+    {
+        if let Some(a) = state.store.held_lease(&req).await? {
+            return Ok(Next::Task(Box::new(TaskView::new(&job, a, true))));
+        }
+        let record = match record {
+            Some(r) => r,
+            None => state.store.gold_record(job.id, caller.0.id).await?,
+        };
+        if let Some(seq) =
+            most_informative(state, &job, caller.0.id, &record, adaptive.prior_accuracy).await?
+            && let TaskLease::Leased(a) = state.store.lease_task(&req, seq).await?
+        {
+            return Ok(Next::Task(Box::new(TaskView::new(&job, a, false))));
+        }
+    }
     let mut outcome = state.store.next_assignment(&req).await?;
     if gold && !matches!(outcome, LeaseOutcome::Leased(_) | LeaseOutcome::Held(_)) {
         // No control question left that this worker has not seen.
@@ -166,6 +188,43 @@ pub async fn lease_next(
             "you have answered or skipped every open task of this job",
         ),
     })
+}
+
+/// Open tasks that already have answers weighed within this many, in row
+/// order, are weighed against each other for a worker's next answer.
+const STARTED_WINDOW: u32 = 64;
+
+/// Under adaptive redundancy: of the started tasks this worker may take
+/// (the first [`STARTED_WINDOW`] in row order), the one where their answer
+/// is expected to tell most of the label (see
+/// [`Evidence::expected_information`]), judged by what their record says
+/// of them; ties go to the earlier task. None when no task is started: a
+/// new one is then begun in row order, so open tasks are finished before
+/// new ones begin.
+async fn most_informative(
+    state: &AppState,
+    job: &Job,
+    worker: UserId,
+    record: &GoldRecord,
+    prior: f64,
+) -> Result<Option<i64>, ApiError> {
+    let started = state
+        .store
+        .started_open_tasks(job.id, worker, STARTED_WINDOW)
+        .await?;
+    let labels = &job.config.answers;
+    let answers: Vec<Evidence> = labels
+        .iter()
+        .map(|g| answer_evidence(labels, g, record, prior))
+        .collect();
+    let mut best: Option<(f64, i64)> = None;
+    for (seq, evidence) in started {
+        let tells = evidence.expected_information(labels, &answers);
+        if best.is_none_or(|(b, _)| tells > b + 1e-12) {
+            best = Some((tells, seq));
+        }
+    }
+    Ok(best.map(|(_, seq)| seq))
 }
 
 /// A worker's accuracy for adaptive redundancy: their control accuracy
