@@ -90,6 +90,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "worker_confusion",
         sql: include_str!("../migrations/sqlite/0016_worker_confusion.sql"),
     },
+    Migration {
+        version: 17,
+        name: "started_tasks",
+        sql: include_str!("../migrations/sqlite/0017_started_tasks.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -168,6 +173,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 15,
         name: "worker_confusion",
         sql: include_str!("../migrations/postgres/0015_worker_confusion.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "started_tasks",
+        sql: include_str!("../migrations/postgres/0016_started_tasks.sql"),
     },
 ];
 

@@ -79,6 +79,10 @@ pub struct LoopArgs {
     /// Share of answers that disagree with the majority (0-1).
     #[arg(long, default_value_t = 0.1)]
     disagree: f64,
+    /// Adaptive redundancy instead of k-of-n: this confidence, between
+    /// k and n answers a task (each next answer sent where it tells most).
+    #[arg(long)]
+    adaptive: Option<f64>,
 }
 
 /// `tutti bench import`.
@@ -177,6 +181,7 @@ pub(crate) async fn setup(
     workers: usize,
     k: u32,
     n: u32,
+    adaptive: Option<f64>,
 ) -> anyhow::Result<(Job, String, Vec<String>)> {
     let now = tutti_store::now();
     let requester = store
@@ -190,9 +195,13 @@ pub(crate) async fn setup(
         )
         .await?;
     let ws = store.create_workspace("Bench", requester.id, now).await?;
+    let mut policy = serde_json::json!({"k": k, "n": n, "time_limit_secs": 600});
+    if let Some(confidence) = adaptive {
+        policy["adaptive"] = serde_json::json!({"confidence": confidence, "min": k, "max": n});
+    }
     let spec: JobSpec = serde_json::from_value(serde_json::json!({
         "name": "Bench", "question": "Is ${name} a person?", "answers": ["Yes", "No"],
-        "policy": {"k": k, "n": n, "time_limit_secs": 600}
+        "policy": policy
     }))?;
     let job = store
         .create_job(ws.id, &JobConfig::parse(spec)?, requester.id, now)
@@ -252,7 +261,8 @@ async fn bench_loop(args: LoopArgs) -> anyhow::Result<()> {
     );
     let db = fresh_db(&args.target);
     let store = tutti_store::connect(&db).await?;
-    let (job, requester, tokens) = setup(store.as_ref(), args.workers, args.k, args.n).await?;
+    let (job, requester, tokens) =
+        setup(store.as_ref(), args.workers, args.k, args.n, args.adaptive).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let items = args.items;
     tokio::spawn(async move {
@@ -271,11 +281,14 @@ async fn bench_loop(args: LoopArgs) -> anyhow::Result<()> {
     store.import_tasks(&job, rx).await?;
     let server = Server::start(&db).await?;
     println!(
-        "bench loop: {} workers, {} items, k={} n={}, {} s, database {}",
+        "bench loop: {} workers, {} items, k={} n={}{}, {} s, database {}",
         args.workers,
         args.items,
         args.k,
         args.n,
+        args.adaptive
+            .map(|c| format!(", adaptive to confidence {c}"))
+            .unwrap_or_default(),
         args.seconds,
         tutti_store::redact_url(&db)
     );
@@ -402,9 +415,13 @@ async fn bench_loop(args: LoopArgs) -> anyhow::Result<()> {
 }
 
 /// Counts tasks that got an answer beyond need: more than n answers, or
-/// more than k agreeing ones.
+/// more than k agreeing ones (under adaptive redundancy, whose agreeing
+/// answers may go past k, more than its maximum).
 async fn check_leases(store: &dyn Store, job: &Job) -> anyhow::Result<u64> {
-    let (k, n) = (job.config.policy.workers.k, job.config.policy.workers.n);
+    let (k, n) = match job.config.policy.adaptive {
+        Some(a) => (a.max, a.max),
+        None => (job.config.policy.workers.k, job.config.policy.workers.n),
+    };
     let mut after = 0;
     let mut over = 0;
     loop {
@@ -424,7 +441,7 @@ async fn check_leases(store: &dyn Store, job: &Job) -> anyhow::Result<u64> {
 async fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
     let db = fresh_db(&args.target);
     let store = tutti_store::connect(&db).await?;
-    let (job, requester, _) = setup(store.as_ref(), 0, 2, 3).await?;
+    let (job, requester, _) = setup(store.as_ref(), 0, 2, 3, None).await?;
     let mut csv = String::with_capacity(args.rows * 80);
     csv.push_str("id,name,text,created\n");
     for i in 0..args.rows {

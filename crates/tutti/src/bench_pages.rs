@@ -42,7 +42,7 @@ pub async fn pages(args: PagesArgs) -> anyhow::Result<()> {
     let db = fresh_db(&args.target);
     let store = tutti_store::connect(&db).await?;
     // Three answering workers, then one fresh worker per timed task page.
-    let (job, requester, tokens) = setup(store.as_ref(), 3 + args.requests, 3, 4).await?;
+    let (job, requester, tokens) = setup(store.as_ref(), 3 + args.requests, 3, 4, None).await?;
     let started = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let rows = args.tasks;
