@@ -555,10 +555,10 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         accuracy(&answers, &mv.labels, &truth)
     );
     let full = run_method(&answers, args.method, 2, None, inputs.em)?;
+    let full_accuracy = accuracy(&answers, &full.labels, &truth);
     println!(
-        "| {}, all answers | {total} | 100.0% | {:.4} |",
-        args.method,
-        accuracy(&answers, &full.labels, &truth)
+        "| {}, all answers | {total} | 100.0% | {full_accuracy:.4} |",
+        args.method
     );
     let policy = |answers: &Answers, confidence: f64| {
         tutti_aggregate::replay(
@@ -635,14 +635,19 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         args.orders, args.orders
     );
     println!();
-    println!("| policy | mean answers used | share of answers | mean accuracy | sd |");
-    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!(
+        "| policy | mean answers used | share of answers | mean accuracy | sd | orders reaching {}, all answers |",
+        args.method
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     let row = |policy: &str, runs: &[(usize, f64)]| {
         let used = runs.iter().map(|r| r.0 as f64).sum::<f64>() / runs.len() as f64;
         let (mean, sd) = mean_sd(runs.iter().map(|r| r.1));
+        let reaching = runs.iter().filter(|r| r.1 >= full_accuracy - 1e-12).count();
         println!(
-            "| {policy} | {used:.0} | {:.1}% | {mean:.4} | {sd:.4} |",
-            share(used)
+            "| {policy} | {used:.0} | {:.1}% | {mean:.4} | {sd:.4} | {:.1}% |",
+            share(used),
+            100.0 * reaching as f64 / runs.len().max(1) as f64
         );
         used
     };

@@ -603,10 +603,11 @@ fn replay_prints_a_table_of_answers_used_and_accuracy() {
         .split('|')
         .filter_map(|c| c.trim().trim_end_matches('%').parse().ok())
         .collect();
-    // used, share, mean accuracy, sd
-    assert_eq!(cells.len(), 4, "{text}");
+    // used, share, mean accuracy, sd, share of orders reaching all answers
+    assert_eq!(cells.len(), 5, "{text}");
     assert!(cells[0] >= 40.0 && cells[0] <= 100.0, "{text}");
     assert!((0.0..=1.0).contains(&cells[2]) && cells[3] >= 0.0, "{text}");
+    assert!((0.0..=100.0).contains(&cells[4]), "{text}");
     let out = replay(&["--confidence", "1.5"]);
     assert!(failed(out).contains("--confidence"));
     let out = replay(&["--orders", "100000"]);
