@@ -168,29 +168,35 @@ impl Evidence {
         answers: f64,
         prior_accuracy: f64,
     ) -> Self {
-        let a = prior_accuracy.clamp(0.01, 0.99);
-        let wrong = (1.0 - a) / (labels.len().max(2) - 1) as f64;
-        let weight = tutti_aggregate::PRIOR_WEIGHT;
+        let Some(g) = labels.iter().position(|l| l == given) else {
+            return Self::of_answer(labels, given, prior_accuracy);
+        };
+        // The matrix in label order; a row the fit lacks stays empty,
+        // which the smoothing reads as no record (the prior).
+        let fitted: Vec<Vec<f64>> = labels
+            .iter()
+            .map(|t| match confusion.0.get(t) {
+                Some(row) => labels
+                    .iter()
+                    .map(|a| row.get(a).copied().filter(|p| p.is_finite()).unwrap_or(0.0))
+                    .collect(),
+                None => Vec::new(),
+            })
+            .collect();
         let n = if answers.is_finite() {
             answers.max(0.0)
         } else {
             0.0
         };
+        let prior =
+            tutti_aggregate::prior_confusion(labels.len(), prior_accuracy.clamp(0.01, 0.99));
+        let smoothed =
+            tutti_aggregate::smoothed_confusion(&fitted, n, &prior, tutti_aggregate::PRIOR_WEIGHT);
         Self(
             labels
                 .iter()
-                .map(|truth| {
-                    let prior = if truth == given { a } else { wrong };
-                    let p = match confusion.0.get(truth) {
-                        Some(row) if row.values().sum::<f64>() > 0.0 => {
-                            let fitted = row.get(given).copied().unwrap_or(0.0);
-                            let fitted = if fitted.is_finite() { fitted } else { 0.0 };
-                            (fitted * n + prior * weight) / (n + weight)
-                        }
-                        _ => prior,
-                    };
-                    (truth.clone(), p.max(0.001).ln())
-                })
+                .zip(&smoothed)
+                .map(|(t, row)| (t.clone(), row[g].max(0.001).ln()))
                 .collect(),
         )
     }
