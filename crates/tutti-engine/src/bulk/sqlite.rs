@@ -319,20 +319,12 @@ impl Source for SqliteSource {
             let mut scratch = PageScratch::default();
             let mut number = String::new();
             if self.walk == Walk::Sequential {
-                let mut batch = fresh();
-                let mut chunk = 0;
+                let mut out = InOrder::new(&mut *fresh, &mut *emit, batch_rows);
                 table.scan(i64::MIN, i64::MAX, &mut scratch, &mut |_, values, body| {
-                    push_stored(&mut batch, &mut number, &index, &names, values, body)?;
-                    if batch.len() >= batch_rows {
-                        emit(chunk, std::mem::replace(&mut batch, fresh()))?;
-                        chunk += 1;
-                    }
-                    Ok(())
+                    push_stored(&mut out.batch, &mut number, &index, &names, values, body)?;
+                    out.cut()
                 })?;
-                if !batch.is_empty() {
-                    emit(chunk, batch)?;
-                }
-                return Ok(());
+                return out.finish();
             }
             return each_chunk(
                 part,
@@ -355,16 +347,11 @@ impl Source for SqliteSource {
             let mut rows = stmt
                 .query(params_from_iter(params.iter()))
                 .map_err(|e| db_error("the source refused the scan", e))?;
-            let mut batch = fresh();
-            let mut chunk = 0;
-            while read_rows(&mut rows, &mut batch, &index, &names, batch_rows)? {
-                emit(chunk, std::mem::replace(&mut batch, fresh()))?;
-                chunk += 1;
+            let mut out = InOrder::new(&mut *fresh, &mut *emit, batch_rows);
+            while read_rows(&mut rows, &mut out.batch, &index, &names, batch_rows)? {
+                out.cut()?;
             }
-            if !batch.is_empty() {
-                emit(chunk, batch)?;
-            }
-            return Ok(());
+            return out.finish();
         }
         each_chunk(
             part,
@@ -407,6 +394,51 @@ fn each_chunk(
         chunk += parts as u64;
     }
     Ok(())
+}
+
+/// Rows read one after another, cut into batches of `limit` rows, each
+/// emitted as the next chunk.
+struct InOrder<'a> {
+    fresh: &'a mut dyn FnMut() -> Batch,
+    emit: &'a mut dyn FnMut(u64, Batch) -> Result<(), LabelError>,
+    batch: Batch,
+    chunk: u64,
+    limit: usize,
+}
+
+impl<'a> InOrder<'a> {
+    fn new(
+        fresh: &'a mut dyn FnMut() -> Batch,
+        emit: &'a mut dyn FnMut(u64, Batch) -> Result<(), LabelError>,
+        limit: usize,
+    ) -> Self {
+        let batch = fresh();
+        Self {
+            fresh,
+            emit,
+            batch,
+            chunk: 0,
+            limit,
+        }
+    }
+
+    /// Emits the batch once it holds `limit` rows.
+    fn cut(&mut self) -> Result<(), LabelError> {
+        if self.batch.len() >= self.limit {
+            let full = std::mem::replace(&mut self.batch, (self.fresh)());
+            (self.emit)(self.chunk, full)?;
+            self.chunk += 1;
+        }
+        Ok(())
+    }
+
+    /// Emits what is left.
+    fn finish(self) -> Result<(), LabelError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        (self.emit)(self.chunk, self.batch)
+    }
 }
 
 /// Reads rows into `batch` until it holds `limit` rows (returns true) or
