@@ -337,6 +337,54 @@ pub struct JobConfig {
     /// For a pairwise job, what is compared and how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare: Option<Compare>,
+    /// For a job on Mechanical Turk: what its HITs say and who may take
+    /// them (a `3a_amt` call's parameters); unset fields come from the
+    /// server's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hit: Option<HitSettings>,
+}
+
+/// A Mechanical Turk job's HIT settings, as Cymphony's `3a_amt` names them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HitSettings {
+    /// `title`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// `description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `keywords`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keywords: Option<String>,
+    /// `reward_per_hit`, in US dollars (`"0.05"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<String>,
+    /// `lifetime`: seconds the HIT stays listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_secs: Option<u64>,
+    /// `auto_approve_and_pay_workers_in`: seconds after which an answer is
+    /// approved and paid if not reviewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_approval_secs: Option<u64>,
+    /// `workers_are_masters`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub masters: bool,
+    /// `workers_from_location`: ISO 3166 country codes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<String>,
+    /// `workers_with_min_hits_approved`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_hits_approved: Option<u64>,
+    /// `workers_with_max_hits_approved`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_hits_approved: Option<u64>,
+    /// `workers_with_min_approval_rate` (percent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_approval_rate: Option<u64>,
+    /// `workers_with_max_approval_rate` (percent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_approval_rate: Option<u64>,
 }
 
 fn is_in_house(c: &Crowd) -> bool {
@@ -480,6 +528,7 @@ impl JobConfig {
             },
             crowd: Crowd::InHouse,
             compare,
+            hit: None,
         })
     }
 

@@ -343,6 +343,16 @@ impl Votes {
         *self.0.entry(answer.to_owned()).or_default() += 1;
     }
 
+    /// Takes one answer back out; a label left with none is dropped.
+    pub fn remove(&mut self, answer: &str) {
+        if let Some(n) = self.0.get_mut(answer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.0.remove(answer);
+            }
+        }
+    }
+
     /// Number of answers.
     pub fn total(&self) -> u32 {
         self.0.values().sum()

@@ -98,6 +98,19 @@ pub fn run_path(dir: &std::path::Path, id: RunId) -> PathBuf {
     dir.join(format!("run-{}.sqlite", id.0))
 }
 
+/// A run being advanced in this process; dropping it frees the run.
+struct Busy(Arc<Runner>, RunId);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
+    }
+}
+
 /// The parts of a Cymphony instructions file.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Instructions {
@@ -108,7 +121,10 @@ pub struct Instructions {
 }
 
 fn between(html: &str, tag: &str) -> Option<String> {
-    let lower = html.to_lowercase();
+    // ASCII lower-casing keeps every byte where it was, so offsets found in
+    // the copy are offsets in `html` (full Unicode lower-casing changes
+    // lengths: `İ` has two bytes, its lower case three).
+    let lower = html.to_ascii_lowercase();
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
     let start = lower.find(&open)? + open.len();
@@ -140,14 +156,55 @@ pub fn layout(html: &str) -> String {
     between(html, "design-layout").unwrap_or_else(|| html.trim().to_owned())
 }
 
+/// Whether a file is a Cymphony instructions file (it has the
+/// instruction tags).
+fn has_instructions(html: &str) -> bool {
+    let lower = html.to_ascii_lowercase();
+    lower.contains("<short-instructions>") || lower.contains("<long-instructions>")
+}
+
+/// Whether a file is a Cymphony layout file.
+fn has_layout(html: &str) -> bool {
+    html.to_ascii_lowercase().contains("<design-layout>")
+}
+
+/// Cymphony's layout for a step without a layout file: the row's columns
+/// as a table, in the table's order, without `_id` (each value escaped
+/// when the task is shown). `None` when a column's name cannot be a
+/// placeholder.
+pub fn default_layout(columns: &[String]) -> Option<String> {
+    let shown: Vec<&String> = columns
+        .iter()
+        .filter(|c| *c != "_id" && *c != "date_creation")
+        .collect();
+    if shown.is_empty() || shown.iter().any(|c| c.contains(['{', '}', '$'])) {
+        return None;
+    }
+    let mut s = String::from("<div class=\"wide\"><table class=\"item-row\"><thead><tr>");
+    for c in &shown {
+        s.push_str("<th>");
+        s.push_str(&tutti_domain::template::escape_html(c));
+        s.push_str("</th>");
+    }
+    s.push_str("</tr></thead><tbody><tr>");
+    for c in &shown {
+        s.push_str("<td>${");
+        s.push_str(c);
+        s.push_str("}</td>");
+    }
+    s.push_str("</tr></tbody></table></div>");
+    Some(s)
+}
+
 /// A human step's job, as the workflow describes it (pairwise when
-/// `compare` is given).
+/// `compare` is given); `columns` are its input table's.
 pub fn job_config(
     run: &Run,
     node: &Node,
     h: &HumanLabel,
     compare: Option<&HumanCompare>,
     files: &HashMap<String, String>,
+    columns: &[String],
 ) -> Result<JobConfig, String> {
     let text = |name: &Option<String>| -> Result<Option<String>, String> {
         match name {
@@ -159,17 +216,30 @@ pub fn job_config(
                 .ok_or_else(|| format!("the file {f} was not uploaded with the run")),
         }
     };
-    let ins = text(&h.instructions)?
-        .map(|s| instructions(&s))
-        .unwrap_or_default();
-    let lay = text(&h.layout)?
-        .map(|s| layout(&s))
-        .filter(|s| !s.is_empty());
+    let mut ins_file = text(&h.instructions)?;
+    let mut lay_file = text(&h.layout)?;
+    // Cymphony tells the two files apart by what they hold: a layout file
+    // named first is still the layout.
+    if ins_file
+        .as_deref()
+        .is_some_and(|f| has_layout(f) && !has_instructions(f))
+        && lay_file
+            .as_deref()
+            .is_none_or(|f| has_instructions(f) || !has_layout(f))
+    {
+        std::mem::swap(&mut ins_file, &mut lay_file);
+    }
+    let ins = ins_file.map(|s| instructions(&s)).unwrap_or_default();
+    let lay = match lay_file.map(|s| layout(&s)).filter(|s| !s.is_empty()) {
+        Some(l) => Some(l),
+        None if compare.is_none() => default_layout(columns),
+        None => None,
+    };
     let spec = JobSpec {
         name: format!("{} · {}", run.name, node.label()),
         question: h.question.clone(),
-        answers: compare.is_none().then(|| h.answers.clone()),
-        free_text: false,
+        answers: (compare.is_none() && !h.free_text).then(|| h.answers.clone()),
+        free_text: h.free_text && compare.is_none(),
         short_instructions: ins.short,
         long_instructions: ins.long,
         layout: lay,
@@ -192,6 +262,7 @@ pub fn job_config(
     };
     let mut config = JobConfig::parse(spec).map_err(|e| format!("{}: {}", e.field, e.message))?;
     config.crowd = h.crowd;
+    config.hit = h.hit.clone();
     Ok(config)
 }
 
@@ -238,15 +309,21 @@ impl Runner {
             match self.store.runs_to_advance(now()).await {
                 Ok(ids) => {
                     for id in ids {
-                        if !self.busy.lock().expect("runner lock").insert(id) {
+                        if !self
+                            .busy
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(id)
+                        {
                             continue;
                         }
                         let me = self.clone();
                         tokio::spawn(async move {
+                            // Freed however the pass ends, a panic included.
+                            let _free = Busy(me.clone(), id);
                             if let Err(e) = me.advance(id).await {
                                 tracing::error!(run = id.0, error = ?e, "advancing a run failed");
                             }
-                            me.busy.lock().expect("runner lock").remove(&id);
                         });
                     }
                 }
@@ -432,23 +509,43 @@ impl Runner {
             }
             let started = now();
             // `None`: the step waits (for people, or a model's callbacks).
-            let outcome = match &node.op {
-                Op::ModelCall(m) if m.callback => match with_url(m, &run.params) {
-                    Ok(m) => self
-                        .model_callback(run, i, node, &m, data)
-                        .await
-                        .transpose(),
-                    Err(e) => Some(Err(e)),
-                },
-                Op::HumanLabel(h) => self.human(run, i, node, h, None, data, &mut known).await?,
-                Op::HumanCompare(c) => {
-                    self.human(run, i, node, &c.as_label(), Some(c), data, &mut known)
-                        .await?
+            // A panic in a step is a bug, but it fails that step, not the
+            // runner: the run is reported failed and freed.
+            let step = std::panic::AssertUnwindSafe(async {
+                Ok::<_, anyhow::Error>(match &node.op {
+                    Op::ModelCall(m) if m.callback => match with_url(m, &run.params) {
+                        Ok(m) => self
+                            .model_callback(run, i, node, &m, data)
+                            .await
+                            .transpose(),
+                        Err(e) => Some(Err(e)),
+                    },
+                    Op::HumanLabel(h) => {
+                        self.human(run, i, node, h, None, data, &mut known).await?
+                    }
+                    Op::HumanCompare(c) => {
+                        self.human(run, i, node, &c.as_label(), Some(c), data, &mut known)
+                            .await?
+                    }
+                    _ => Some(
+                        self.automatic_shown(run, i, node, data, node_of(i, &known), started)
+                            .await,
+                    ),
+                })
+            });
+            let outcome = match futures_util::FutureExt::catch_unwind(step).await {
+                Ok(outcome) => outcome?,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(run = run.id.0, step = i + 1, panic = %what, "a workflow step panicked");
+                    Some(Err(StepError::Limit(
+                        "the step failed on an internal error (logged for the operator)".to_owned(),
+                    )))
                 }
-                _ => Some(
-                    self.automatic_shown(run, i, node, data, node_of(i, &known), started)
-                        .await,
-                ),
             };
             let Some(outcome) = outcome else {
                 waiting = true;
@@ -1102,7 +1199,7 @@ impl Runner {
                         files.insert(f.clone(), String::from_utf8_lossy(&b).into_owned());
                     }
                 }
-                let config = match job_config(run, node, h, compare, &files) {
+                let config = match job_config(run, node, h, compare, &files, &input.columns) {
                     Ok(c) => c,
                     Err(e) => return Ok(Some(Err(StepError::Limit(e)))),
                 };

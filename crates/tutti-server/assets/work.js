@@ -4,7 +4,7 @@
 // Without this script every form still works as a plain post.
 (function () {
   var generation = 0; // bumped whenever a new task is shown
-  var ahead = null; // { html, id }: the task leased ahead, once fetched
+  var ahead = null; // { html, id, job, at }: the task leased ahead, once fetched
   var inFlight = 0; // answers still being posted in the background
   var waiters = [];
   // Set once the page posts a form the plain way: nothing more is fetched
@@ -14,18 +14,29 @@
   // task leased ahead and the next page shows it, so it must not be given
   // back on the way out.
   var leaving = false;
+  // Set when the session ended: nothing more is posted in the background.
+  var signedOut = false;
+  var answeredGen = -1; // the task shown when an answer was last given
   var counted = null; // the highest count of today's answers the server gave
 
   function answerForm() { return document.getElementById("answer-form"); }
 
-  function notice(text, bad) {
+  function notice(text, bad, link) {
     var main = document.querySelector("main");
     if (!main) return;
     var p = document.createElement("p");
     p.className = "card notice" + (bad ? " error" : "");
     p.setAttribute("role", bad ? "alert" : "status");
     p.textContent = text;
+    if (link) {
+      var a = document.createElement("a");
+      a.href = link.href;
+      a.textContent = link.text;
+      p.appendChild(document.createTextNode(" "));
+      p.appendChild(a);
+    }
     main.insertBefore(p, main.firstChild);
+    return p;
   }
 
   function showCount() {
@@ -37,10 +48,15 @@
     c.textContent = String(counted);
   }
 
-  function timer(gen) {
+  // The lease's clock; a task leased ahead starts its clock when shown,
+  // as the server does on hearing so.
+  function timer(gen, restart) {
     var lease = document.querySelector(".lease");
     var out = document.getElementById("time-left");
     if (!lease || !out) return;
+    if (restart && lease.hasAttribute("data-seconds")) {
+      lease.setAttribute("data-deadline", String(Date.now() + 1000 * Number(lease.getAttribute("data-seconds"))));
+    }
     var deadline = Number(lease.getAttribute("data-deadline"));
     function tick() {
       if (gen !== generation) return;
@@ -73,9 +89,9 @@
   function prefetch(gen) {
     ahead = null;
     var f = answerForm();
-    if (!f || !window.fetch || posting) return;
+    if (!f || !window.fetch || posting || signedOut) return;
     var url = "/work/" + f.getAttribute("data-job") + "/ahead?after=" + f.getAttribute("data-assignment");
-    fetch(url, { credentials: "same-origin" })
+    fetch(url, { credentials: "same-origin", redirect: "manual", headers: { "x-tutti-fetch": "1" } })
       .then(function (r) { return r.status === 200 ? r.text() : null; })
       .then(function (html) {
         if (!html) return;
@@ -83,7 +99,11 @@
         box.innerHTML = html;
         var next = box.querySelector("#answer-form");
         if (!next) return;
-        var got = { html: html, id: next.getAttribute("data-assignment"), job: next.getAttribute("data-job") };
+        var got = { html: html, id: next.getAttribute("data-assignment"), job: next.getAttribute("data-job"), at: Date.now() };
+        var lease = box.querySelector(".lease");
+        got.seconds = lease ? Number(lease.getAttribute("data-seconds")) : 0;
+        var own = box.querySelector('#other-form input[name="csrf"]');
+        got.csrf = own ? own.value : null;
         // Leaving for the next task: the next page shows this lease.
         if (leaving) return;
         // A lease fetched after the page moved on or while quitting is
@@ -102,7 +122,7 @@
     if (!later) posting = leaving = false;
     generation++;
     showCount();
-    timer(generation);
+    timer(generation, later);
     slider();
     if (!later) prefetch(generation);
     var typed = document.getElementById("free-text");
@@ -115,11 +135,15 @@
   }
 
   // Posts a form in the background; keepalive lets it finish even if the
-  // page is left, and the idempotency key makes a retry harmless.
+  // page is left, and the idempotency key makes a retry harmless. Only a
+  // JSON answer saying ok counts as saved: a redirect (to the sign-in page)
+  // or any other page means the answer did not reach the store.
   function send(url, body, tries) {
-    return fetch(url, { method: "POST", body: body, credentials: "same-origin", keepalive: true, headers: { "x-tutti-fetch": "1" } })
+    return fetch(url, { method: "POST", body: body, credentials: "same-origin", keepalive: true, redirect: "manual", headers: { "x-tutti-fetch": "1" } })
       .then(function (r) {
-        return r.json().then(function (j) { return { ok: r.ok, body: j }; }, function () { return { ok: r.ok, body: {} }; });
+        if (r.status === 401 || r.type === "opaqueredirect") return { ok: false, signedOut: true, body: {} };
+        return r.json().then(function (j) { return { ok: r.ok && !!j && j.ok === true, body: j || {} }; },
+          function () { return { ok: false, body: {} }; });
       }, function (e) {
         if (tries <= 0) throw e;
         return new Promise(function (res) { setTimeout(res, 1000); }).then(function () { return send(url, body, tries - 1); });
@@ -128,24 +152,74 @@
 
   function giveBack(lease) {
     var f = document.getElementById("other-form");
-    if (!lease || !f || !navigator.sendBeacon) return;
+    if (!lease || !f || !navigator.sendBeacon || signedOut) return;
     var d = new URLSearchParams(new FormData(f));
     d.set("action", "release");
     d.set("ahead", "");
+    // The form's CSRF value belongs to the task shown; the lease given
+    // back carries its own.
+    if (lease.csrf) d.set("csrf", lease.csrf);
     navigator.sendBeacon("/work/" + lease.job + "/assignments/" + lease.id, d);
+  }
+
+  // An answer that was not saved brings its task back on screen, with the
+  // task that replaced it kept as the next one.
+  function putBack(sent, gen, text, link) {
+    var main = document.querySelector("main");
+    if (!main || sent.restored) return;
+    sent.restored = true;
+    var replaced = gen === generation ? sent.next : null;
+    main.innerHTML = sent.html;
+    window.scrollTo(0, 0);
+    init(true);
+    ahead = signedOut ? null : replaced;
+    answeredGen = -1;
+    notice(text, true, link);
+  }
+
+  // After an answer is saved: a way to take it back while it is the last.
+  function offerUndo(sent) {
+    var old = document.getElementById("undo-form");
+    if (old) old.parentNode.removeChild(old);
+    var main = document.querySelector("main");
+    if (!main) return;
+    var f = document.createElement("form");
+    f.method = "post";
+    f.action = sent.url;
+    f.id = "undo-form";
+    f.className = "secondary";
+    [["csrf", sent.csrf], ["action", "undo"]].forEach(function (kv) {
+      var i = document.createElement("input");
+      i.type = "hidden"; i.name = kv[0]; i.value = kv[1];
+      f.appendChild(i);
+    });
+    var b = document.createElement("button");
+    b.className = "link";
+    b.innerHTML = "Undo your last answer <kbd>Z</kbd>";
+    f.appendChild(b);
+    var stats = main.querySelector(".my-stats");
+    main.insertBefore(f, stats || null);
   }
 
   document.addEventListener("submit", function (e) {
     var f = e.target;
-    if (f.id !== "answer-form" && f.id !== "other-form") return;
+    if (f.id !== "answer-form" && f.id !== "other-form" && f.id !== "undo-form") return;
     // A plain post is on its way: a second press would post the same form
     // again (or twice at once, after the answers before it).
     if (posting) { e.preventDefault(); return; }
     var data = new FormData(f, e.submitter);
     var action = data.get("action");
-    if (!ahead || action === "release") {
-      // A plain post; answers still on their way go first. An answer or a
-      // skip comes back to this job's next task, which is the one held.
+    var answers = action === "submit" || action === "skip";
+    // One answer per task shown: a second press before the next task is
+    // on screen answers nothing.
+    if (answers) {
+      if (answeredGen === generation) { e.preventDefault(); return; }
+      answeredGen = generation;
+    }
+    if (!ahead || !answers || signedOut) {
+      // A plain post; answers still on their way go first. An answer, a
+      // skip or an undo comes back to this job's tasks, which the server
+      // holds.
       posting = true;
       if (action !== "release") leaving = true;
       if (inFlight > 0) {
@@ -160,15 +234,27 @@
       return;
     }
     e.preventDefault();
+    var main = document.querySelector("main");
     var next = ahead;
     ahead = null;
-    document.querySelector("main").innerHTML = next.html;
+    var csrfInput = f.querySelector('input[name="csrf"]');
+    var sent = { html: main.innerHTML, next: next, url: f.getAttribute("action"), csrf: csrfInput ? csrfInput.value : "" };
+    // The server starts the clock of the task shown next.
+    data.set("shown", next.id);
+    main.innerHTML = next.html;
     window.scrollTo(0, 0);
     init(true);
     var gen = generation;
     inFlight++;
     // (f.action would be the form's input named "action".)
-    send(f.getAttribute("action"), new URLSearchParams(data), 2).then(function (res) {
+    send(sent.url, new URLSearchParams(data), 2).then(function (res) {
+      if (res.signedOut) {
+        signedOut = true;
+        var job = sent.url.split("/")[2];
+        putBack(sent, gen, "You were signed out, so your answer to this task was NOT saved.",
+          { href: "/login?next=" + encodeURIComponent("/work/" + job), text: "Sign in again to answer it." });
+        return;
+      }
       if (!res.ok) {
         var why = res.body && res.body.error && res.body.error.message;
         notice("Your answer to the previous task was not saved: " + (why || "the server refused it") + ".", true);
@@ -178,22 +264,31 @@
         counted = Math.max(counted || 0, res.body.answered_today);
         showCount();
       }
+      if (action === "submit" && gen === generation) offerUndo(sent);
       var g = res.body.gold;
       if (g) notice(g.correct ? "That was a control question, and you answered it right."
         : "That was a control question; its answer is " + g.expected + ".");
       if (res.body.stopped) location.reload();
     }, function () {
-      notice("Your answer to the previous task could not be sent: the connection is down. Reload the page to answer it again.", true);
-    }).then(settle, settle).then(function () { if (gen === generation && inFlight === 0) prefetch(gen); });
+      putBack(sent, gen, "Your answer to this task could not be sent: the connection is down, so it was NOT saved. Answer it again once you are back online.");
+    }).then(settle, settle).then(function () { if (gen === generation && inFlight === 0 && !ahead) prefetch(gen); });
   });
 
   document.addEventListener("keydown", function (e) {
-    if (e.altKey || e.ctrlKey || e.metaKey) return;
+    // A held key repeats: only the press itself answers.
+    if (e.repeat || e.altKey || e.ctrlKey || e.metaKey) return;
     var t = e.target;
     if (t && (t.tagName === "TEXTAREA" || (t.tagName === "INPUT" && t.type !== "range"))) return;
+    var f = answerForm();
+    if (!f) return;
+    if (e.key === "z" || e.key === "Z") {
+      var u = document.getElementById("undo-form");
+      if (u) { e.preventDefault(); u.requestSubmit(); }
+      return;
+    }
     var grade = document.getElementById("grade");
     if (grade) {
-      if (e.key === "Enter" && !(t && t.tagName === "BUTTON")) { e.preventDefault(); answerForm().requestSubmit(); return; }
+      if (e.key === "Enter" && !(t && t.tagName === "BUTTON")) { e.preventDefault(); f.requestSubmit(); return; }
       if ((e.key === "ArrowLeft" || e.key === "ArrowRight") && t !== grade) {
         e.preventDefault();
         grade.value = String(Number(grade.value) + (e.key === "ArrowLeft" ? -1 : 1));
@@ -201,9 +296,10 @@
       }
       return;
     }
-    var b = document.querySelector('.answers button[data-key="' + e.key + '"]')
-      || document.querySelector('.answers button[data-arrow="' + e.key + '"]');
-    if (b) { e.preventDefault(); b.click(); }
+    // Only the page's own answer form answers to keys.
+    var b = f.querySelector('button[data-key="' + e.key + '"]')
+      || f.querySelector('button[data-arrow="' + e.key + '"]');
+    if (b) { e.preventDefault(); f.requestSubmit(b); }
   });
 
   // Leaving the page gives the task fetched ahead back to the pool, unless

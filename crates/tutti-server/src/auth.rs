@@ -41,10 +41,21 @@ pub fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
-/// The CSRF value of forms for a signed-in token: derived from the secret,
-/// so it cannot be guessed by another site and needs no storage.
-pub fn csrf_for(token: &str) -> String {
-    hex(&Sha256::digest(format!("csrf:{token}").as_bytes()))[..32].to_owned()
+/// The CSRF value of a form posting to `path` for a signed-in token:
+/// derived from the secret, so another site cannot guess it and nothing is
+/// stored, and bound to the route, so a value taken from one form is good
+/// for that form's action only.
+pub fn csrf_for(token: &str, path: &str) -> String {
+    hex(&Sha256::digest(format!("csrf:{path}:{token}").as_bytes()))[..32].to_owned()
+}
+
+/// Whether two secrets are equal, in time independent of where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Shortest accepted password.
@@ -65,9 +76,10 @@ pub fn check_new_password(field: &str, password: &str) -> Result<(), ApiError> {
 }
 
 /// An argon2id hash of `password` in PHC form, with a random salt. Slow on
-/// purpose (tens of milliseconds), so it runs off the async threads.
+/// purpose (tens of milliseconds), so it runs off the async threads, a
+/// bounded number at once.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         use argon2::password_hash::{PasswordHasher as _, SaltString};
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
@@ -77,8 +89,7 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
             .map(|h| h.to_string())
             .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
     })
-    .await
-    .map_err(|e| ApiError::internal(anyhow::anyhow!("password hashing task: {e}")))?
+    .await?
     .map_err(ApiError::internal)
 }
 
@@ -87,9 +98,9 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$zw5QDrtZbwn0I1vB6QGp0L1HbO0j2vKpJXHqL6dkF2Y";
 
 /// Whether `password` matches the stored hash (or, for `None`, spends the
-/// same time and says no).
-pub async fn verify_password(password: String, stored: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
+/// same time and says no); 503 when too many hashes wait already.
+pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    hashing(move || {
         use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
@@ -102,7 +113,6 @@ pub async fn verify_password(password: String, stored: Option<String>) -> bool {
         ok && known
     })
     .await
-    .unwrap_or(false)
 }
 
 /// The authenticated caller of an API request.
@@ -243,10 +253,26 @@ mod tests {
     async fn a_password_verifies_against_its_own_hash_only() {
         let h = hash_password("correct horse battery".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse battery".into(), Some(h.clone())).await);
-        assert!(!verify_password("wrong horse battery".into(), Some(h.clone())).await);
-        assert!(!verify_password("correct horse battery".into(), None).await);
-        assert!(!verify_password("x".into(), Some("not a hash".into())).await);
+        assert!(
+            verify_password("correct horse battery".into(), Some(h.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_password("wrong horse battery".into(), Some(h.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_password("correct horse battery".into(), None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_password("x".into(), Some("not a hash".into()))
+                .await
+                .unwrap()
+        );
         let again = hash_password("correct horse battery".into()).await.unwrap();
         assert_ne!(h, again, "salts are random");
     }
@@ -260,8 +286,209 @@ mod tests {
     }
 
     #[test]
-    fn csrf_values_differ_per_token() {
-        assert_ne!(csrf_for("a"), csrf_for("b"));
-        assert_eq!(csrf_for("a").len(), 32);
+    fn csrf_values_differ_per_token_and_per_route() {
+        assert_ne!(csrf_for("a", "/x"), csrf_for("b", "/x"));
+        assert_ne!(
+            csrf_for("a", "/work/1/assignments/2"),
+            csrf_for("a", "/admin/users")
+        );
+        assert_eq!(csrf_for("a", "/x").len(), 32);
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "ab"));
+    }
+}
+
+/// Password hashes computed at once: about the cores. Each takes 19 MiB
+/// and tens of milliseconds, so an unbounded number of sign-ins would eat
+/// the memory and the CPU of the whole server.
+static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+/// Sign-ins waiting for a hashing slot beyond which more are turned away.
+const MAX_HASH_QUEUE: usize = 64;
+static HASH_QUEUE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs `work` (a password hash) when a hashing slot is free; 503 when
+/// too many are waiting already.
+async fn hashing<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    use std::sync::atomic::Ordering;
+    if HASH_QUEUE.fetch_add(1, Ordering::SeqCst) >= MAX_HASH_QUEUE {
+        HASH_QUEUE.fetch_sub(1, Ordering::SeqCst);
+        return Err(busy());
+    }
+    let permit = HASHING.acquire().await;
+    HASH_QUEUE.fetch_sub(1, Ordering::SeqCst);
+    let _permit = permit.map_err(|_| busy())?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("password hashing task: {e}")))
+}
+
+fn busy() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "too many sign-ins at once; try again in a few seconds",
+    )
+}
+
+/// Sign-in limits of one server: per address, and per name and address.
+///
+/// - An address may try [`PER_ADDRESS`] sign-ins a minute (refilled
+///   evenly), which slows guessing over many names.
+/// - A name tried from one address may fail [`FREE_FAILURES`] times; after
+///   that each try waits twice as long as the last, up to
+///   [`LONGEST_WAIT`]. The wait is per address, so a stranger failing for
+///   a name does not keep its owner out.
+///
+/// The maps are bounded: past [`MAX_ENTRIES`] the stalest entries go.
+#[derive(Default)]
+pub struct SignInLimits {
+    addresses:
+        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (f64, std::time::Instant)>>,
+    failures: std::sync::Mutex<std::collections::HashMap<NameFrom, (u32, std::time::Instant)>>,
+}
+
+/// A name tried from an address.
+type NameFrom = (String, Option<std::net::IpAddr>);
+
+/// Sign-ins an address may try per minute.
+pub const PER_ADDRESS: f64 = 30.0;
+/// Failures for a name from one address before each try waits.
+pub const FREE_FAILURES: u32 = 5;
+/// The longest wait between tries after failures.
+pub const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+const MAX_ENTRIES: usize = 10_000;
+
+impl SignInLimits {
+    /// Takes one try for `address`; `Err(seconds)` to wait when it has
+    /// none left.
+    pub fn take(&self, address: Option<std::net::IpAddr>) -> Result<(), u64> {
+        let Some(ip) = address else { return Ok(()) };
+        let now = std::time::Instant::now();
+        let mut map = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_ENTRIES {
+            map.retain(|_, (_, at)| now.duration_since(*at).as_secs() < 60);
+        }
+        let (tokens, at) = map.entry(ip).or_insert((PER_ADDRESS, now));
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * PER_ADDRESS / 60.0).min(PER_ADDRESS);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) * 60.0 / PER_ADDRESS).ceil() as u64)
+        }
+    }
+
+    /// `Err(seconds)` while `name` from `address` must wait after failures.
+    pub fn wait(&self, name: &str, address: Option<std::net::IpAddr>) -> Result<(), u64> {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(&(name.to_owned(), address)) {
+            Some((n, at)) if *n >= FREE_FAILURES => {
+                let wait = Self::backoff(*n);
+                let passed = at.elapsed();
+                if passed < wait {
+                    Err(((wait - passed).as_secs_f64().ceil() as u64).max(1))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The wait after `failures` failures.
+    pub fn backoff(failures: u32) -> std::time::Duration {
+        let doublings = failures.saturating_sub(FREE_FAILURES).min(20);
+        std::time::Duration::from_secs(1u64 << doublings).min(LONGEST_WAIT)
+    }
+
+    /// Counts a failure for `name` from `address`.
+    pub fn failed(&self, name: &str, address: Option<std::net::IpAddr>) {
+        let now = std::time::Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_ENTRIES {
+            map.retain(|_, (_, at)| now.duration_since(*at) < LONGEST_WAIT);
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+        }
+        let e = map.entry((name.to_owned(), address)).or_insert((0, now));
+        e.0 += 1;
+        e.1 = now;
+    }
+
+    /// Forgets the failures of `name` from `address` (it signed in).
+    pub fn succeeded(&self, name: &str, address: Option<std::net::IpAddr>) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(name.to_owned(), address));
+    }
+}
+
+/// The address a request came from, where the server knows it.
+pub struct PeerAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn failures_from_one_address_do_not_make_another_wait() {
+        let l = SignInLimits::default();
+        let stranger = Some(std::net::IpAddr::from([10, 0, 0, 9]));
+        let owner = Some(std::net::IpAddr::from([10, 0, 0, 1]));
+        for _ in 0..FREE_FAILURES {
+            assert!(l.wait("ann", stranger).is_ok());
+            l.failed("ann", stranger);
+        }
+        assert!(l.wait("ann", stranger).is_err());
+        assert!(l.wait("ann", owner).is_ok());
+        l.succeeded("ann", stranger);
+        assert!(l.wait("ann", stranger).is_ok());
+    }
+
+    #[test]
+    fn waits_double_up_to_the_longest() {
+        assert_eq!(
+            SignInLimits::backoff(FREE_FAILURES),
+            std::time::Duration::from_secs(1)
+        );
+        assert_eq!(
+            SignInLimits::backoff(FREE_FAILURES + 3),
+            std::time::Duration::from_secs(8)
+        );
+        assert_eq!(SignInLimits::backoff(1000), LONGEST_WAIT);
+    }
+
+    #[test]
+    fn an_address_runs_out_of_tries_and_is_told_how_long_to_wait() {
+        let l = SignInLimits::default();
+        let ip = Some(std::net::IpAddr::from([10, 0, 0, 2]));
+        for _ in 0..PER_ADDRESS as u32 {
+            assert!(l.take(ip).is_ok());
+        }
+        let wait = l.take(ip).unwrap_err();
+        assert!((1..=2).contains(&wait), "{wait}");
+        assert!(l.take(Some(std::net::IpAddr::from([10, 0, 0, 3]))).is_ok());
     }
 }

@@ -79,8 +79,8 @@ pub struct Caches {
     pub jobs: TtlMap<JobId, Job>,
     /// (workspace, user) to role, `None` for non-members.
     pub roles: TtlMap<(WorkspaceId, UserId), Option<Role>>,
-    /// Failed web sign-ins by name: how many, and when the last was.
-    pub logins: std::sync::Mutex<std::collections::HashMap<String, (u32, Instant)>>,
+    /// Sign-in limits per address and per name.
+    pub logins: crate::auth::SignInLimits,
 }
 
 #[cfg(test)]

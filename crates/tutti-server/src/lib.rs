@@ -19,11 +19,13 @@ pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod error;
+pub mod html;
 pub mod import;
 pub mod monitor;
 pub mod mturk_local;
 pub mod openapi;
 pub mod quality;
+pub mod serve;
 pub mod simulate;
 pub mod tasks;
 pub mod web;
@@ -114,6 +116,7 @@ pub fn router(state: AppState) -> Router {
                 web::with_security_headers(web::error_page(e))
             }
         })
+        .layer(axum::middleware::from_fn(web::security_headers))
         .with_state(state)
 }
 
@@ -217,9 +220,7 @@ impl Application {
             )
         });
         let app = router(self.state);
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = serve::serve(self.listener, app, shutdown).await;
         if let Some(m) = monitor {
             m.abort();
         }

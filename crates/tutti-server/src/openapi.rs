@@ -26,7 +26,7 @@ use utoipa_swagger_ui::SwaggerUi;
         api::runs::create_run, api::runs::list_runs, api::runs::get_run, api::runs::table_rows,
         api::runs::output, api::runs::cancel_run, api::runs::retry_node,
         api::runs::start_simulation, api::runs::get_simulation, api::runs::model_results,
-        api::work::next, api::work::get_assignment, api::work::submit, api::work::skip, api::work::release, api::work::my_jobs,
+        api::work::next, api::work::get_assignment, api::work::submit, api::work::skip, api::work::release, api::work::undo, api::work::my_jobs,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -34,7 +34,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "users", description = "Accounts and API tokens"),
         (name = "workspaces", description = "Team boundaries and their members"),
         (name = "jobs", description = "Human labeling jobs and their items"),
-        (name = "work", description = "The worker loop: next, submit, skip, release"),
+        (name = "work", description = "The worker loop: next, submit, skip, release, undo"),
         (name = "results", description = "Labels and answers"),
         (name = "quality", description = "Re-aggregation and worker quality"),
         (name = "runs", description = "Workflow runs: start, follow, sample, download, cancel, retry"),

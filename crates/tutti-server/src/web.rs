@@ -14,8 +14,8 @@
 //! background, where a refusal is shown on the next task.
 
 use crate::AppState;
-use crate::api::work::{Next, TaskView, give_back, lease_next, submit_answer};
-use crate::auth::{Caller, authenticate, csrf_for};
+use crate::api::work::{Next, TaskView, give_back, lease_next, shown, submit_answer, undo_answer};
+use crate::auth::{Caller, authenticate, csrf_for, same_secret};
 use crate::error::ApiError;
 use axum::Form;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -45,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::web_runs::routes())
         .route("/work/{job}", get(work_page))
         .route("/work/{job}/ahead", get(ahead))
+        .route("/jobs/{job}/preview", get(preview))
         .route("/jobs/{job}", get(crate::web_results::results_page))
         .route("/jobs/{job}/export", get(crate::web_results::export))
         .route("/jobs/{job}/workers", get(crate::web_results::workers_page))
@@ -76,18 +77,88 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 pub use tutti_domain::template::escape_html;
 
-/// A signed-in web visitor: the caller and their token (for CSRF values).
+/// A signed-in web visitor: the caller, their token (for CSRF values) and
+/// the path they asked for (the route a posted CSRF value must be bound to).
 pub(crate) struct Visitor {
     pub(crate) caller: Caller,
     token: String,
+    path: String,
 }
 
-/// Where a web request without a valid session goes.
-pub(crate) struct SignIn;
+/// Where a web request without a valid session goes: the sign-in page,
+/// which brings the visitor back to the page they were on; a request from
+/// the page's script gets 401 JSON instead, so that it never mistakes the
+/// sign-in page for success.
+pub(crate) struct SignIn {
+    /// The page to come back to after signing in.
+    next: Option<String>,
+    /// Whether the request was a form post, which was not carried out.
+    lost: bool,
+    /// Whether the page's script sent it.
+    fetched: bool,
+}
+
+impl SignIn {
+    fn of(parts: &Parts) -> Self {
+        let fetched = parts.headers.contains_key("x-tutti-fetch");
+        let post = parts.method == axum::http::Method::POST;
+        let next = if post {
+            // A form post comes back to the page the form was on.
+            parts
+                .headers
+                .get(header::REFERER)
+                .and_then(|r| r.to_str().ok())
+                .and_then(|r| {
+                    let host = parts.headers.get(header::HOST)?.to_str().ok()?;
+                    let rest = r.split_once("://")?.1.strip_prefix(host)?;
+                    Some(rest.to_owned())
+                })
+        } else {
+            parts.uri.path_and_query().map(|p| p.as_str().to_owned())
+        };
+        SignIn {
+            next: next.filter(|n| local_path(n)),
+            lost: post,
+            fetched,
+        }
+    }
+}
+
+/// Whether `to` is a path on this site (so a sign-in may send the visitor
+/// there): one leading slash, no scheme or host, no control characters.
+pub(crate) fn local_path(to: &str) -> bool {
+    to.starts_with('/')
+        && !to.starts_with("//")
+        && !to.starts_with("/\\")
+        && to.len() <= 2048
+        && !to.chars().any(|c| c.is_control() || c == '\\')
+}
 
 impl IntoResponse for SignIn {
     fn into_response(self) -> Response {
-        Redirect::to("/login").into_response()
+        if self.fetched {
+            return ApiError::unauthorized(
+                "you were signed out, so this was not saved; sign in again and send it once more",
+            )
+            .with_code("signed_out")
+            .into_response();
+        }
+        let mut query = Vec::new();
+        if let Some(next) = self.next.filter(|n| n != "/") {
+            query.push(("next", next));
+        }
+        if self.lost {
+            query.push(("lost", "1".to_owned()));
+        }
+        let to = if query.is_empty() {
+            "/login".to_owned()
+        } else {
+            format!(
+                "/login?{}",
+                serde_urlencoded::to_string(&query).unwrap_or_default()
+            )
+        };
+        Redirect::to(&to).into_response()
     }
 }
 
@@ -108,11 +179,16 @@ impl FromRequestParts<AppState> for Visitor {
     type Rejection = SignIn;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignIn> {
-        let token = cookie(&parts.headers, COOKIE).ok_or(SignIn)?;
-        let user = authenticate(state, &token).await.map_err(|_| SignIn)?;
+        let Some(token) = cookie(&parts.headers, COOKIE) else {
+            return Err(SignIn::of(parts));
+        };
+        let Ok(user) = authenticate(state, &token).await else {
+            return Err(SignIn::of(parts));
+        };
         Ok(Visitor {
             caller: Caller(user),
             token,
+            path: parts.uri.path().to_owned(),
         })
     }
 }
@@ -128,9 +204,53 @@ pub(crate) fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
+/// What a form's CSRF field holds until the page is sent: [`page_for`]
+/// fills each with the value bound to its form's action.
+const CSRF_SLOT: &str = "__tutti_csrf__";
+const CSRF_FIELD: &str = "name=\"csrf\" value=\"__tutti_csrf__\"";
+
+/// `html` with each form's CSRF slot filled with the visitor's value for
+/// that form's action (its path, without the query).
+pub(crate) fn bind_csrf(html: &str, v: &Visitor) -> String {
+    if !html.contains(CSRF_FIELD) {
+        return html.to_owned();
+    }
+    let mut out = String::with_capacity(html.len() + 256);
+    let mut rest = html;
+    let mut action = String::new();
+    loop {
+        let Some(slot) = rest.find(CSRF_FIELD) else {
+            out.push_str(rest);
+            return out;
+        };
+        match rest.find("<form") {
+            Some(form) if form < slot => {
+                let end = rest[form..].find('>').map_or(rest.len(), |e| form + e + 1);
+                let tag = &rest[form..end];
+                action = tag
+                    .split_once("action=\"")
+                    .and_then(|(_, a)| a.split_once('"'))
+                    .map(|(a, _)| a.replace("&amp;", "&"))
+                    .unwrap_or_default();
+                if let Some((path, _)) = action.split_once('?') {
+                    action = path.to_owned();
+                }
+                out.push_str(&rest[..end]);
+                rest = &rest[end..];
+            }
+            _ => {
+                out.push_str(&rest[..slot]);
+                let _ = write!(out, "name=\"csrf\" value=\"{}\"", v.csrf_for(&action));
+                rest = &rest[slot + CSRF_FIELD.len()..];
+            }
+        }
+    }
+}
+
 /// A page for a signed-in visitor: the header carries their links and the
-/// sign-out button.
+/// sign-out button, and every form its CSRF value.
 pub(crate) fn page_for(v: &Visitor, title: &str, body: &str) -> Html<String> {
+    let body = bind_csrf(body, v);
     let admin = if v.caller.is_admin() {
         "<a href=\"/admin\">Admin</a>"
     } else {
@@ -147,14 +267,20 @@ pub(crate) fn page_for(v: &Visitor, title: &str, body: &str) -> Html<String> {
          <main>{body}</main></body></html>",
         escape_html(title),
         escape_html(&v.caller.0.display_name),
-        v.csrf()
+        v.csrf_for("/logout")
     ))
 }
 
 impl Visitor {
-    /// The CSRF value this visitor's forms carry.
-    pub(crate) fn csrf(&self) -> String {
-        csrf_for(&self.token)
+    /// What a form's CSRF field holds in a page made with [`page_for`],
+    /// which binds it to the form's action.
+    pub(crate) fn csrf(&self) -> &'static str {
+        CSRF_SLOT
+    }
+
+    /// The CSRF value a form of this visitor's posting to `action` carries.
+    pub(crate) fn csrf_for(&self, action: &str) -> String {
+        csrf_for(&self.token, action)
     }
 
     /// The visitor's session or API token.
@@ -162,9 +288,10 @@ impl Visitor {
         &self.token
     }
 
-    /// 403 unless a posted form carries this visitor's CSRF value.
+    /// 403 unless a posted form carries this visitor's CSRF value for the
+    /// route it was posted to.
     pub(crate) fn check_csrf(&self, posted: &str) -> Result<(), ApiError> {
-        if posted == self.csrf() {
+        if same_secret(posted, &self.csrf_for(&self.path)) {
             Ok(())
         } else {
             Err(ApiError::forbidden(
@@ -193,13 +320,44 @@ pub(crate) fn error_page(e: ApiError) -> Response {
     (e.status, page("Error", &body)).into_response()
 }
 
+/// The security headers on every response (a layer over all routes): a
+/// handler's own `Cache-Control` stays; the API docs page, which runs
+/// Swagger UI's scripts, keeps its own policy.
+pub(crate) async fn security_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let docs = req.uri().path().starts_with("/docs");
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    if !docs && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    r
+}
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; \
+     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
 pub(crate) fn with_security_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'",
-        ),
+        HeaderValue::from_static(CSP),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -247,7 +405,7 @@ async fn home(State(state): State<AppState>, v: Visitor) -> Response {
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <input name=\"name\" placeholder=\"Workspace name\" required maxlength=\"200\">\
              <button type=\"submit\">Create workspace</button></form>",
-            v.csrf()
+            v.csrf_for("/workspaces")
         );
     }
     with_security_headers(page_for(&v, "Your jobs", &body).into_response())
@@ -262,11 +420,20 @@ async fn work_page(
     let Ok(job) = job.parse::<i64>() else {
         return with_security_headers(error_page(ApiError::not_found("job")));
     };
-    let next = match lease_next(&state, &v.caller, JobId(job), None).await {
-        Ok(n) => n,
-        Err(e) => return with_security_headers(error_page(e)),
+    // `?task=` shows one lease the worker holds (the task an undo gave
+    // back); else the next task.
+    let held = match query.get("task").map(|t| t.parse::<i64>()) {
+        Some(Ok(id)) => held_view(&state, &v, JobId(job), id).await,
+        _ => None,
     };
-    let feedback = match (query.get("gold").map(String::as_str), query.get("expected")) {
+    let next = match held {
+        Some(view) => Next::Task(Box::new(view)),
+        None => match lease_next(&state, &v.caller, JobId(job), None).await {
+            Ok(n) => n,
+            Err(e) => return with_security_headers(error_page(e)),
+        },
+    };
+    let mut feedback = match (query.get("gold").map(String::as_str), query.get("expected")) {
         (Some("right"), _) => "<p class=\"card notice\" role=\"status\">That was a control question, and you answered it right.</p>".to_owned(),
         (Some("wrong"), Some(expected)) => format!(
             "<p class=\"card notice\" role=\"status\">That was a control question; its answer is <b>{}</b>.</p>",
@@ -274,12 +441,35 @@ async fn work_page(
         ),
         _ => String::new(),
     };
+    if query.contains_key("undone") {
+        feedback.push_str(
+            "<p class=\"card notice\" role=\"status\">Your answer is taken back: answer this task again.</p>",
+        );
+    }
     let r = match next {
-        Next::Task(view) => {
+        Next::Task(mut view) => {
+            // A lease held from before (fetched ahead, or shown on an
+            // earlier visit) starts its clock now that the task is shown.
+            if view.held
+                && shown(&state, &v.caller, view.assignment.id.0).await.is_ok()
+                && let Ok(Some(a)) = state.store.get_assignment(view.assignment.id).await
+            {
+                view.assignment.leased_at = a.leased_at;
+                view.assignment.deadline = a.deadline;
+            }
+            let undo = match query.get("last").map(|l| l.parse::<i64>()) {
+                Some(Ok(last)) if last != view.assignment.id.0 => {
+                    undo_form(&v, JobId(job), AssignmentId(last))
+                }
+                _ => String::new(),
+            };
             let stats = my_stats(&state, &v, JobId(job)).await;
             page(
                 "Task",
-                &format!("{feedback}{}{stats}", task_html(&view, &v.csrf())),
+                &format!(
+                    "{feedback}{}{undo}{stats}",
+                    task_html(&view, &v, TaskMode::Live)
+                ),
             )
             .into_response()
         }
@@ -305,10 +495,40 @@ async fn work_page(
     with_security_headers(r)
 }
 
+/// The task of lease `id` of `job` if the visitor holds it, pending.
+async fn held_view(state: &AppState, v: &Visitor, job: JobId, id: i64) -> Option<TaskView> {
+    let a = state
+        .store
+        .get_assignment(AssignmentId(id))
+        .await
+        .ok()
+        .flatten()
+        .filter(|a| {
+            a.worker_id == v.caller.0.id
+                && a.job_id == job
+                && a.status == tutti_store::AssignmentStatus::Pending
+        })?;
+    let (job, _) = v.caller.job(state, job, false).await.ok()?;
+    Some(TaskView::new(&job, a, true))
+}
+
+/// The form that takes back the worker's last answer (lease `last`).
+fn undo_form(v: &Visitor, job: JobId, last: AssignmentId) -> String {
+    let action = format!("/work/{job}/assignments/{last}");
+    format!(
+        "<form method=\"post\" action=\"{action}\" class=\"secondary\" id=\"undo-form\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <input type=\"hidden\" name=\"action\" value=\"undo\">\
+         <button class=\"link\">Undo your last answer <kbd>Z</kbd></button></form>",
+        v.csrf_for(&action)
+    )
+}
+
 /// The task after the one the worker sees (`?after=` its lease), leased
 /// ahead and sent as the page's `main` content, so that the page can show
-/// it the moment the worker answers. 204 when there is none to fetch now:
-/// the page then posts its answer as a plain form.
+/// it the moment the worker answers. Its clock starts when the page shows
+/// it. 204 when there is none to fetch now: the page then posts its answer
+/// as a plain form.
 async fn ahead(
     State(state): State<AppState>,
     v: Visitor,
@@ -326,12 +546,84 @@ async fn ahead(
     match lease_next(&state, &v.caller, JobId(job), Some(AssignmentId(after))).await {
         Ok(Next::Task(view)) if view.assignment.id.0 != after => {
             let stats = my_stats(&state, &v, JobId(job)).await;
-            let html = format!("{}{stats}", task_html(&view, &v.csrf()));
+            let html = format!("{}{stats}", task_html(&view, &v, TaskMode::Live));
             with_security_headers(Html(html).into_response())
         }
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// What a requester sees of a job's task page without taking a lease: the
+/// task of row `?row=` (else the first), with forms that answer nothing.
+async fn preview(
+    State(state): State<AppState>,
+    v: Visitor,
+    Path(job): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Ok(job) = job.parse::<i64>() else {
+        return with_security_headers(error_page(ApiError::not_found("job")));
+    };
+    let row = match query.get("row").map(|r| r.parse::<i64>()) {
+        None => 1,
+        Some(Ok(r)) if r >= 1 => r,
+        Some(_) => {
+            return with_security_headers(error_page(
+                ApiError::bad_request("row must be a row number from 1").with_field("row"),
+            ));
+        }
+    };
+    let (job, _) = match v.caller.job(&state, JobId(job), true).await {
+        Ok(j) => j,
+        Err(e) => return with_security_headers(error_page(e)),
+    };
+    let rows = match state.store.results_page(job.id, row - 1, 2).await {
+        Ok(r) => r,
+        Err(e) => return with_security_headers(error_page(e.into())),
+    };
+    let Some(first) = rows.first() else {
+        let body = format!(
+            "<h1>Nothing to preview</h1><p class=\"card\">This job has no row {row}.</p>\
+             <p><a href=\"/jobs/{}\">Back to the job</a></p>",
+            job.id
+        );
+        return with_security_headers(page_for(&v, "Preview", &body).into_response());
+    };
+    let view = TaskView::new(
+        &job,
+        tutti_store::Assignment {
+            id: AssignmentId(0),
+            job_id: job.id,
+            task_id: tutti_domain::ids::TaskId(0),
+            seq: first.seq,
+            worker_id: v.caller.0.id,
+            side: tutti_domain::policy::Side::Worker,
+            status: tutti_store::AssignmentStatus::Pending,
+            leased_at: tutti_store::now(),
+            deadline: tutti_store::now().plus_secs(job.config.policy.time_limit_secs),
+            answer: None,
+            idempotency_key: None,
+            late: false,
+            data: first.data.clone(),
+        },
+        false,
+    );
+    let next = rows.get(1).map_or(String::new(), |n| {
+        format!(
+            " · <a href=\"/jobs/{}/preview?row={}\">next row</a>",
+            job.id, n.seq
+        )
+    });
+    let body = format!(
+        "<p class=\"card notice\" role=\"status\">Preview of row {} of <b>{}</b>: this is what a worker sees. \
+         It takes no lease and records no answer.{next} · <a href=\"/jobs/{}\">back to the job</a></p>{}",
+        first.seq,
+        escape_html(&job.config.name),
+        job.id,
+        task_html(&view, &v, TaskMode::Preview)
+    );
+    with_security_headers(page_for(&v, "Preview", &body).into_response())
 }
 
 /// The worker's own figures under a task: answers in this job today
@@ -379,8 +671,16 @@ pub(crate) fn sentence(reason: &str) -> String {
     }
 }
 
-fn task_html(view: &TaskView, csrf: &str) -> String {
+/// Whether a task page answers (a lease) or only shows (a preview).
+#[derive(Clone, Copy, PartialEq)]
+enum TaskMode {
+    Live,
+    Preview,
+}
+
+fn task_html(view: &TaskView, v: &Visitor, mode: TaskMode) -> String {
     let a = &view.assignment;
+    let live = mode == TaskMode::Live;
     let mut s = String::with_capacity(4096);
     let _ = write!(
         s,
@@ -396,8 +696,9 @@ fn task_html(view: &TaskView, csrf: &str) -> String {
     }
     let _ = write!(
         s,
-        "<p class=\"lease\" data-deadline=\"{}\">Time left: <span id=\"time-left\"></span></p>",
-        a.deadline.0
+        "<p class=\"lease\" data-deadline=\"{}\" data-seconds=\"{}\">Time left: <span id=\"time-left\"></span></p>",
+        a.deadline.0,
+        a.deadline.0.saturating_sub(a.leased_at.0) / 1000
     );
     let _ = write!(
         s,
@@ -422,15 +723,21 @@ fn task_html(view: &TaskView, csrf: &str) -> String {
         }
     }
     let action = format!("/work/{}/assignments/{}", a.job_id, a.id);
-    let _ = write!(
-        s,
-        "<form method=\"post\" action=\"{action}\" class=\"answers\" id=\"answer-form\" \
-         data-job=\"{job}\" data-assignment=\"{id}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <input type=\"hidden\" name=\"key\" value=\"web-{id}\">",
-        job = a.job_id,
-        id = a.id
-    );
+    let csrf = v.csrf_for(&action);
+    if live {
+        let _ = write!(
+            s,
+            "<form method=\"post\" action=\"{action}\" class=\"answers\" id=\"answer-form\" \
+             data-job=\"{job}\" data-assignment=\"{id}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <input type=\"hidden\" name=\"key\" value=\"web-{id}\">",
+            job = a.job_id,
+            id = a.id
+        );
+    } else {
+        // A preview's form has nowhere to post and its buttons do nothing.
+        s.push_str("<form class=\"answers\" id=\"preview-form\">");
+    }
     let scale = view.compare.as_ref().and_then(|c| c.scale);
     if let Some(scale) = scale {
         // Tournesol's graded slider: negative favours the left item.
@@ -480,6 +787,9 @@ fn task_html(view: &TaskView, csrf: &str) -> String {
         }
     }
     s.push_str("</form>");
+    if !live {
+        return s.replace("type=\"submit\"", "type=\"button\"");
+    }
     let _ = write!(
         s,
         "<form method=\"post\" action=\"{action}\" class=\"secondary\" id=\"other-form\">\
@@ -499,6 +809,8 @@ struct ActForm {
     key: Option<String>,
     /// On "release": the lease the page fetched ahead, given back too.
     ahead: Option<String>,
+    /// The lease the page shows now in place of this one: its clock starts.
+    shown: Option<String>,
 }
 
 async fn act(
@@ -524,24 +836,34 @@ async fn act(
     let (Ok(job), Ok(id)) = (job.parse::<i64>(), id.parse::<i64>()) else {
         return fail(ApiError::not_found("assignment"));
     };
+    if let Some(Ok(next)) = form
+        .shown
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<i64>())
+        && next != id
+    {
+        // A lease that is gone tells the worker so when they answer it.
+        let _ = shown(&state, &v.caller, next).await;
+    }
     let done = match form.action.as_str() {
         "submit" => {
             let answer = form.answer.unwrap_or_default();
             submit_answer(&state, &v.caller, id, &answer, form.key)
                 .await
                 .map(|r| {
-                    let to = match &r.gold {
-                        // Control-question feedback rides on the redirect.
-                        Some(g) => {
-                            let query = serde_urlencoded::to_string([
-                                ("gold", if g.correct { "right" } else { "wrong" }),
-                                ("expected", g.expected.as_str()),
-                            ])
-                            .unwrap_or_default();
-                            format!("/work/{job}?{query}")
-                        }
-                        None => format!("/work/{job}"),
-                    };
+                    let mut query = vec![("last", id.to_string())];
+                    // Control-question feedback rides on the redirect.
+                    if let Some(g) = &r.gold {
+                        query.push((
+                            "gold",
+                            (if g.correct { "right" } else { "wrong" }).to_owned(),
+                        ));
+                        query.push(("expected", g.expected.clone()));
+                    }
+                    let to = format!(
+                        "/work/{job}?{}",
+                        serde_urlencoded::to_string(&query).unwrap_or_default()
+                    );
                     (
                         to,
                         serde_json::json!({"ok": true, "gold": r.gold, "stopped": r.stopped}),
@@ -551,6 +873,12 @@ async fn act(
         "skip" => give_back(&state, &v.caller, id, GiveBack::Skip)
             .await
             .map(|_| (format!("/work/{job}"), serde_json::json!({"ok": true}))),
+        "undo" => undo_answer(&state, &v.caller, id).await.map(|_| {
+            (
+                format!("/work/{job}?task={id}&undone=1"),
+                serde_json::json!({"ok": true}),
+            )
+        }),
         "release" => {
             // The lease fetched ahead goes back with the one shown; it may
             // have been answered or may have run out already.

@@ -7,17 +7,19 @@
 //! SameSite=Strict cookie (Secure behind https) and expiring after
 //! [`SESSION_DAYS`]. Signing out revokes it. Forms of signed-in pages carry
 //! a CSRF value derived from the session; the sign-in and sign-up forms,
-//! which have no session yet, use a double-submit cookie instead. Repeated
-//! failed sign-ins for one name are refused for a while.
+//! which have no session yet, use a double-submit cookie instead. Sign-ins
+//! are limited per address, and failures for a name make the next try from
+//! that address wait longer and longer ([`crate::auth::SignInLimits`]).
 
 use crate::AppState;
 use crate::api::users::parse_user_name;
 use crate::auth::{
-    authenticate, check_new_password, hash_password, new_token, token_hash, verify_password,
+    PeerAddr, authenticate, check_new_password, hash_password, new_token, token_hash,
+    verify_password,
 };
 use crate::error::ApiError;
 use crate::web::{
-    COOKIE, SignIn, Visitor, cookie, error_page, escape_html, page, page_for, sentence,
+    COOKIE, SignIn, Visitor, cookie, error_page, escape_html, local_path, page, page_for, sentence,
     with_security_headers,
 };
 use axum::extract::{Path, Query, State};
@@ -27,7 +29,6 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
 use tutti_domain::FieldError;
 use tutti_domain::ids::{TokenId, WorkspaceId};
 use tutti_domain::role::Role;
@@ -35,10 +36,6 @@ use tutti_store::{Joining, NewUser, StoreError, TokenKind};
 
 /// How long a sign-in lasts.
 pub const SESSION_DAYS: i64 = 14;
-/// Failed sign-ins for one name before it is refused for [`LOCKOUT`].
-const MAX_FAILURES: u32 = 10;
-/// How long a name stays refused after too many failures.
-const LOCKOUT: Duration = Duration::from_secs(10 * 60);
 /// The double-submit cookie of the forms that have no session yet.
 const FORM_COOKIE: &str = "tutti_form";
 
@@ -129,21 +126,59 @@ async fn start_session(
 }
 
 const LOGIN_FORM: &str = "<form method=\"post\" action=\"/login\" class=\"card stack\">\
-    <input type=\"hidden\" name=\"form\" value=\"{form}\">\
+    <input type=\"hidden\" name=\"form\" value=\"{form}\"><input type=\"hidden\" name=\"next\" value=\"{next}\">\
     <label>Name <input name=\"name\" autocomplete=\"username\" required autofocus></label>\
     <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
     <button type=\"submit\">Sign in</button></form>\
     <details><summary>Sign in with an API token instead</summary>\
     <form method=\"post\" action=\"/login\" class=\"stack\"><input type=\"hidden\" name=\"form\" value=\"{form}\">\
+    <input type=\"hidden\" name=\"next\" value=\"{next}\">\
     <label>API token <input name=\"token\" type=\"password\" autocomplete=\"off\" required></label>\
     <button type=\"submit\">Sign in with the token</button></form></details>\
     <p class=\"muted\">No account yet? <a href=\"/signup\">Sign up</a> with an invitation or to an open workspace.</p>";
 
-async fn login_form(visitor: Result<Visitor, SignIn>, headers: HeaderMap) -> Response {
-    if visitor.is_ok() {
-        return Redirect::to("/").into_response();
+#[derive(Deserialize)]
+struct LoginQuery {
+    /// The page to go to once signed in.
+    next: Option<String>,
+    /// Set when a form was posted without a session: it was not carried out.
+    lost: Option<String>,
+}
+
+/// Where a sign-in sends the visitor: `next` if it is a page of this site.
+fn after_sign_in(next: Option<&str>) -> String {
+    next.filter(|n| local_path(n)).unwrap_or("/").to_owned()
+}
+
+/// The sign-in form, coming back to `next`, with the name typed kept.
+fn login_body(next: &str, name: &str) -> String {
+    let mut form = LOGIN_FORM.replace("{next}", &escape_html(next));
+    if !name.is_empty() {
+        form = form.replacen(
+            "name=\"name\" autocomplete",
+            &format!("name=\"name\" value=\"{}\" autocomplete", escape_html(name)),
+            1,
+        );
     }
-    let body = format!("<h1>Sign in</h1>{LOGIN_FORM}");
+    form
+}
+
+async fn login_form(
+    visitor: Result<Visitor, SignIn>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let next = after_sign_in(q.next.as_deref());
+    if visitor.is_ok() {
+        return Redirect::to(&next).into_response();
+    }
+    let lost = if q.lost.is_some() {
+        "<p class=\"error\" role=\"alert\">You were signed out, so what you last sent was <b>not saved</b>. \
+         Sign in to go back to the page and send it again.</p>"
+    } else {
+        ""
+    };
+    let body = format!("<h1>Sign in</h1>{lost}{}", login_body(&next, ""));
     form_page(&headers, StatusCode::OK, "Sign in", &body)
 }
 
@@ -153,74 +188,70 @@ struct LoginForm {
     name: Option<String>,
     password: Option<String>,
     token: Option<String>,
+    next: Option<String>,
 }
 
-fn login_failed(headers: &HeaderMap, status: StatusCode, message: &str) -> Response {
+fn login_failed(
+    headers: &HeaderMap,
+    status: StatusCode,
+    message: &str,
+    next: &str,
+    name: &str,
+) -> Response {
     let body = format!(
-        "<h1>Sign in</h1><p class=\"error\" role=\"alert\">{}</p>{LOGIN_FORM}",
-        escape_html(message)
+        "<h1>Sign in</h1><p class=\"error\" role=\"alert\">{}</p>{}",
+        escape_html(message),
+        login_body(next, name)
     );
     form_page(headers, status, "Sign in", &body)
 }
 
-/// Whether `name` is refused for now after too many failures.
-fn locked_out(state: &AppState, name: &str) -> bool {
-    let mut map = state
-        .caches
-        .logins
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    map.retain(|_, (_, since)| since.elapsed() < LOCKOUT);
-    map.get(name).is_some_and(|(n, _)| *n >= MAX_FAILURES)
-}
-
-fn count_failure(state: &AppState, name: &str) {
-    let mut map = state
-        .caches
-        .logins
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let entry = map.entry(name.to_owned()).or_insert((0, Instant::now()));
-    entry.0 += 1;
-    entry.1 = Instant::now();
-}
-
 async fn login(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let next = after_sign_in(form.next.as_deref());
+    let name = form.name.clone().unwrap_or_default().trim().to_owned();
+    let failed =
+        |status: StatusCode, message: &str| login_failed(&headers, status, message, &next, &name);
     if let Err(e) = check_form(&headers, &form.form) {
-        return login_failed(&headers, e.status, &e.message);
+        return failed(e.status, &e.message);
+    }
+    let limits = &state.caches.logins;
+    if let Err(wait) = limits.take(peer) {
+        return failed(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many sign-ins from your address; wait {wait} seconds and try again."),
+        );
     }
     if let Some(token) = form.token.as_deref().map(str::trim) {
         // An API token signs in as it is; signing out forgets the cookie
         // but leaves the token working for the API.
         if authenticate(&state, token).await.is_err() {
-            return login_failed(
-                &headers,
+            return failed(
                 StatusCode::UNAUTHORIZED,
                 "That token is unknown or revoked.",
             );
         }
-        let mut r = Redirect::to("/").into_response();
+        let mut r = Redirect::to(&next).into_response();
         set_cookie(&mut r, COOKIE, token, 30 * 86_400, over_https(&headers));
         return r;
     }
-    let name = form.name.unwrap_or_default().trim().to_owned();
     let password = form.password.unwrap_or_default();
     if name.is_empty() || password.is_empty() {
-        return login_failed(
-            &headers,
+        return failed(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Enter your name and your password.",
         );
     }
-    if locked_out(&state, &name) {
-        return login_failed(
-            &headers,
+    if let Err(wait) = limits.wait(&name, peer) {
+        return failed(
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed sign-ins for this name; wait ten minutes and try again.",
+            &format!(
+                "Several sign-ins for this name failed from your address; wait {wait} seconds and try again."
+            ),
         );
     }
     let found = match state.store.password_of(&name).await {
@@ -231,28 +262,25 @@ async fn login(
         Some((u, h)) if !u.disabled => (Some(u), h),
         _ => (None, None),
     };
-    if !verify_password(password, stored).await {
-        count_failure(&state, &name);
-        return login_failed(
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            "That name and password do not match an account.",
-        );
+    match verify_password(password, stored).await {
+        Ok(true) => {}
+        Ok(false) => {
+            limits.failed(&name, peer);
+            return failed(
+                StatusCode::UNAUTHORIZED,
+                "That name and password do not match an account.",
+            );
+        }
+        Err(e) => return failed(e.status, &format!("{}.", sentence(&e.message))),
     }
     let Some(user) = user else {
-        return login_failed(
-            &headers,
+        return failed(
             StatusCode::UNAUTHORIZED,
             "That name and password do not match an account.",
         );
     };
-    state
-        .caches
-        .logins
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&name);
-    start_session(&state, &headers, &user, "/").await
+    limits.succeeded(&name, peer);
+    start_session(&state, &headers, &user, &next).await
 }
 
 #[derive(Deserialize)]
@@ -514,14 +542,23 @@ async fn account_page(state: &AppState, v: &Visitor, notice: &str, status: Statu
         Ok(t) => t,
         Err(e) => return error_page(e.into()),
     };
+    let has_password = match state.store.password_of(&v.caller.0.name).await {
+        Ok(found) => found.is_some_and(|(_, h)| h.is_some()),
+        Err(e) => return error_page(e.into()),
+    };
+    let proof = if has_password {
+        "<label>Current password <input name=\"current\" type=\"password\" autocomplete=\"current-password\" required></label>"
+    } else {
+        "<label>You have no password yet: paste one of your API tokens to show the account is yours \
+         <input name=\"token\" type=\"password\" autocomplete=\"off\" required></label>"
+    };
     let csrf = v.csrf();
     let u = &v.caller.0;
     let mut body = format!(
         "<h1>Your account</h1>{notice}<p class=\"card\">Signed in as <b>{}</b> ({}), account role {}.</p>\
-         <h2>Change your password</h2>\
+         <h2>{}</h2>\
          <form method=\"post\" action=\"/account/password\" class=\"card stack\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label>Current password (leave empty if you never had one) <input name=\"current\" type=\"password\" autocomplete=\"current-password\"></label>\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{proof}\
          <label>New password (at least 10 characters) <input name=\"password\" type=\"password\" autocomplete=\"new-password\" required minlength=\"10\"></label>\
          <label>New password again <input name=\"password2\" type=\"password\" autocomplete=\"new-password\" required minlength=\"10\"></label>\
          <button type=\"submit\">Change password</button></form>\
@@ -534,7 +571,12 @@ async fn account_page(state: &AppState, v: &Visitor, notice: &str, status: Statu
          <button type=\"submit\">Make a token</button></form>",
         escape_html(&u.display_name),
         escape_html(&u.name),
-        u.role
+        u.role,
+        if has_password {
+            "Change your password"
+        } else {
+            "Set a password for signing in"
+        }
     );
     let live: Vec<_> = tokens
         .iter()
@@ -594,12 +636,18 @@ async fn refused(state: &AppState, v: &Visitor, text: &str) -> Response {
 struct PasswordForm {
     csrf: String,
     current: Option<String>,
+    /// For a first password: one of the account's API tokens.
+    token: Option<String>,
     password: String,
     password2: String,
 }
 
+/// Changing a password needs the current one; setting a first one needs
+/// one of the account's API tokens, so that a session alone (or a page
+/// acting through it) cannot fix a password on an account.
 async fn change_password(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     v: Visitor,
     Form(f): Form<PasswordForm>,
 ) -> Response {
@@ -611,8 +659,35 @@ async fn change_password(
         Ok(None) => return error_page(ApiError::not_found("user")),
         Err(e) => return error_page(e.into()),
     };
-    if stored.is_some() && !verify_password(f.current.clone().unwrap_or_default(), stored).await {
-        return refused(&state, &v, "Your current password is not right.").await;
+    let name = &v.caller.0.name;
+    if stored.is_some() {
+        if let Err(wait) = state.caches.logins.wait(name, peer) {
+            return refused(
+                &state,
+                &v,
+                &format!("Several tries failed; wait {wait} seconds and try again."),
+            )
+            .await;
+        }
+        match verify_password(f.current.clone().unwrap_or_default(), stored).await {
+            Ok(true) => state.caches.logins.succeeded(name, peer),
+            Ok(false) => {
+                state.caches.logins.failed(name, peer);
+                return refused(&state, &v, "Your current password is not right.").await;
+            }
+            Err(e) => return refused(&state, &v, &format!("{}.", sentence(&e.message))).await,
+        }
+    } else {
+        let token = f.token.as_deref().map(str::trim).unwrap_or_default();
+        let owner = authenticate(&state, token).await.ok();
+        if token.is_empty() || owner.is_none_or(|u| u.id != v.caller.0.id) {
+            return refused(
+                &state,
+                &v,
+                "To set a first password, paste one of your own API tokens.",
+            )
+            .await;
+        }
     }
     if let Err(e) = check_new_password("password", &f.password) {
         return refused(&state, &v, &format!("New password: {}.", e.message)).await;

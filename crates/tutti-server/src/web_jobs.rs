@@ -93,7 +93,7 @@ async fn new_job(State(state): State<AppState>, v: Visitor, Path(ws): Path<Strin
         Ok(ws) => ws,
         Err(e) => return error_page(e),
     };
-    let body = form_html(ws.0, &v.csrf(), &Fields::default(), "");
+    let body = form_html(ws.0, v.csrf(), &Fields::default(), "");
     with_security_headers(page_for(&v, "New job", &body).into_response())
 }
 
@@ -136,7 +136,7 @@ async fn create_job(
     };
     let mut fields = Fields::default();
     let again = |fields: &Fields, e: &ApiError| {
-        let body = form_html(ws.0, &v.csrf(), fields, &problem_html(e));
+        let body = form_html(ws.0, v.csrf(), fields, &problem_html(e));
         with_security_headers((e.status, page_for(&v, "New job", &body)).into_response())
     };
     loop {
@@ -291,7 +291,7 @@ fn import_failed(v: &Visitor, job: &Job, e: &ApiError) -> Response {
          Fix the file and upload it again:</p>{}<p><a href=\"/jobs/{}\">Go to the job</a></p>",
         escape_html(&job.config.name),
         problem_html(e),
-        import_form(job.id, &v.csrf()),
+        import_form(job.id, v.csrf()),
         job.id.0
     );
     with_security_headers((e.status, page_for(v, "Import failed", &body)).into_response())

@@ -295,14 +295,14 @@ async fn render(
     let mut body = format!(
         "<p><a href=\"/\">← Jobs</a></p><h1>{}</h1>\
          <p class=\"muted\">{} of {} tasks match · {} labeled · {} undecided · {} open · \
-         <a href=\"/jobs/{id}/workers\">workers and activity</a> · <a href=\"/work/{id}\">try the task page</a></p>{}",
+         <a href=\"/jobs/{id}/workers\">workers and activity</a> · <a href=\"/jobs/{id}/preview\">preview the task page</a></p>{}",
         escape_html(&c.name),
         summary.matching,
         all.matching,
         all.states.get("labeled").copied().unwrap_or(0),
         all.states.get("undecided").copied().unwrap_or(0),
         all.states.get("open").copied().unwrap_or(0),
-        crate::web_jobs::import_form(job.id, &v.csrf()),
+        crate::web_jobs::import_form(job.id, v.csrf()),
         id = job.id.0,
     );
     // Filters.

@@ -81,7 +81,7 @@ async fn new_run(State(state): State<AppState>, v: Visitor, Path(ws): Path<Strin
     let body = format!(
         "<h1>Run a workflow</h1><p class=\"muted\">A workflow is a graph of SQL, model and human steps over tables; \
          see the README for the language.</p>{}",
-        upload_form(ws, &v.csrf(), "", "")
+        upload_form(ws, v.csrf(), "", "")
     );
     with_security_headers(page_for(&v, "Run a workflow", &body).into_response())
 }
@@ -180,7 +180,7 @@ async fn create_run(
         if !program.trim().is_empty() {
             body.push_str(&source_html(&program, e.line));
         }
-        body.push_str(&upload_form(ws, &v.csrf(), &name, &program));
+        body.push_str(&upload_form(ws, v.csrf(), &name, &program));
         with_security_headers((e.status, page_for(&v, "Run a workflow", &body)).into_response())
     };
     if let Err(e) = read {
@@ -484,7 +484,9 @@ async fn run_page(
         Err(e) => return error_page(e),
     };
     if q.part.as_deref() == Some("live") {
-        return with_security_headers(axum::response::Html(live).into_response());
+        return with_security_headers(
+            axum::response::Html(crate::web::bind_csrf(&live, &v)).into_response(),
+        );
     }
     let body = format!(
         "<h1>{}</h1><p class=\"muted\">Run {} · started {} · <a href=\"/workspaces/{}/runs\">all runs</a> · \

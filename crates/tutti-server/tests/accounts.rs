@@ -30,8 +30,13 @@ fn session_cookie(r: &reqwest::Response) -> String {
         .to_owned()
 }
 
-fn csrf_of(html: &str) -> String {
-    html.split("name=\"csrf\" value=\"")
+/// The CSRF value of the form posting to `action` (each form's is bound to
+/// its own route).
+fn csrf_of(html: &str, action: &str) -> String {
+    html.split(&format!("action=\"{action}\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("a form posting to {action}"))
+        .split("name=\"csrf\" value=\"")
         .nth(1)
         .expect("a form with a CSRF value")
         .split('"')
@@ -136,7 +141,7 @@ async fn an_invited_person_signs_up_signs_out_and_signs_in_with_their_password()
         let r = c
             .post(format!("{}/logout", app.base))
             .header("cookie", &cookie)
-            .form(&[("csrf", csrf_of(&home).as_str())])
+            .form(&[("csrf", csrf_of(&home, "/logout").as_str())])
             .send()
             .await
             .unwrap();
@@ -187,7 +192,7 @@ async fn an_invited_person_signs_up_signs_out_and_signs_in_with_their_password()
             let c = c.clone();
             let base = app.base.clone();
             let cookie = cookie.clone();
-            let csrf = csrf_of(&account);
+            let csrf = csrf_of(&account, "/account/password");
             async move {
                 c.post(format!("{base}/account/password"))
                     .header("cookie", cookie)
@@ -244,12 +249,21 @@ async fn a_sign_in_without_the_form_cookie_is_refused() {
 }
 
 #[tokio::test]
-async fn repeated_failed_sign_ins_lock_the_name_for_a_while() {
+async fn failed_sign_ins_make_that_address_wait_but_never_lock_the_owner_out() {
     for app in apps().await {
-        let c = client();
-        for _ in 0..10 {
+        let (id, _) = app.user("target", "worker").await;
+        let phc = tutti_server::auth::hash_password("the owners secret".into())
+            .await
+            .unwrap();
+        app.store
+            .set_password(tutti_domain::ids::UserId(id), Some(&phc))
+            .await
+            .unwrap();
+        // A stranger on 127.0.0.1 fails five times, then must wait.
+        let stranger = client();
+        for _ in 0..tutti_server::auth::FREE_FAILURES {
             let r = web_login(
-                &c,
+                &stranger,
                 &app.base,
                 &[("name", "target"), ("password", "guess guess")],
             )
@@ -257,12 +271,101 @@ async fn repeated_failed_sign_ins_lock_the_name_for_a_while() {
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         }
         let r = web_login(
-            &c,
+            &stranger,
             &app.base,
-            &[("name", "target"), ("password", "guess guess")],
+            &[("name", "target"), ("password", "the owners secret")],
         )
         .await;
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.text().await.unwrap().contains("wait 1 seconds"));
+        // The owner, from another address, signs in at once.
+        let owner = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .unwrap();
+        let r = web_login(
+            &owner,
+            &app.base,
+            &[("name", "target"), ("password", "the owners secret")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        // The stranger's wait doubles with each further failure.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let r = web_login(
+            &stranger,
+            &app.base,
+            &[("name", "target"), ("password", "guess again")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = web_login(
+            &stranger,
+            &app.base,
+            &[("name", "target"), ("password", "the owners secret")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.text().await.unwrap().contains("wait 2 seconds"));
+    }
+}
+
+#[tokio::test]
+async fn a_first_password_needs_one_of_the_accounts_tokens_and_a_change_the_current_one() {
+    for app in apps().await {
+        let (_, token) = app.user("tokened", "worker").await;
+        let c = client();
+        let r = web_login(&c, &app.base, &[("token", token.as_str())]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let cookie = session_cookie(&r);
+        let (_, account) = page(&c, &app.base, "/account", &cookie).await;
+        assert!(account.contains("You have no password yet"), "{account}");
+        let set = |proof: Vec<(&'static str, String)>| {
+            let c = c.clone();
+            let base = app.base.clone();
+            let cookie = cookie.clone();
+            let csrf = csrf_of(&account, "/account/password");
+            async move {
+                let mut form = vec![
+                    ("csrf", csrf),
+                    ("password", "chosen by whoever".to_owned()),
+                    ("password2", "chosen by whoever".to_owned()),
+                ];
+                form.extend(proof);
+                c.post(format!("{base}/account/password"))
+                    .header("cookie", cookie)
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        // The session alone is not enough (as a page acting through it would have).
+        assert_eq!(set(vec![]).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let (_, other) = app.user("someone-else", "worker").await;
+        assert_eq!(
+            set(vec![("token", other)]).await.status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let r = web_login(
+            &c,
+            &app.base,
+            &[("name", "tokened"), ("password", "chosen by whoever")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "no password was set");
+        assert_eq!(
+            set(vec![("token", token.clone())]).await.status(),
+            StatusCode::OK
+        );
+        let r = web_login(
+            &c,
+            &app.base,
+            &[("name", "tokened"), ("password", "chosen by whoever")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
     }
 }
 
@@ -365,7 +468,10 @@ async fn only_admins_open_the_admin_pages_and_only_managers_the_settings() {
             .post(format!("{}/workspaces/{ws}/members", app.base))
             .header("cookie", &requester)
             .form(&[
-                ("csrf", csrf_of(&html).as_str()),
+                (
+                    "csrf",
+                    csrf_of(&html, &format!("/workspaces/{ws}/members")).as_str(),
+                ),
                 ("name", "late-joiner"),
                 ("role", "worker"),
             ])
@@ -383,7 +489,10 @@ async fn only_admins_open_the_admin_pages_and_only_managers_the_settings() {
             .post(format!("{}/workspaces/{ws}/members", app.base))
             .header("cookie", &requester)
             .form(&[
-                ("csrf", csrf_of(&html).as_str()),
+                (
+                    "csrf",
+                    csrf_of(&html, &format!("/workspaces/{ws}/members")).as_str(),
+                ),
                 ("name", "nobody-here"),
                 ("role", "worker"),
             ])

@@ -404,6 +404,7 @@ async fn the_local_server_refuses_a_wrong_signature_an_unknown_key_and_a_bad_req
         question: "<HTMLQuestion/>".into(),
         annotation: String::new(),
         token: "x".into(),
+        qualifications: Vec::new(),
     };
     match good.create_hit(&bad).await {
         Err(MturkError::Service { kind, message, .. }) => {

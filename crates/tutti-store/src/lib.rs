@@ -297,6 +297,21 @@ pub trait Store: Send + Sync + 'static {
     /// Gives a pending lease back: skipped (not offered to this person again)
     /// or released (may come back to them later).
     async fn give_back(&self, req: &GiveBackRequest) -> Result<GiveBackOutcome>;
+    /// Starts a pending lease's clock again from `now`, as the worker is
+    /// shown its task (a task leased ahead waits unseen until then). False
+    /// when the lease is not the worker's or not pending any more.
+    async fn restart_lease(
+        &self,
+        id: AssignmentId,
+        worker: UserId,
+        time_limit_secs: u32,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Takes back a worker's last answer of a job while its task is still
+    /// open and the answer was not a control question's: the answer leaves
+    /// the tally, the worker's and the job's figures in one transaction, and
+    /// the task is leased to the worker again (see [`UndoOutcome`]).
+    async fn undo_answer(&self, req: &UndoRequest) -> Result<UndoOutcome>;
     /// Marks up to `limit` overdue pending leases abandoned and reopens their
     /// tasks; returns how many.
     async fn expire_leases(&self, now: Timestamp, limit: u32) -> Result<u64>;

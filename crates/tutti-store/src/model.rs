@@ -483,6 +483,36 @@ pub enum GiveBackOutcome {
     NotPending(AssignmentStatus),
 }
 
+/// A worker taking back their last answer of a job.
+#[derive(Debug, Clone)]
+pub struct UndoRequest {
+    /// The answered assignment.
+    pub assignment: AssignmentId,
+    /// Who takes it back (must have given it).
+    pub worker: UserId,
+    /// The job's policy (its time limit restarts the lease).
+    pub policy: Policy,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// How taking back an answer went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UndoOutcome {
+    /// The answer is gone and the task is leased to the worker again, its
+    /// clock restarted.
+    Done(Assignment),
+    /// No such assignment for this worker.
+    NotFound,
+    /// The answer stays: why, for the worker.
+    Refused {
+        /// Machine-readable reason.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
+}
+
 /// A task and its outcome.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -1435,6 +1435,30 @@ macro_rules! store_impl {
                 retry(|| try_expire_leases(self, now, limit)).await
             }
 
+            async fn restart_lease(
+                &self,
+                id: AssignmentId,
+                worker: UserId,
+                time_limit_secs: u32,
+                now: Timestamp,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE assignments SET leased_at = $1, deadline = $2 \
+                     WHERE id = $3 AND worker_id = $4 AND status = 'pending'",
+                )
+                .bind(now.0)
+                .bind(now.plus_secs(time_limit_secs).0)
+                .bind(id.0)
+                .bind(worker.0)
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn undo_answer(&self, req: &UndoRequest) -> Result<UndoOutcome> {
+                retry(|| try_undo_answer(self, req)).await
+            }
+
             async fn results_page(
                 &self,
                 job: JobId,
@@ -2747,6 +2771,99 @@ macro_rules! store_impl {
             writes.extend(newly_labeled(task.id, &before, &state));
             session.finish(writes).await?;
             Ok(GiveBackOutcome::Done(Assignment { status, ..assignment }))
+        }
+
+        async fn try_undo_answer(store: &$store, req: &UndoRequest) -> Result<UndoOutcome> {
+            let mut session = store.session().await?;
+            let found = lock_assignment(session.conn(), req.assignment).await?;
+            let Some((mut assignment, mut task)) = found.filter(|(a, _)| a.worker_id == req.worker) else {
+                session.abandon().await?;
+                return Ok(UndoOutcome::NotFound);
+            };
+            let refuse = |code: &'static str, message: &str| UndoOutcome::Refused {
+                code,
+                message: message.to_owned(),
+            };
+            let refusal = if assignment.status != AssignmentStatus::Submitted {
+                Some(refuse("not_answered", "this task has no answer of yours to take back"))
+            } else if task.state == "gold" {
+                Some(refuse(
+                    "control_question",
+                    "an answer to a control question cannot be taken back",
+                ))
+            } else if task.state != "open" {
+                Some(refuse(
+                    "task_decided",
+                    "the task is decided already, so its answers stay as they are",
+                ))
+            } else {
+                None
+            };
+            if let Some(r) = refusal {
+                session.abandon().await?;
+                return Ok(r);
+            }
+            let row = sqlx::query(
+                "SELECT finished_at, evidence, \
+                 (SELECT COUNT(*) FROM assignments l WHERE l.job_id = a.job_id AND l.worker_id = a.worker_id \
+                  AND l.status = 'submitted' AND l.id <> a.id \
+                  AND (l.finished_at > a.finished_at OR (l.finished_at = a.finished_at AND l.id > a.id))) AS later \
+                 FROM assignments a WHERE a.id = $1",
+            )
+            .bind(assignment.id.0)
+            .fetch_one(session.conn())
+            .await?;
+            let later: i64 = row.try_get("later")?;
+            if later > 0 {
+                session.abandon().await?;
+                return Ok(refuse(
+                    "not_last",
+                    "only your last answer of this job can be taken back",
+                ));
+            }
+            let finished: i64 = row.try_get::<Option<i64>, _>("finished_at")?.unwrap_or(req.now.0);
+            let evidence: Option<String> = row.try_get("evidence")?;
+            let answer = assignment.answer.clone().unwrap_or_default();
+            match assignment.side {
+                Side::Worker => task.tally.worker_votes.remove(&answer),
+                Side::Steward => task.tally.steward_votes.remove(&answer),
+            }
+            if let Some(e) = evidence {
+                let e: tutti_domain::policy::Evidence = serde_json::from_str(&e)
+                    .map_err(|e| StoreError::Internal(anyhow::anyhow!("stored evidence: {e}")))?;
+                task.tally.worker_evidence.subtract(&e);
+            }
+            *pending_mut(&mut task.tally, assignment.side) += 1;
+            let deadline = req.now.plus_secs(req.policy.time_limit_secs);
+            let reopened = Write::new(
+                "UPDATE assignments SET status = 'pending', answer = NULL, idempotency_key = NULL, \
+                 finished_at = NULL, late = 0, gold_correct = NULL, evidence = NULL, grade = NULL, \
+                 leased_at = $1, deadline = $2 WHERE id = $3 AND status = 'submitted'",
+                vec![Val::I64(req.now.0), Val::I64(deadline.0), Val::I64(assignment.id.0)],
+            );
+            let (tally, _) = apply_tally(&mut task, &req.policy, req.now);
+            let counts = bump_counts(
+                &assignment,
+                Deltas {
+                    answers: -1,
+                    answer_ms: -(finished - assignment.leased_at.0),
+                    ..Deltas::default()
+                },
+            );
+            let hour = bump_hour(assignment.job_id.0, finished, -1, 0);
+            // The job's last re-aggregation counted this answer: it is due again.
+            let stale = Write::derived(
+                "UPDATE job_aggregations SET through_id = 0 WHERE job_id = $1 AND through_id >= $2",
+                vec![Val::I64(assignment.job_id.0), Val::I64(assignment.id.0)],
+            );
+            session.finish(vec![reopened, tally, counts, hour, stale]).await?;
+            assignment.status = AssignmentStatus::Pending;
+            assignment.answer = None;
+            assignment.idempotency_key = None;
+            assignment.late = false;
+            assignment.leased_at = req.now;
+            assignment.deadline = deadline;
+            Ok(UndoOutcome::Done(assignment))
         }
 
         async fn try_expire_leases(store: &$store, now: Timestamp, limit: u32) -> Result<u64> {

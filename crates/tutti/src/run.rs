@@ -62,6 +62,28 @@ pub struct RunArgs {
     /// Mechanical Turk, for `3a_amt` steps.
     #[command(flatten)]
     mturk: crate::MturkArgs,
+    /// Let the program read files outside its own folder (absolute paths
+    /// and `..`); without it such a program is refused, since running
+    /// someone else's program must not send your files anywhere.
+    #[arg(long)]
+    allow_outside_files: bool,
+}
+
+/// Why the program may not read `name` unless outside files are allowed:
+/// an absolute path, or one that climbs out of the program's folder.
+pub fn outside_file(name: &str) -> Option<&'static str> {
+    let path = Path::new(name);
+    if path.is_absolute() || name.starts_with('/') || name.starts_with('\\') || name.contains(':') {
+        Some("is an absolute path")
+    } else if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+        || name.split(['/', '\\']).any(|part| part == "..")
+    {
+        Some("climbs out of the program's folder with ..")
+    } else {
+        None
+    }
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -218,6 +240,12 @@ pub async fn run(args: RunArgs, database_url: Option<String>) -> anyhow::Result<
         .map_or(PathBuf::from("."), Path::to_path_buf);
     let mut files = BTreeMap::new();
     for f in wf.input_files() {
+        if let Some(why) = outside_file(f).filter(|_| !args.allow_outside_files) {
+            bail!(
+                "the program reads {f}, which {why}; files must be in the program's folder \
+                 (pass --allow-outside-files if you trust this program)"
+            );
+        }
         let path = dir.join(f);
         let content = std::fs::read_to_string(&path)
             .with_context(|| format!("the program reads {f}, expected at {}", path.display()))?;
@@ -576,6 +604,22 @@ mod tests {
         assert_eq!(parse_param("q=a=b"), Ok(("q".into(), "a=b".into())));
         assert!(parse_param("nothing").is_err());
         assert!(parse_param("=x").is_err());
+    }
+
+    #[test]
+    fn files_outside_the_programs_folder_are_named_as_such() {
+        for outside in [
+            "/etc/os-release",
+            "../secret/secret.txt",
+            "a/../../b.csv",
+            "..\\x.csv",
+            "C:\\x.csv",
+        ] {
+            assert!(outside_file(outside).is_some(), "{outside}");
+        }
+        for inside in ["t.csv", "data/t.csv", "instructions.html", "a..b.csv"] {
+            assert_eq!(outside_file(inside), None, "{inside}");
+        }
     }
 
     #[test]

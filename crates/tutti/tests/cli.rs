@@ -640,7 +640,7 @@ fn workflow_check_lists_the_steps_or_names_the_line_of_the_first_error() {
     let bad = dir.join("bad.cy");
     std::fs::write(
         &bad,
-        "T = read_table(\"people.csv\");\nU = sample_random(T, n=0);\n",
+        "T = read_table(\"people.csv\");\nU = sample_random(T, n=many);\n",
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
@@ -650,7 +650,7 @@ fn workflow_check_lists_the_steps_or_names_the_line_of_the_first_error() {
         .unwrap();
     let err = failed(out);
     assert!(
-        err.contains("line 2, column 24") && err.contains("at least 1"),
+        err.contains("line 2, column 24") && err.contains("whole number"),
         "{err}"
     );
     let spec = dir.join("spec.json");

@@ -326,14 +326,8 @@ impl Parser {
                     }
                     named.push((key, key_span, v, vs));
                 } else {
-                    if let Some((_, s, ..)) = named.last() {
-                        return Err(WorkflowError::at(
-                            self.span(),
-                            format!(
-                                "a plain argument cannot follow named ones (the first is at {s})"
-                            ),
-                        ));
-                    }
+                    // As in Cymphony, an argument's shape says what it is
+                    // (a variable is a table, a string a file), not its place.
                     positional.push(self.value()?);
                 }
                 if !self.more(Tok::RParen, "between arguments")? {
@@ -416,7 +410,8 @@ impl Args {
     fn whole(&mut self, key: &str, min: u64) -> Result<Option<u64>, WorkflowError> {
         match self.take(key) {
             None => Ok(None),
-            Some((Value::Num(n), span)) => match n.parse::<u64>() {
+            // Cymphony reads every value as text: k="2" is k=2.
+            Some((Value::Num(n) | Value::Str(n), span)) => match n.trim().parse::<u64>() {
                 Ok(v) if v >= min => Ok(Some(v)),
                 _ => Err(WorkflowError::at(
                     span,
@@ -479,36 +474,61 @@ impl Args {
         }
     }
 
+    /// The first plain argument that names a table (a variable).
     fn table(&mut self, what: &str) -> Result<String, WorkflowError> {
-        if self.positional.is_empty() {
-            return Err(WorkflowError::at(
-                self.op_span,
-                format!("{} needs {what}", self.op),
-            ));
-        }
-        match self.positional.remove(0) {
+        let Some(i) = self
+            .positional
+            .iter()
+            .position(|(v, _)| matches!(v, Value::Var(_)))
+        else {
+            return Err(match self.positional.first() {
+                Some((_, span)) => {
+                    WorkflowError::at(*span, format!("expected {what} (a variable)"))
+                }
+                None => WorkflowError::at(self.op_span, format!("{} needs {what}", self.op)),
+            });
+        };
+        match self.positional.remove(i) {
             (Value::Var(v), _) => Ok(v),
-            (_, span) => Err(WorkflowError::at(
-                span,
-                format!("expected {what} (a variable)"),
-            )),
+            _ => unreachable!("position found a variable"),
         }
     }
 
-    fn file(&mut self, what: &str) -> Result<String, WorkflowError> {
-        if self.positional.is_empty() {
-            return Err(WorkflowError::at(
-                self.op_span,
-                format!("{} needs {what}", self.op),
-            ));
-        }
-        match self.positional.remove(0) {
-            (Value::Str(s), _) if !s.trim().is_empty() => Ok(s),
+    /// The first plain argument that names a file (a string), if any.
+    fn optional_file(&mut self, what: &str) -> Result<Option<String>, WorkflowError> {
+        let Some(i) = self
+            .positional
+            .iter()
+            .position(|(v, _)| matches!(v, Value::Str(_)))
+        else {
+            return Ok(None);
+        };
+        match self.positional.remove(i) {
+            (Value::Str(s), _) if !s.trim().is_empty() => Ok(Some(s)),
             (_, span) => Err(WorkflowError::at(
                 span,
                 format!("expected {what} (a \"file name\")"),
             )),
         }
+    }
+
+    fn file(&mut self, what: &str) -> Result<String, WorkflowError> {
+        match self.optional_file(what)? {
+            Some(f) => Ok(f),
+            None => Err(match self.positional.first() {
+                Some((_, span)) => {
+                    WorkflowError::at(*span, format!("expected {what} (a \"file name\")"))
+                }
+                None => WorkflowError::at(self.op_span, format!("{} needs {what}", self.op)),
+            }),
+        }
+    }
+
+    /// `key=free_text` (bare or quoted), Cymphony's typed answers.
+    fn is_free_text(&self, key: &str) -> bool {
+        self.named.iter().any(|(k, _, v, _)| {
+            k == key && matches!(v, Value::Var(x) | Value::Str(x) if x == "free_text")
+        })
     }
 
     /// Refuses anything not taken.
@@ -547,6 +567,102 @@ fn outputs(call: &Call, want: usize) -> Result<Vec<String>, WorkflowError> {
     Ok(call.outputs.iter().map(|o| o.0.clone()).collect())
 }
 
+/// `3a_amt`'s HIT parameters, as Cymphony names them. `publish_to_sandbox`
+/// and `tasks_per_hit` are read and checked: where HITs go is the
+/// server's Mechanical Turk endpoint, and Tutti posts one task per HIT.
+fn hit_settings(a: &mut Args) -> Result<crate::job::HitSettings, WorkflowError> {
+    let op_span = a.op_span;
+    let flag = |a: &mut Args, key: &str| -> Result<bool, WorkflowError> {
+        match a.take(key) {
+            None => Ok(false),
+            Some((Value::Var(v) | Value::Str(v) | Value::Num(v), span)) => {
+                match v.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => Ok(true),
+                    "false" | "0" | "no" => Ok(false),
+                    _ => Err(WorkflowError::at(
+                        span,
+                        format!("{key} must be True or False"),
+                    )),
+                }
+            }
+            Some((_, span)) => Err(WorkflowError::at(
+                span,
+                format!("{key} must be True or False"),
+            )),
+        }
+    };
+    let text = |a: &mut Args, key: &str| -> Result<Option<String>, WorkflowError> {
+        match a.take(key) {
+            None => Ok(None),
+            Some((Value::Str(s) | Value::Num(s) | Value::Var(s), _)) => Ok(Some(s)),
+            Some((Value::List(items), span)) => {
+                let mut words = Vec::new();
+                for (v, s) in items {
+                    match v {
+                        Value::Str(w) | Value::Var(w) | Value::Num(w) => words.push(w),
+                        Value::List(_) => {
+                            return Err(WorkflowError::at(s, format!("{key} lists words")));
+                        }
+                    }
+                }
+                if words.is_empty() {
+                    return Err(WorkflowError::at(span, format!("{key} must not be empty")));
+                }
+                Ok(Some(words.join(", ")))
+            }
+        }
+    };
+    let _sandbox = flag(a, "publish_to_sandbox")?;
+    if let Some(n) = a.whole("tasks_per_hit", 1)?
+        && n != 1
+    {
+        return Err(WorkflowError::at(
+            op_span,
+            format!("tasks_per_hit={n}: Tutti posts one task per HIT (tasks_per_hit=1)"),
+        ));
+    }
+    let reward = text(a, "reward_per_hit")?;
+    if let Some(r) = &reward
+        && !r.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 0.0)
+    {
+        return Err(WorkflowError::at(
+            op_span,
+            format!("reward_per_hit must be an amount in US dollars, not {r:?}"),
+        ));
+    }
+    let locations = match text(a, "workers_from_location")? {
+        None => Vec::new(),
+        Some(l) => l
+            .split(',')
+            .map(|c| c.trim().to_ascii_uppercase())
+            .filter(|c| !c.is_empty())
+            .collect(),
+    };
+    let percent = |a: &mut Args, key: &str| -> Result<Option<u64>, WorkflowError> {
+        match a.whole(key, 0)? {
+            Some(p) if p > 100 => Err(WorkflowError::at(
+                op_span,
+                format!("{key} is a percentage, 0-100"),
+            )),
+            p => Ok(p),
+        }
+    };
+    Ok(crate::job::HitSettings {
+        title: text(a, "title")?,
+        description: text(a, "description")?,
+        keywords: text(a, "keywords")?,
+        reward,
+        lifetime_secs: a.whole("lifetime", 1)?,
+        auto_approval_secs: a.whole("auto_approve_and_pay_workers_in", 0)?,
+        masters: flag(a, "workers_are_masters")?,
+        locations,
+        min_hits_approved: a.whole("workers_with_min_hits_approved", 0)?,
+        max_hits_approved: a.whole("workers_with_max_hits_approved", 0)?,
+        min_approval_rate: percent(a, "workers_with_min_approval_rate")?,
+        max_approval_rate: percent(a, "workers_with_max_approval_rate")?,
+    })
+}
+
 fn compile(call: Call) -> Result<Node, WorkflowError> {
     let span = call.span;
     let mut a = Args {
@@ -562,20 +678,15 @@ fn compile(call: Call) -> Result<Node, WorkflowError> {
         }
         "sample_random" => {
             let t = a.table("the table to sample")?;
-            let n = a.required_whole("n", 1)?;
+            let n = a.required_whole("n", 0)?;
             let seed = a.whole("seed", 0)?;
             (Op::Sample { n, seed }, vec![t], outputs(&call, 1)?)
         }
         "exec_sql" => {
+            // Cymphony lets a query read no table at all.
             let mut tables = Vec::new();
-            while matches!(a.positional.first(), Some((Value::Var(_), _))) {
+            while a.positional.iter().any(|(v, _)| matches!(v, Value::Var(_))) {
                 tables.push(a.table("a table")?);
-            }
-            if tables.is_empty() {
-                return Err(WorkflowError::at(
-                    call.op_span,
-                    "exec_sql needs at least one input table before query=",
-                ));
             }
             let query = a.required_string("query")?;
             if query.trim().is_empty() {
@@ -589,12 +700,18 @@ fn compile(call: Call) -> Result<Node, WorkflowError> {
                 Some(f) => f,
                 None => a.file("file=\"…\"")?,
             };
-            (Op::WriteTable { file }, vec![t], outputs(&call, 0)?)
+            // Cymphony ignores a name given to write_table's result; so
+            // does Tutti (the name stays undefined).
+            (Op::WriteTable { file }, vec![t], Vec::new())
         }
         "3a_kn" | "3a_knlm" | "3a_amt" => {
             let t = a.table("the table to label")?;
+            // The instructions file, then the layout file, which may be
+            // left out: the row's columns are then shown as a table. (The
+            // runner tells the two apart by what they hold, as Cymphony
+            // does, whichever comes first.)
             let instructions = a.file("the instructions file")?;
-            let layout = a.file("the layout file")?;
+            let layout = a.optional_file("the layout file")?;
             let k = a.small("k", 1)?;
             let n = a.small("n", 1)?;
             if k > n {
@@ -617,21 +734,29 @@ fn compile(call: Call) -> Result<Node, WorkflowError> {
                 None
             };
             let question = a.required_string("question")?;
-            let answers = a.strings("answers")?;
+            let free_text = a.is_free_text("answers");
+            let answers = if free_text {
+                a.take("answers");
+                Vec::new()
+            } else {
+                a.strings("answers")?
+            };
             let time_limit_secs = a
                 .whole("annotation_time_limit", 1)?
                 .map(|v| u32::try_from(v).unwrap_or(u32::MAX));
-            let crowd = if call.op == "3a_amt" {
-                Crowd::MechanicalTurk
+            let (crowd, hit) = if call.op == "3a_amt" {
+                (Crowd::MechanicalTurk, Some(hit_settings(&mut a)?))
             } else {
-                Crowd::InHouse
+                (Crowd::InHouse, None)
             };
             let human = HumanLabel {
                 crowd,
                 instructions: Some(instructions),
-                layout: Some(layout),
+                layout,
                 question,
                 answers,
+                free_text,
+                hit,
                 k,
                 n,
                 stewards,
@@ -750,9 +875,9 @@ write_table(D, file="persons.csv");
                 "already defined",
             ),
             (
-                "T = read_table(\"a.csv\");\nU = sample_random(T, n=0);",
+                "T = read_table(\"a.csv\");\nU = sample_random(T, n=many);",
                 (2, 24),
-                "at least 1",
+                "whole number",
             ),
             (
                 "T = read_table(\"a.csv\");\nU = sample_random(T, n=3, size=4);",
@@ -780,14 +905,19 @@ write_table(D, file="persons.csv");
                 "file",
             ),
             (
-                "T = read_table(\"a.csv\");\nU = write_table(T, file=\"o.csv\");",
-                (2, 1),
-                "no output",
+                "T = read_table(\"a.csv\");\n(A, B) = 3a_kn(T, k=1, n=1, question=\"q\", answers=[\"Y\"]);",
+                (2, 10),
+                "needs the instructions file",
             ),
             (
-                "T = read_table(\"a.csv\");\nU = exec_sql(query=\"SELECT 1\");",
-                (2, 5),
-                "at least one input",
+                "T = read_table(\"a.csv\");\n(A, B) = 3a_amt(T, \"i.html\", k=1, n=1, question=\"q\", answers=[\"Y\"], tasks_per_hit=3);",
+                (2, 10),
+                "one task per HIT",
+            ),
+            (
+                "T = read_table(\"a.csv\");\n(A, B) = 3a_kn(T, \"i.html\", k=1, n=1, question=\"q\", answers=[\"Y\"], colour=\"red\");",
+                (2, 68),
+                "no parameter colour",
             ),
             ("", (1, 1), "empty"),
         ];
@@ -796,6 +926,107 @@ write_table(D, file="persons.csv");
             assert!(m.contains(needle), "{src:?}: {m}");
             assert_eq!((l, c), (line, column), "{src:?}: {m}");
         }
+    }
+
+    fn human(src: &str) -> HumanLabel {
+        let w = parse(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        match w.nodes.into_iter().find_map(|n| match n.op {
+            Op::HumanLabel(h) => Some(*h),
+            _ => None,
+        }) {
+            Some(h) => h,
+            None => panic!("no human step in {src}"),
+        }
+    }
+
+    #[test]
+    fn a_human_step_without_a_layout_file_is_taken_as_cymphony_takes_it() {
+        for op in ["3a_kn", "3a_amt"] {
+            let h = human(&format!(
+                "T = read_table(\"t.csv\");\n(A, L) = {op}(T, \"instructions.html\", k=1, n=1, question=\"Ok?\", answers=[\"Yes\", \"No\"]);"
+            ));
+            assert_eq!(h.instructions.as_deref(), Some("instructions.html"));
+            assert_eq!(h.layout, None);
+        }
+        let h = human(
+            "T = read_table(\"t.csv\");\n(A, L) = 3a_knlm(T, \"i.html\", k=1, n=1, l=1, m=1, question=\"Ok?\", answers=[\"Yes\"]);",
+        );
+        assert_eq!((h.layout, h.stewards), (None, Some((1, 1))));
+    }
+
+    #[test]
+    fn arguments_count_by_their_shape_in_any_order() {
+        // Files before the table, named arguments before plain ones.
+        let h = human(
+            "T = read_table(\"t.csv\");\n(A, L) = 3a_kn(k=1, n=2, \"i.html\", question=\"Ok?\", T, answers=[\"Yes\"], \"l.html\");",
+        );
+        assert_eq!(h.instructions.as_deref(), Some("i.html"));
+        assert_eq!(h.layout.as_deref(), Some("l.html"));
+        assert_eq!((h.k, h.n), (1, 2));
+    }
+
+    #[test]
+    fn quoted_numbers_count_as_numbers() {
+        let h = human(
+            "T = read_table(\"t.csv\");\n(A, L) = 3a_kn(T, \"i.html\", k=\"2\", n=\"3\", annotation_time_limit=\"600\", question=\"Ok?\", answers=[\"Yes\"]);",
+        );
+        assert_eq!((h.k, h.n, h.time_limit_secs), (2, 3, Some(600)));
+    }
+
+    #[test]
+    fn free_text_answers_are_typed() {
+        for answers in ["free_text", "\"free_text\""] {
+            let h = human(&format!(
+                "T = read_table(\"t.csv\");\n(A, L) = 3a_kn(T, \"i.html\", k=1, n=1, question=\"Name it\", answers={answers});"
+            ));
+            assert!(h.free_text, "{answers}");
+            assert!(h.answers.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_query_may_read_no_table_and_a_sample_may_be_empty() {
+        let w = parse(
+            "T = read_table(\"t.csv\");\nU = exec_sql(query=\"SELECT 1 AS one\");\nS = sample_random(T, n=0);",
+        )
+        .unwrap();
+        assert!(w.nodes[1].inputs.is_empty());
+        assert!(matches!(w.nodes[2].op, Op::Sample { n: 0, .. }));
+    }
+
+    #[test]
+    fn a_name_given_to_write_tables_result_is_ignored() {
+        let w = parse("T = read_table(\"t.csv\");\nU = write_table(T, file=\"o.csv\");").unwrap();
+        assert!(w.nodes[1].outputs.is_empty());
+        let e = parse("T = read_table(\"t.csv\");\nU = write_table(T, file=\"o.csv\");\nV = sample_random(U, n=1);")
+            .unwrap_err();
+        assert!(e.message.contains("U is not defined"), "{e}");
+    }
+
+    #[test]
+    fn mechanical_turk_steps_carry_their_hit_parameters() {
+        let h = human(
+            "T = read_table(\"t.csv\");\n(A, L) = 3a_amt(T, \"i.html\", k=1, n=3, question=\"Ok?\", answers=[\"Yes\", \"No\"], \
+             title=\"Find persons\", description=\"Say whether a name is a person\", keywords=\"names, people\", \
+             lifetime=86400, reward_per_hit=0.05, publish_to_sandbox=True, tasks_per_hit=1, \
+             auto_approve_and_pay_workers_in=3600, workers_are_masters=False, workers_from_location=\"US, ca\", \
+             workers_with_min_hits_approved=100, workers_with_min_approval_rate=95);",
+        );
+        let hit = h.hit.expect("HIT settings");
+        assert_eq!(hit.title.as_deref(), Some("Find persons"));
+        assert_eq!(hit.keywords.as_deref(), Some("names, people"));
+        assert_eq!(hit.reward.as_deref(), Some("0.05"));
+        assert_eq!(hit.lifetime_secs, Some(86400));
+        assert_eq!(hit.auto_approval_secs, Some(3600));
+        assert!(!hit.masters);
+        assert_eq!(hit.locations, ["US", "CA"]);
+        assert_eq!(hit.min_hits_approved, Some(100));
+        assert_eq!(hit.min_approval_rate, Some(95));
+        let e = parse(
+            "T = read_table(\"t.csv\");\n(A, L) = 3a_amt(T, \"i.html\", k=1, n=1, question=\"q\", answers=[\"Y\"], workers_with_min_approval_rate=101);",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("percentage"), "{e}");
     }
 
     #[test]

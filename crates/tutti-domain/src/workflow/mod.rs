@@ -138,8 +138,12 @@ pub struct HumanLabel {
     pub layout: Option<String>,
     /// The question, with `${column}` placeholders.
     pub question: String,
-    /// The answer options.
+    /// The answer options (empty when answers are typed).
     pub answers: Vec<String>,
+    /// Whether workers type their answer (Cymphony's `answers=free_text`).
+    pub free_text: bool,
+    /// A Mechanical Turk step's HIT settings (`3a_amt`'s parameters).
+    pub hit: Option<crate::job::HitSettings>,
     /// Answers that must agree.
     pub k: u32,
     /// Most answers per task.
@@ -206,6 +210,8 @@ impl HumanCompare {
             layout: self.layout.clone(),
             question: self.criterion.clone(),
             answers: self.answers(),
+            free_text: false,
+            hit: None,
             k: self.k,
             n: self.n,
             stewards: None,

@@ -612,6 +612,8 @@ fn compile(doc: Doc) -> Result<Workflow, WorkflowError> {
                     layout,
                     question,
                     answers,
+                    free_text: false,
+                    hit: None,
                     k,
                     n,
                     stewards,

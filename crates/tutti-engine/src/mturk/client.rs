@@ -115,6 +115,78 @@ pub struct NewHit {
     pub annotation: String,
     /// The idempotency token.
     pub token: String,
+    /// Who may take the HIT: `QualificationRequirements`, as the service
+    /// takes them.
+    pub qualifications: Vec<serde_json::Value>,
+}
+
+/// Mechanical Turk's system qualification types.
+pub mod qualification {
+    /// Masters, on the production site.
+    pub const MASTERS: &str = "2F1QJWKUDD8XADTFD2Q0G6UTO95ALH";
+    /// Masters, on the sandbox.
+    pub const MASTERS_SANDBOX: &str = "2ARFPLSP75KLA8M8DH1HTEQVJT3SY6";
+    /// The number of HITs a worker had approved.
+    pub const HITS_APPROVED: &str = "00000000000000000040";
+    /// The share of a worker's assignments approved (percent).
+    pub const PERCENT_APPROVED: &str = "000000000000000000L0";
+    /// Where the worker is.
+    pub const LOCALE: &str = "00000000000000000071";
+}
+
+/// The `QualificationRequirements` of a job's HIT settings; `sandbox` picks
+/// the Masters type of the sandbox.
+pub fn qualifications(h: &tutti_domain::job::HitSettings, sandbox: bool) -> Vec<serde_json::Value> {
+    let mut q = Vec::new();
+    let compare = |id: &str, op: &str, v: u64| {
+        json!({"QualificationTypeId": id, "Comparator": op, "IntegerValues": [v],
+               "ActionsGuarded": "DiscoverPreviewAndAccept"})
+    };
+    if h.masters {
+        let id = if sandbox {
+            qualification::MASTERS_SANDBOX
+        } else {
+            qualification::MASTERS
+        };
+        q.push(json!({"QualificationTypeId": id, "Comparator": "Exists",
+                      "ActionsGuarded": "DiscoverPreviewAndAccept"}));
+    }
+    if !h.locations.is_empty() {
+        let places: Vec<_> = h.locations.iter().map(|c| json!({"Country": c})).collect();
+        q.push(
+            json!({"QualificationTypeId": qualification::LOCALE, "Comparator": "In",
+                      "LocaleValues": places, "ActionsGuarded": "DiscoverPreviewAndAccept"}),
+        );
+    }
+    if let Some(v) = h.min_hits_approved {
+        q.push(compare(
+            qualification::HITS_APPROVED,
+            "GreaterThanOrEqualTo",
+            v,
+        ));
+    }
+    if let Some(v) = h.max_hits_approved {
+        q.push(compare(
+            qualification::HITS_APPROVED,
+            "LessThanOrEqualTo",
+            v,
+        ));
+    }
+    if let Some(v) = h.min_approval_rate {
+        q.push(compare(
+            qualification::PERCENT_APPROVED,
+            "GreaterThanOrEqualTo",
+            v,
+        ));
+    }
+    if let Some(v) = h.max_approval_rate {
+        q.push(compare(
+            qualification::PERCENT_APPROVED,
+            "LessThanOrEqualTo",
+            v,
+        ));
+    }
+    q
 }
 
 /// A signed client for one endpoint and key pair.
@@ -258,6 +330,10 @@ impl Client {
             "RequesterAnnotation": new.annotation,
             "UniqueRequestToken": new.token,
         });
+        let mut body = body;
+        if !new.qualifications.is_empty() {
+            body["QualificationRequirements"] = json!(new.qualifications);
+        }
         match self.call("CreateHIT", &body).await {
             Ok(v) => {
                 #[derive(Deserialize)]

@@ -158,20 +158,38 @@ impl Connector {
             }
         };
         let c = &job.config;
+        let hs = c.hit.clone().unwrap_or_default();
         let id = self
             .client
             .create_hit(&NewHit {
-                title: truncate(&c.name, 128),
-                description: match truncate(&strip_tags(&c.short_instructions), 1900) {
-                    d if d.is_empty() => format!("Answer one question: {}", truncate(&c.name, 100)),
-                    d => d,
+                title: truncate(hs.title.as_deref().unwrap_or(&c.name), 128),
+                description: match hs.description.as_deref().map(|d| truncate(d, 1900)) {
+                    Some(d) if !d.trim().is_empty() => d,
+                    _ => match truncate(&strip_tags(&c.short_instructions), 1900) {
+                        d if d.is_empty() => {
+                            format!("Answer one question: {}", truncate(&c.name, 100))
+                        }
+                        d => d,
+                    },
                 },
-                keywords: "labeling, classification, tutti".into(),
-                reward: self.settings.reward.clone(),
+                keywords: hs.keywords.clone().map_or_else(
+                    || "labeling, classification, tutti".into(),
+                    |k| truncate(&k, 1000),
+                ),
+                reward: hs
+                    .reward
+                    .clone()
+                    .unwrap_or_else(|| self.settings.reward.clone()),
                 max_assignments: hit.max_assignments,
-                lifetime_secs: self.settings.lifetime.as_secs(),
+                lifetime_secs: hs.lifetime_secs.unwrap_or(self.settings.lifetime.as_secs()),
                 assignment_secs: u64::from(c.policy.time_limit_secs).clamp(30, 365 * 24 * 3600),
-                auto_approval_secs: self.settings.auto_approval.as_secs(),
+                auto_approval_secs: hs
+                    .auto_approval_secs
+                    .unwrap_or(self.settings.auto_approval.as_secs()),
+                qualifications: crate::mturk::client::qualifications(
+                    &hs,
+                    self.settings.endpoint.contains("sandbox"),
+                ),
                 question: html_question(c, &task.data, &self.settings.submit_url),
                 annotation: format!("tutti job {} task {}", job.id.0, task.seq),
                 token: hit.token.clone(),

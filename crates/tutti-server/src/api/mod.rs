@@ -107,6 +107,7 @@ pub fn routes(max_upload: usize) -> Router<AppState> {
         .route("/api/v1/assignments/{id}/submit", post(work::submit))
         .route("/api/v1/assignments/{id}/skip", post(work::skip))
         .route("/api/v1/assignments/{id}/release", post(work::release))
+        .route("/api/v1/assignments/{id}/undo", post(work::undo))
         .route("/api/v1/me/jobs", get(work::my_jobs))
 }
 

@@ -19,7 +19,8 @@ use tutti_domain::role::Role;
 use tutti_domain::template;
 use tutti_store::{
     Assignment, GiveBack, GiveBackOutcome, GiveBackRequest, GoldCheck, GoldRecord, Job,
-    LeaseOutcome, LeaseRequest, SubmitOutcome, SubmitRequest, TaskLease, WorkerJob,
+    LeaseOutcome, LeaseRequest, SubmitOutcome, SubmitRequest, TaskLease, UndoOutcome, UndoRequest,
+    WorkerJob,
 };
 
 /// Seconds a worker is told to wait when nothing is free now.
@@ -38,11 +39,13 @@ pub struct TaskView {
     pub answers: Vec<String>,
     /// Whether the answer is typed.
     pub free_text: bool,
-    /// Short instructions (HTML).
+    /// Short instructions (the requester's HTML, through the allow-list of
+    /// [`crate::html`]).
     pub short_instructions: String,
-    /// Long instructions (HTML).
+    /// Long instructions (likewise).
     pub long_instructions: String,
-    /// The job's layout with the row's values filled in, HTML-escaped; for
+    /// The job's layout with the row's values filled in, HTML-escaped, through
+    /// the same allow-list; for
     /// a pairwise job without a layout, its two items side by side.
     pub layout_html: Option<String>,
     /// For a pairwise job: the columns compared, whether `tie` is an
@@ -58,19 +61,19 @@ impl TaskView {
         Self {
             question: template::render(&c.question, &assignment.data, str::to_owned),
             layout_html: match (&c.layout, &c.compare) {
-                (Some(l), _) => Some(template::render(
+                (Some(l), _) => Some(crate::html::clean(&template::render(
                     l,
                     &assignment.data,
                     crate::web::escape_html,
-                )),
+                ))),
                 (None, Some(pair)) => Some(side_by_side(pair, &assignment.data)),
                 (None, None) => None,
             },
             compare: c.compare.clone(),
             answers: c.answers.clone(),
             free_text: c.free_text,
-            short_instructions: c.short_instructions.clone(),
-            long_instructions: c.long_instructions.clone(),
+            short_instructions: crate::html::clean_memo(&c.short_instructions),
+            long_instructions: crate::html::clean_memo(&c.long_instructions),
             assignment,
             held,
         }
@@ -579,6 +582,73 @@ pub async fn release(
     give_back(&state, &caller, id, GiveBack::Release)
         .await
         .map(Json)
+}
+
+/// Takes back the caller's last answer of a job (shared by the API and the
+/// worker page): allowed while the task is open and the answer was not to a
+/// control question. The task is leased to the caller again, its clock
+/// restarted, so that they can answer it anew.
+pub async fn undo_answer(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<Assignment, ApiError> {
+    let (a, job) = own_assignment(state, caller, id).await?;
+    if job.config.crowd != tutti_domain::job::Crowd::InHouse {
+        return Err(ApiError::conflict(
+            "outside_crowd",
+            "answers of a job answered on Mechanical Turk are taken back there",
+        ));
+    }
+    match state
+        .store
+        .undo_answer(&UndoRequest {
+            assignment: a.id,
+            worker: caller.0.id,
+            policy: job.config.policy,
+            now: tutti_store::now(),
+        })
+        .await?
+    {
+        UndoOutcome::Done(a) => Ok(a),
+        UndoOutcome::NotFound => Err(ApiError::not_found("assignment")),
+        UndoOutcome::Refused { code, message } => Err(ApiError::conflict(code, message)),
+    }
+}
+
+/// Takes back the caller's last answer of the job: the answer leaves the
+/// task's tally, the figures and the agreement counts, and the task is
+/// leased to the caller again (200 with the lease). 409 when the task is
+/// decided already (`task_decided`), the answer was to a control question
+/// (`control_question`), a later answer of the caller's exists in the job
+/// (`not_last`) or the assignment has no answer (`not_answered`).
+#[utoipa::path(post, path = "/api/v1/assignments/{id}/undo", tag = "work",
+    params(("id" = i64, Path, description = "assignment id")),
+    responses((status = 200, body = Assignment), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn undo(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Assignment>, ApiError> {
+    undo_answer(&state, &caller, id).await.map(Json)
+}
+
+/// Starts the clock of a lease the caller holds as its task is shown (a
+/// task leased ahead waits unseen until then). Quietly does nothing for a
+/// lease that is gone: answering it then tells the worker why.
+pub async fn shown(state: &AppState, caller: &Caller, id: i64) -> Result<(), ApiError> {
+    let (a, job) = own_assignment(state, caller, id).await?;
+    state
+        .store
+        .restart_lease(
+            a.id,
+            caller.0.id,
+            job.config.policy.time_limit_secs,
+            tutti_store::now(),
+        )
+        .await?;
+    Ok(())
 }
 
 /// The jobs the caller may work on, with what is left.
