@@ -163,6 +163,190 @@ pub struct ReadRequest {
     pub max_rows: u64,
 }
 
+/// The longest a query on an outside database may run.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Table-valued functions and virtual tables that read a database's
+/// structure or raw pages rather than its tables.
+const SQLITE_INTERNALS: [&str; 3] = ["pragma_", "dbstat", "sqlite_dbpage"];
+
+/// Functions a query on an outside SQLite database may not call: they
+/// reach files or change the connection.
+const SQLITE_FILE_FUNCTIONS: [&str; 6] = [
+    "load_extension",
+    "readfile",
+    "writefile",
+    "edit",
+    "fts3_tokenizer",
+    "zipfile",
+];
+
+/// What a query on an outside SQLite database may do: read tables and
+/// call ordinary functions; no `ATTACH`, `DETACH`, `PRAGMA`, writes,
+/// transactions, file functions or internals.
+fn sqlite_guard(ctx: rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization {
+    use rusqlite::hooks::{AuthAction, Authorization};
+    match ctx.action {
+        AuthAction::Select | AuthAction::Recursive => Authorization::Allow,
+        AuthAction::Read { table_name, .. } => {
+            let lower = table_name.to_ascii_lowercase();
+            if SQLITE_INTERNALS.iter().any(|p| lower.starts_with(p)) {
+                Authorization::Deny
+            } else {
+                Authorization::Allow
+            }
+        }
+        AuthAction::Function { function_name } => {
+            let lower = function_name.to_ascii_lowercase();
+            if SQLITE_FILE_FUNCTIONS.contains(&lower.as_str())
+                || SQLITE_INTERNALS.iter().any(|p| lower.starts_with(p))
+            {
+                Authorization::Deny
+            } else {
+                Authorization::Allow
+            }
+        }
+        _ => Authorization::Deny,
+    }
+}
+
+/// An outside SQLite database's value as JSON, as the run's own tables
+/// read them (a blob as hex).
+fn sqlite_value(v: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::from(i),
+        ValueRef::Real(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::String(b.iter().map(|b| format!("{b:02x}")).collect()),
+    }
+}
+
+/// Reads one query from an outside SQLite file, opened read-only with no
+/// room to attach another database and under [`sqlite_guard`]: exactly one
+/// statement, which must not write (so no `VACUUM INTO`), within
+/// [`READ_TIMEOUT`].
+#[allow(clippy::too_many_arguments)]
+async fn read_sqlite(
+    name: &str,
+    url: &str,
+    query: &str,
+    params: &[Value],
+    batch: usize,
+    max_rows: u64,
+    tx: mpsc::Sender<Result<Vec<Vec<Value>>, String>>,
+    columns_out: tokio::sync::oneshot::Sender<Vec<String>>,
+) -> Result<u64, ExtError> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let (name, query, params) = (name.to_owned(), query.to_owned(), params.to_vec());
+    tokio::task::spawn_blocking(move || -> Result<u64, ExtError> {
+        let refused = |message: String| ExtError::Query {
+            name: name.clone(),
+            message,
+        };
+        let conn = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| ExtError::Unreachable {
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
+            .map_err(|e| refused(e.to_string()))?;
+        conn.authorizer(Some(sqlite_guard))
+            .map_err(|e| refused(e.to_string()))?;
+        let started = std::time::Instant::now();
+        conn.progress_handler(10_000, Some(move || started.elapsed() > READ_TIMEOUT))
+            .map_err(|e| refused(e.to_string()))?;
+        let mut stmt = conn.prepare(&query).map_err(|e| {
+            refused(match e {
+                rusqlite::Error::MultipleStatement => {
+                    "a read runs one statement; remove what follows the first ;".to_owned()
+                }
+                e => e.to_string(),
+            })
+        })?;
+        if !stmt.readonly() {
+            return Err(refused(
+                "a read may only read (SELECT or WITH … SELECT)".to_owned(),
+            ));
+        }
+        let columns: Vec<String> = stmt
+            .column_names()
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect();
+        let _ = columns_out.send(columns.clone());
+        let bound: Vec<rusqlite::types::Value> = params
+            .iter()
+            .map(|p| match p {
+                Value::Null => rusqlite::types::Value::Null,
+                Value::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
+                Value::Number(n) => match n.as_i64() {
+                    Some(i) => rusqlite::types::Value::Integer(i),
+                    None => rusqlite::types::Value::Real(n.as_f64().unwrap_or(f64::NAN)),
+                },
+                Value::String(s) => rusqlite::types::Value::Text(s.clone()),
+                other => rusqlite::types::Value::Text(other.to_string()),
+            })
+            .collect();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(bound))
+            .map_err(|e| refused(e.to_string()))?;
+        let mut sent = 0u64;
+        let mut buf: Vec<Vec<Value>> = Vec::with_capacity(batch);
+        loop {
+            let row = match rows.next() {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::OperationInterrupted =>
+                {
+                    return Err(refused(format!(
+                        "the query ran longer than {} s",
+                        READ_TIMEOUT.as_secs()
+                    )));
+                }
+                Err(e) => return Err(refused(e.to_string())),
+            };
+            sent += 1;
+            if sent > max_rows {
+                return Err(refused(format!(
+                    "the query returned more than {max_rows} rows"
+                )));
+            }
+            let mut out = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                out.push(sqlite_value(
+                    row.get_ref(i).map_err(|e| refused(e.to_string()))?,
+                ));
+            }
+            buf.push(out);
+            if buf.len() == batch && tx.blocking_send(Ok(std::mem::take(&mut buf))).is_err() {
+                return Ok(sent);
+            }
+        }
+        if !buf.is_empty() {
+            let _ = tx.blocking_send(Ok(buf));
+        }
+        Ok(sent)
+    })
+    .await
+    .map_err(|e| ExtError::Query {
+        name: String::new(),
+        message: format!("the read stopped: {e}"),
+    })?
+}
+
 /// Reads a query from a configured database, sending the columns first,
 /// then rows in batches down `tx`. Stops (with an error) past the most
 /// rows accepted.
@@ -216,6 +400,12 @@ pub async fn read(
             conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
                 .await
                 .map_err(refused)?;
+            conn.execute(sqlx::AssertSqlSafe(format!(
+                "SET statement_timeout = {}",
+                READ_TIMEOUT.as_millis()
+            )))
+            .await
+            .map_err(refused)?;
             let stmt = conn
                 .prepare(sqlx::AssertSqlSafe(query.to_owned()).into_sql_str())
                 .await
@@ -238,6 +428,23 @@ pub async fn read(
             conn.execute("SET SESSION TRANSACTION READ ONLY")
                 .await
                 .map_err(refused)?;
+            // MariaDB bounds a statement by max_statement_time (seconds),
+            // MySQL by max_execution_time (milliseconds).
+            let secs = READ_TIMEOUT.as_secs();
+            if conn
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "SET SESSION max_statement_time = {secs}"
+                )))
+                .await
+                .is_err()
+            {
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "SET SESSION max_execution_time = {}",
+                    secs * 1000
+                )))
+                .await
+                .map_err(refused)?;
+            }
             let stmt = conn
                 .prepare(sqlx::AssertSqlSafe(query.to_owned()).into_sql_str())
                 .await
@@ -273,29 +480,7 @@ pub async fn read(
             }
         }
         Kind::Sqlite => {
-            use sqlx::ConnectOptions as _;
-            use std::str::FromStr as _;
-            let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url)
-                .map_err(unreachable)?
-                .read_only(true)
-                .connect()
-                .await
-                .map_err(unreachable)?;
-            let stmt = conn
-                .prepare(sqlx::AssertSqlSafe(query.to_owned()).into_sql_str())
-                .await
-                .map_err(refused)?;
-            let columns: Vec<String> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
-            let _ = columns_out.send(columns.clone());
-            let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(query.to_owned())), params);
-            let mut rows = q.fetch(&mut conn);
-            while let Some(r) = rows.try_next().await.map_err(refused)? {
-                let mut row = Vec::with_capacity(columns.len());
-                for i in 0..columns.len() {
-                    row.push(crate::rundata::cell(&r, i).map_err(refused)?);
-                }
-                push!(row);
-            }
+            return read_sqlite(name, url, query, params, batch, max_rows, tx, columns_out).await;
         }
     }
     if !buf.is_empty() {
@@ -513,5 +698,77 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("no database named nope"), "{e}");
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn a_read_of_an_outside_sqlite_file_runs_one_statement_that_only_reads() {
+        let dir = std::env::temp_dir().join(format!("tutti-extdb-guard-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ext.db");
+        let store = dir.join("store.db");
+        rusqlite::Connection::open(&store)
+            .unwrap()
+            .execute_batch("CREATE TABLE users (name TEXT, password_hash TEXT); INSERT INTO users VALUES ('admin', 'secret');")
+            .unwrap();
+        let mut dbs = Databases::new();
+        dbs.insert("t".into(), format!("sqlite://{}", path.display()));
+        let cols = vec!["a".to_owned()];
+        assert!(
+            write(&dbs, "t", "posts", "k", &cols, &[vec![Value::from("x")]])
+                .await
+                .unwrap()
+        );
+        let run = |query: String| {
+            let dbs = dbs.clone();
+            async move {
+                let (tx, mut rx) = mpsc::channel(4);
+                let (ctx, _crx) = tokio::sync::oneshot::channel();
+                let r = read(&dbs, &req("t", &query, vec![]), tx, ctx).await;
+                let mut rows = Vec::new();
+                while let Some(b) = rx.recv().await {
+                    rows.extend(b.unwrap());
+                }
+                r.map(|_| rows)
+            }
+        };
+        let planted = dir.join("planted.db");
+        // The reviewed probes: each is refused, and nothing happens.
+        for (query, says) in [
+            (
+                format!(
+                    "SELECT 'x' AS a; ATTACH DATABASE '{}' AS s",
+                    store.display()
+                ),
+                "",
+            ),
+            ("SELECT 'x' AS a; SELECT 'y'".to_owned(), "one statement"),
+            (
+                format!("ATTACH DATABASE '{}' AS s", store.display()),
+                "not authorized",
+            ),
+            (format!("VACUUM INTO '{}'", planted.display()), ""),
+            (
+                "SELECT name FROM pragma_table_info('posts')".to_owned(),
+                "prohibited",
+            ),
+            ("SELECT name FROM dbstat".to_owned(), ""),
+            ("PRAGMA table_info(posts)".to_owned(), ""),
+            ("DELETE FROM posts".to_owned(), ""),
+        ] {
+            let e = run(query.clone()).await.expect_err(&query);
+            assert!(e.to_string().contains(says), "{query}: {e}");
+        }
+        assert!(!planted.exists(), "VACUUM INTO wrote a file");
+        // An ordinary read works, with its recursive CTEs and functions.
+        let rows = run(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 3) \
+             SELECT upper(a) AS a FROM posts, n"
+                .to_owned(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0], vec![Value::from("X")]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

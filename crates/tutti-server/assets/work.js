@@ -250,9 +250,9 @@
     send(sent.url, new URLSearchParams(data), 2).then(function (res) {
       if (res.signedOut) {
         signedOut = true;
-        var job = sent.url.split("/")[2];
+        var parts = sent.url.split("/"); // "", "work", job, "assignments", id
         putBack(sent, gen, "You were signed out, so your answer to this task was NOT saved.",
-          { href: "/login?next=" + encodeURIComponent("/work/" + job), text: "Sign in again to answer it." });
+          { href: "/login?next=" + encodeURIComponent("/work/" + parts[2] + "?task=" + parts[4]), text: "Sign in again to answer it." });
         return;
       }
       if (!res.ok) {

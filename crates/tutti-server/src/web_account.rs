@@ -283,6 +283,53 @@ async fn login(
     start_session(&state, &headers, &user, &next).await
 }
 
+/// The field of forms for admin-grade actions (making a user, changing
+/// roles) in which the visitor types their password again.
+pub(crate) const CONFIRM_FIELD: &str = "<label>Your password, to confirm \
+    <input name=\"confirm\" type=\"password\" autocomplete=\"current-password\" required></label>";
+
+/// Checks that the visitor typed their own password (or, for an account
+/// without one, one of its API tokens) into a form for an admin-grade
+/// action: a session alone, or a page acting through it, is not enough.
+/// Failures count against the name as sign-in failures do.
+pub(crate) async fn confirm_identity(
+    state: &AppState,
+    v: &Visitor,
+    peer: Option<std::net::IpAddr>,
+    posted: Option<&str>,
+) -> Result<(), ApiError> {
+    let posted = posted.unwrap_or_default();
+    let refused = || {
+        ApiError::forbidden("type your own password again to confirm this").with_field("confirm")
+    };
+    if posted.is_empty() {
+        return Err(refused());
+    }
+    let name = &v.caller.0.name;
+    let stored = state.store.password_of(name).await?.and_then(|(_, h)| h);
+    if stored.is_none() {
+        let owner = authenticate(state, posted.trim()).await.ok();
+        return match owner {
+            Some(u) if u.id == v.caller.0.id => Ok(()),
+            _ => Err(refused()),
+        };
+    }
+    if let Err(wait) = state.caches.logins.wait(name, peer) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_tries",
+            format!("several tries failed; wait {wait} seconds and try again"),
+        ));
+    }
+    if verify_password(posted.to_owned(), stored).await? {
+        state.caches.logins.succeeded(name, peer);
+        Ok(())
+    } else {
+        state.caches.logins.failed(name, peer);
+        Err(refused())
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct CsrfForm {
     pub(crate) csrf: String,

@@ -15,8 +15,10 @@
 use crate::AppState;
 use crate::api::users::{CreateUser, UpdateUser};
 use crate::api::workspaces::{CreateInvitation, CreateWorkspace, SetMember, UpdateWorkspace};
+use crate::auth::PeerAddr;
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::web::{Visitor, error_page, escape_html, page_for, with_security_headers};
+use crate::web_account::{CONFIRM_FIELD, confirm_identity};
 use crate::web_results::date_text;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -101,7 +103,7 @@ async fn admin_page(state: &AppState, v: &Visitor, note: &str, status: StatusCod
          <label>Name shown to others <input name=\"display_name\" maxlength=\"200\"></label>\
          <label>Account role <select name=\"role\">{}</select></label>\
          <label>First password (at least 10 characters; they can change it) <input name=\"password\" type=\"password\" autocomplete=\"new-password\" minlength=\"10\"></label>\
-         <button type=\"submit\">Make user</button></form>\
+         {CONFIRM_FIELD}<button type=\"submit\">Make user</button></form>\
          <h2>Users</h2><table><thead><tr><th>Name</th><th>Shown as</th><th>Account role</th><th>Status</th><th></th></tr></thead><tbody>",
         role_options(Role::Worker)
     );
@@ -110,6 +112,7 @@ async fn admin_page(state: &AppState, v: &Visitor, note: &str, status: StatusCod
             body,
             "<tr><td>{}</td><td>{}</td><td><form method=\"post\" action=\"/admin/users/{id}\" class=\"inline\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><select name=\"role\" aria-label=\"Account role of {}\">{}</select>\
+             <input name=\"confirm\" type=\"password\" placeholder=\"Your password\" aria-label=\"Your password, to confirm\" required>\
              <button class=\"link\">Save</button></form></td><td>{}</td><td>\
              <form method=\"post\" action=\"/admin/users/{id}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <input type=\"hidden\" name=\"disabled\" value=\"{}\"><button class=\"link{}\">{}</button></form></td></tr>",
@@ -157,15 +160,19 @@ struct NewUserForm {
     display_name: Option<String>,
     role: Role,
     password: Option<String>,
+    /// The admin's own password, typed again.
+    confirm: Option<String>,
 }
 
 async fn create_user(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     v: Visitor,
     Form(f): Form<NewUserForm>,
 ) -> Response {
     let done = async {
         v.check_csrf(&f.csrf)?;
+        confirm_identity(&state, &v, peer, f.confirm.as_deref()).await?;
         let password = f.password.filter(|p| !p.is_empty());
         if let Some(p) = &password {
             crate::auth::check_new_password("password", p)?;
@@ -199,16 +206,22 @@ struct UserChangeForm {
     csrf: String,
     role: Option<Role>,
     disabled: Option<bool>,
+    /// The admin's own password, typed again (for a role change).
+    confirm: Option<String>,
 }
 
 async fn update_user(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     v: Visitor,
     Path(id): Path<String>,
     Form(f): Form<UserChangeForm>,
 ) -> Response {
     let done = async {
         v.check_csrf(&f.csrf)?;
+        if f.role.is_some() {
+            confirm_identity(&state, &v, peer, f.confirm.as_deref()).await?;
+        }
         let id = id.parse::<i64>().map_err(|_| ApiError::not_found("user"))?;
         let axum::Json(user) = crate::api::users::update_user(
             State(state.clone()),
@@ -304,7 +317,9 @@ async fn settings_page(
             body,
             "<tr><td>{}</td><td><form method=\"post\" action=\"/workspaces/{id}/members\" class=\"inline\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"name\" value=\"{}\">\
-             <select name=\"role\" aria-label=\"Role of {}\">{}</select><button class=\"link\">Save</button></form></td>\
+             <select name=\"role\" aria-label=\"Role of {}\">{}</select>\
+             <input name=\"confirm\" type=\"password\" placeholder=\"Your password\" aria-label=\"Your password, to confirm\" required>\
+             <button class=\"link\">Save</button></form></td>\
              <td><form method=\"post\" action=\"/workspaces/{id}/members/{}/remove\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <button class=\"link danger\">Remove</button></form></td></tr>",
             escape_html(&m.name),
@@ -320,7 +335,9 @@ async fn settings_page(
         "</tbody></table><form method=\"post\" action=\"/workspaces/{id}/members\" class=\"inline\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <input name=\"name\" placeholder=\"Name of an existing user\" required maxlength=\"64\">\
-         <select name=\"role\" aria-label=\"Role\">{}</select><button type=\"submit\">Add member</button></form>\
+         <select name=\"role\" aria-label=\"Role\">{}</select>\
+         <input name=\"confirm\" type=\"password\" placeholder=\"Your password\" aria-label=\"Your password, to confirm\" required>\
+         <button type=\"submit\">Add member</button></form>\
          <h2>Invitations</h2><p class=\"muted\">An invitation link lets one person make an account and join here \
          with the role you choose. Send it privately; it is shown once.</p>\
          <form method=\"post\" action=\"/workspaces/{id}/invitations\" class=\"inline\">\
@@ -380,16 +397,20 @@ struct MemberForm {
     csrf: String,
     name: String,
     role: Role,
+    /// The visitor's own password, typed again.
+    confirm: Option<String>,
 }
 
 async fn set_member(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     v: Visitor,
     Path(ws): Path<String>,
     Form(f): Form<MemberForm>,
 ) -> Response {
     let done = async {
         v.check_csrf(&f.csrf)?;
+        confirm_identity(&state, &v, peer, f.confirm.as_deref()).await?;
         let id = ws_id(&ws)?;
         let user = state
             .store

@@ -462,22 +462,34 @@ async fn only_admins_open_the_admin_pages_and_only_managers_the_settings() {
         );
         let (s, html) = page(&c, &app.base, &settings, &requester).await;
         assert_eq!(s, StatusCode::OK);
-        // The requester adds a member by name, with the form's CSRF value.
+        // The requester adds a member by name, with the form's CSRF value
+        // and, to confirm, their own secret (this account has no password:
+        // its token).
         app.user("late-joiner", "worker").await;
-        let r = c
-            .post(format!("{}/workspaces/{ws}/members", app.base))
-            .header("cookie", &requester)
-            .form(&[
-                (
-                    "csrf",
-                    csrf_of(&html, &format!("/workspaces/{ws}/members")).as_str(),
-                ),
-                ("name", "late-joiner"),
-                ("role", "worker"),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let add = |name: &'static str, confirm: &str| {
+            c.post(format!("{}/workspaces/{ws}/members", app.base))
+                .header("cookie", &requester)
+                .form(&[
+                    ("csrf", csrf_of(&html, &format!("/workspaces/{ws}/members"))),
+                    ("name", name.to_owned()),
+                    ("role", "worker".to_owned()),
+                    ("confirm", confirm.to_owned()),
+                ])
+                .send()
+        };
+        let r = add("late-joiner", "").await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::FORBIDDEN,
+            "a session alone is not enough"
+        );
+        let r = add("late-joiner", &workers[0]).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "someone else's token");
+        let (_, members) = app
+            .get(&format!("/api/v1/workspaces/{ws}/members"), &req)
+            .await;
+        assert!(!members.to_string().contains("late-joiner"), "{members}");
+        let r = add("late-joiner", &req).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert!(
             r.text()
@@ -485,20 +497,7 @@ async fn only_admins_open_the_admin_pages_and_only_managers_the_settings() {
                 .unwrap()
                 .contains("<b>late-joiner</b> is a worker here.")
         );
-        let r = c
-            .post(format!("{}/workspaces/{ws}/members", app.base))
-            .header("cookie", &requester)
-            .form(&[
-                (
-                    "csrf",
-                    csrf_of(&html, &format!("/workspaces/{ws}/members")).as_str(),
-                ),
-                ("name", "nobody-here"),
-                ("role", "worker"),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = add("nobody-here", &req).await.unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         // An unknown page is an HTML page for people and JSON for the API.
         let (s, html) = page(&c, &app.base, "/no/such/page", &worker).await;
@@ -507,5 +506,53 @@ async fn only_admins_open_the_admin_pages_and_only_managers_the_settings() {
         let (s, v) = app.get("/api/v1/no-such-thing", &req).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         assert_eq!(error_code(&v), "not_found");
+    }
+}
+
+#[tokio::test]
+async fn making_a_user_or_changing_a_role_on_the_admin_page_asks_for_the_password_again() {
+    for app in apps().await {
+        let (id, _) = app.user("boss", "admin").await;
+        let phc = tutti_server::auth::hash_password("the boss secret".into())
+            .await
+            .unwrap();
+        app.store
+            .set_password(tutti_domain::ids::UserId(id), Some(&phc))
+            .await
+            .unwrap();
+        let c = client();
+        let r = web_login(
+            &c,
+            &app.base,
+            &[("name", "boss"), ("password", "the boss secret")],
+        )
+        .await;
+        let cookie = session_cookie(&r);
+        let (_, html) = page(&c, &app.base, "/admin", &cookie).await;
+        assert!(html.contains("name=\"confirm\""), "{html}");
+        let make = |confirm: &'static str| {
+            c.post(format!("{}/admin/users", app.base))
+                .header("cookie", &cookie)
+                .form(&[
+                    ("csrf", csrf_of(&html, "/admin/users")),
+                    ("name", "evil_admin2".to_owned()),
+                    ("role", "admin".to_owned()),
+                    ("confirm", confirm.to_owned()),
+                ])
+                .send()
+        };
+        assert_eq!(make("").await.unwrap().status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            make("not the secret").await.unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+        let (_, users) = app.get("/api/v1/users", &app.admin).await;
+        assert!(!users.to_string().contains("evil_admin2"), "{users}");
+        assert_eq!(
+            make("the boss secret").await.unwrap().status(),
+            StatusCode::OK
+        );
+        let (_, users) = app.get("/api/v1/users", &app.admin).await;
+        assert!(users.to_string().contains("evil_admin2"), "{users}");
     }
 }

@@ -95,6 +95,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "started_tasks",
         sql: include_str!("../migrations/sqlite/0017_started_tasks.sql"),
     },
+    Migration {
+        version: 18,
+        name: "one_index_per_look_up",
+        sql: include_str!("../migrations/sqlite/0018_one_index_per_look_up.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -178,6 +183,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 16,
         name: "started_tasks",
         sql: include_str!("../migrations/postgres/0016_started_tasks.sql"),
+    },
+    Migration {
+        version: 17,
+        name: "one_index_per_look_up",
+        sql: include_str!("../migrations/postgres/0017_one_index_per_look_up.sql"),
     },
 ];
 

@@ -73,7 +73,7 @@ impl Session {
     /// everything is rolled back.
     async fn finish(mut self, writes: Vec<Write>) -> Result<Option<i64>> {
         let mut id = None;
-        for w in &writes {
+        for w in writes.iter().filter(|w| w.when != Some(false)) {
             let changed = if w.returns_id {
                 let sql = format!("{} RETURNING id", w.sql);
                 let row = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &w.vals)

@@ -71,8 +71,19 @@ macro_rules! count_labeled {
 /// Counts the answers of task `$1`, just labeled.
 pub(crate) const COUNT_LABELED_TASK: &str = count_labeled!("a.task_id = $1");
 
-/// Counts answer `$1`, given to a task labeled before it came.
-pub(crate) const COUNT_LABELED_ANSWER: &str = count_labeled!("a.id = $1");
+/// [`COUNT_LABELED_TASK`] when flag `$2` is set (see [`Write::derived_when`]).
+pub(crate) const COUNT_LABELED_TASK_WHEN: &str = count_labeled!("a.task_id = $1 AND $2 <> 0");
+
+/// Counts answer `$1`, given to a task labeled before it came, when flag
+/// `$2` is set.
+pub(crate) const COUNT_LABELED_ANSWER_WHEN: &str = count_labeled!("a.id = $1 AND $2 <> 0");
+
+/// Counts a control question's answer for worker `$2` of job `$1` (`$3`: 1
+/// if right) when flag `$4` is set.
+pub(crate) const COUNT_GOLD_WHEN: &str = "INSERT INTO job_gold (job_id, worker_id, seen, correct) \
+     SELECT $1, $2, 1, $3 WHERE $4 <> 0 \
+     ON CONFLICT (job_id, worker_id) DO UPDATE \
+     SET seen = job_gold.seen + 1, correct = job_gold.correct + excluded.correct";
 
 /// Takes back what [`COUNT_LABELED_TASK`] counted for task `$1` of job
 /// `$2`, before the task is decided again.
@@ -104,9 +115,10 @@ pub(crate) fn bump_counts(a: &Assignment, d: Deltas) -> Write {
     bump_worker(a.job_id.0, a.worker_id.0, d)
 }
 
-/// Adds `d` to worker `worker`'s figures in job `job`.
+/// Adds `d` to worker `worker`'s figures in job `job`. An upsert always
+/// changes its one row, so it carries no guard of its own.
 pub(crate) fn bump_worker(job: i64, worker: i64, d: Deltas) -> Write {
-    Write::new(
+    Write::derived(
         BUMP_COUNTS,
         vec![
             Val::I64(job),
@@ -120,9 +132,9 @@ pub(crate) fn bump_worker(job: i64, worker: i64, d: Deltas) -> Write {
 }
 
 /// Adds `answers` and `decided` to job `job`'s figures of the hour holding
-/// `at`.
+/// `at` (an upsert, unguarded like [`bump_worker`]).
 pub(crate) fn bump_hour(job: i64, at: i64, answers: i64, decided: i64) -> Write {
-    Write::new(
+    Write::derived(
         BUMP_HOUR,
         vec![
             Val::I64(job),
@@ -467,7 +479,12 @@ macro_rules! store_impl {
         /// outcome: answers that arrive on leases still valid after the
         /// decision are recorded but change nothing (the `CASE`s keep the
         /// stored outcome of a task that is no longer open).
-        fn apply_tally(task: &mut TaskTally, policy: &Policy, now: Timestamp) -> (Write, String) {
+        /// The writes of a task's re-evaluated tally: its counts (always,
+        /// checked against the values read) and, flagged on only when the
+        /// task is decided now, its outcome. Kept apart so that a write of
+        /// counts alone leaves the indexes on state and label untouched,
+        /// and so that both have the same text whatever the outcome.
+        fn apply_tally(task: &mut TaskTally, policy: &Policy, now: Timestamp) -> ([Write; 2], String) {
             let t = &task.tally;
             let open = task.state == "open";
             let eval = policy.evaluate(t);
@@ -484,19 +501,14 @@ macro_rules! store_impl {
             } else {
                 task.state.clone()
             };
-            let decided_at = (open && state != "open").then_some(now.0);
-            let write = Write::new(
+            let decided = open && state != "open";
+            let counts = Write::new(
                 "UPDATE tasks SET w_votes = $1, s_votes = $2, w_pending = $3, s_pending = $4, \
                  w_slots = CASE WHEN state = 'open' THEN $5 ELSE 0 END, \
                  s_slots = CASE WHEN state = 'open' THEN $6 ELSE 0 END, \
-                 label = CASE WHEN state = 'open' THEN $8 ELSE label END, \
-                 confidence = CASE WHEN state = 'open' THEN $9 ELSE confidence END, \
-                 decided_by = CASE WHEN state = 'open' THEN $10 ELSE decided_by END, \
-                 decided_at = CASE WHEN state = 'open' THEN $11 ELSE decided_at END, \
-                 state = CASE WHEN state = 'open' THEN $7 ELSE state END, \
-                 w_evidence = $18 \
-                 WHERE id = $12 AND w_votes = $13 AND s_votes = $14 AND w_pending = $15 \
-                 AND s_pending = $16 AND state = $17",
+                 w_evidence = $7 \
+                 WHERE id = $8 AND w_votes = $9 AND s_votes = $10 AND w_pending = $11 \
+                 AND s_pending = $12 AND state = $13",
                 vec![
                     Val::Text(json_text(&t.worker_votes)),
                     Val::Text(json_text(&t.steward_votes)),
@@ -504,20 +516,29 @@ macro_rules! store_impl {
                     Val::I64(i64::from(t.steward_pending)),
                     Val::I64(i64::from(eval.worker_slots)),
                     Val::I64(i64::from(eval.steward_slots)),
-                    Val::Text(state.clone()),
-                    Val::OptText(label),
-                    Val::OptF64(confidence),
-                    Val::OptText(decided_by),
-                    Val::OptI64(decided_at),
+                    Val::Text(json_text(&t.worker_evidence)),
                     Val::I64(task.id),
                     task.read_as[0].clone(),
                     task.read_as[1].clone(),
                     task.read_as[2].clone(),
                     task.read_as[3].clone(),
                     task.read_as[4].clone(),
-                    Val::Text(json_text(&t.worker_evidence)),
                 ],
             );
+            let outcome = Write::derived_when(
+                "UPDATE tasks SET state = $1, label = $2, confidence = $3, decided_by = $4, \
+                 decided_at = $5, w_slots = 0, s_slots = 0 WHERE id = $6 AND state = 'open' AND $7 <> 0",
+                vec![
+                    Val::Text(state.clone()),
+                    Val::OptText(label),
+                    Val::OptF64(confidence),
+                    Val::OptText(decided_by),
+                    Val::OptI64(decided.then_some(now.0)),
+                    Val::I64(task.id),
+                ],
+                decided,
+            );
+            let write = [counts, outcome];
             // What the row holds once the write is applied.
             task.read_as = [
                 Val::Text(json_text(&t.worker_votes)),
@@ -577,7 +598,9 @@ macro_rules! store_impl {
                 ],
             );
             let (update, _) = apply_tally(task, &req.policy, req.now);
-            (vec![insert, update], deadline)
+            let mut writes = vec![insert];
+            writes.extend(update);
+            (writes, deadline)
         }
 
         /// The assignment [`lease_writes`] made, once its id is known.
@@ -1784,7 +1807,7 @@ macro_rules! store_impl {
                     }
                     let before = task.state.clone();
                     let (tally, state) = apply_tally(&mut task, policy, now);
-                    writes.push(tally);
+                    writes.extend(tally);
                     writes.push(Write::new(
                         "UPDATE assignments SET status = 'excluded' WHERE id = $1 AND status = 'submitted'",
                         vec![Val::I64(row.try_get("id")?)],
@@ -2629,7 +2652,7 @@ macro_rules! store_impl {
                 ],
             );
             let before = task.state.clone();
-            let (tally, task_state) = apply_tally(task, &req.policy, req.now);
+            let ([tally, outcome], task_state) = apply_tally(task, &req.policy, req.now);
             let counts = bump_counts(
                 assignment,
                 Deltas {
@@ -2645,30 +2668,37 @@ macro_rules! store_impl {
                 1,
                 i64::from(decided_now(&before, &task_state)),
             );
-            // The job's figures last: the rows other submits of the job
-            // wait for are held for the shortest time.
-            let mut writes = vec![answered, tally];
-            if before == "labeled" {
-                writes.push(Write::derived(
-                    $crate::shared::COUNT_LABELED_ANSWER,
+            // The same writes for every submit, the ones that do not
+            // apply flagged off: a group of submits then has one text per
+            // size, which SQLite keeps prepared. The job's figures last:
+            // the rows other submits of the job wait for are held for the
+            // shortest time.
+            let writes = vec![
+                answered,
+                tally,
+                outcome,
+                Write::derived_when(
+                    $crate::shared::COUNT_LABELED_ANSWER_WHEN,
                     vec![Val::I64(assignment.id.0)],
-                ));
-            }
-            writes.extend(newly_labeled(task.id, &before, &task_state));
-            writes.push(counts);
-            writes.push(hour);
-            if let Some(g) = &gold {
-                writes.push(Write::new(
-                    "INSERT INTO job_gold (job_id, worker_id, seen, correct) VALUES ($1, $2, 1, $3) \
-                     ON CONFLICT (job_id, worker_id) DO UPDATE \
-                     SET seen = job_gold.seen + 1, correct = job_gold.correct + $3",
+                    before == "labeled",
+                ),
+                Write::derived_when(
+                    $crate::shared::COUNT_LABELED_TASK_WHEN,
+                    vec![Val::I64(task.id)],
+                    before != "labeled" && task_state == "labeled",
+                ),
+                counts,
+                hour,
+                Write::derived_when(
+                    $crate::shared::COUNT_GOLD_WHEN,
                     vec![
                         Val::I64(assignment.job_id.0),
                         Val::I64(assignment.worker_id.0),
-                        Val::I64(i64::from(g.correct)),
+                        Val::I64(i64::from(gold.as_ref().is_some_and(|g| g.correct))),
                     ],
-                ));
-            }
+                    gold.is_some(),
+                ),
+            ];
             assignment.status = AssignmentStatus::Submitted;
             assignment.answer = Some(req.answer.clone());
             assignment.idempotency_key = req.idempotency_key.clone();
@@ -2761,7 +2791,8 @@ macro_rules! store_impl {
             );
             let before = task.state.clone();
             let (tally, state) = apply_tally(&mut task, &req.policy, req.now);
-            let mut writes = vec![given, tally];
+            let mut writes = vec![given];
+            writes.extend(tally);
             if req.how == GiveBack::Skip {
                 writes.push(bump_counts(&assignment, Deltas { skipped: 1, ..Deltas::default() }));
             }
@@ -2841,7 +2872,7 @@ macro_rules! store_impl {
                  leased_at = $1, deadline = $2 WHERE id = $3 AND status = 'submitted'",
                 vec![Val::I64(req.now.0), Val::I64(deadline.0), Val::I64(assignment.id.0)],
             );
-            let (tally, _) = apply_tally(&mut task, &req.policy, req.now);
+            let ([tally, outcome], _) = apply_tally(&mut task, &req.policy, req.now);
             let counts = bump_counts(
                 &assignment,
                 Deltas {
@@ -2856,7 +2887,7 @@ macro_rules! store_impl {
                 "UPDATE job_aggregations SET through_id = 0 WHERE job_id = $1 AND through_id >= $2",
                 vec![Val::I64(assignment.job_id.0), Val::I64(assignment.id.0)],
             );
-            session.finish(vec![reopened, tally, counts, hour, stale]).await?;
+            session.finish(vec![reopened, tally, outcome, counts, hour, stale]).await?;
             assignment.status = AssignmentStatus::Pending;
             assignment.answer = None;
             assignment.idempotency_key = None;
@@ -2922,7 +2953,7 @@ macro_rules! store_impl {
                 task.tally.steward_pending = task.tally.steward_pending.saturating_sub(stewards);
                 let before = task.state.clone();
                 let (tally, state) = apply_tally(&mut task, &policy, now);
-                writes.push(tally);
+                writes.extend(tally);
                 if decided_now(&before, &state) {
                     writes.push(bump_hour(job_id, now.0, 0, 1));
                 }

@@ -72,7 +72,7 @@ impl SqliteStore {
                 .max_connections(4)
                 .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(60))
-                .connect_with(options.read_only(true))
+                .connect_with(options.clone().read_only(true))
                 .await
                 .context("opening SQLite readers")?
         };
@@ -138,26 +138,11 @@ impl Session {
         if writes.is_empty() {
             return Ok(None);
         }
-        let mut sql = String::from("BEGIN;\n");
-        let mut vals = Vec::new();
-        let mut returns_id = false;
-        for w in writes {
-            sql.push_str(&renumber(w.sql, vals.len()));
-            sql.push_str(";\n");
-            // Read before the guard's own insert, which would otherwise be
-            // the last inserted row (a SELECT leaves changes() as it was).
-            if w.returns_id {
-                sql.push_str("SELECT last_insert_rowid();\n");
-                returns_id = true;
-            }
-            if w.exact {
-                sql.push_str("INSERT INTO temp.write_guard (changed) VALUES (changes());\n");
-            }
-            vals.extend(w.vals);
-        }
-        sql.push_str("DELETE FROM temp.write_guard;\nCOMMIT;");
+        let returns_id = writes.iter().any(|w| w.returns_id);
+        let sql = batch_text(&writes);
+        let vals: Vec<Val> = writes.into_iter().flat_map(|w| w.vals).collect();
         let mut writer = self.0;
-        let done = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &vals)
+        let done = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), &vals)
             .fetch_all(&mut *writer)
             .await;
         match done {
@@ -184,6 +169,96 @@ impl Session {
     async fn abandon(self) -> Result<()> {
         Ok(())
     }
+}
+
+/// The shape of a batch: each write's statement (by address: they are
+/// `'static` texts) and whether it returns an id or must change one row.
+type BatchShape = Vec<(usize, bool, bool)>;
+
+/// Batch texts made so far, by shape: submits and leases come in a few
+/// shapes (one per group size), and building the text is a good part of
+/// the cost of a small batch.
+static BATCH_TEXTS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<BatchShape, std::sync::Arc<str>>>,
+> = std::sync::LazyLock::new(Default::default);
+const MAX_BATCH_TEXTS: usize = 512;
+
+/// One transaction's text for `writes`, every statement's parameters
+/// numbered after the ones before it, each exact write followed by its
+/// guard.
+fn batch_text(writes: &[Write]) -> std::sync::Arc<str> {
+    let shape: BatchShape = writes
+        .iter()
+        .map(|w| {
+            (
+                w.sql.as_ptr() as usize ^ (w.sql.len() << 48),
+                w.returns_id,
+                w.exact,
+            )
+        })
+        .collect();
+    if let Some(t) = BATCH_TEXTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&shape)
+    {
+        return t.clone();
+    }
+    let mut sql = String::from("BEGIN;\n");
+    let mut offset = 0;
+    for w in writes {
+        sql.push_str(&renumber(w.sql, offset));
+        sql.push_str(";\n");
+        // Read before the guard's own insert, which would otherwise be
+        // the last inserted row (a SELECT leaves changes() as it was).
+        if w.returns_id {
+            sql.push_str("SELECT last_insert_rowid();\n");
+        }
+        if w.exact {
+            sql.push_str("INSERT INTO temp.write_guard (changed) VALUES (changes());\n");
+        }
+        offset += w.vals.len();
+    }
+    sql.push_str("DELETE FROM temp.write_guard;\nCOMMIT;");
+    let text: std::sync::Arc<str> = sql.into();
+    let mut texts = BATCH_TEXTS.lock().unwrap_or_else(|p| p.into_inner());
+    if texts.len() >= MAX_BATCH_TEXTS {
+        texts.clear();
+    }
+    texts.insert(shape, text.clone());
+    text
+}
+
+/// Lease group texts made so far, by the statements they join.
+static LEASE_TEXTS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<Vec<usize>, std::sync::Arc<str>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// One transaction's text for a group of leases, each request's six
+/// parameters numbered after the ones before.
+fn lease_group_text(statements: impl Iterator<Item = &'static str>) -> std::sync::Arc<str> {
+    let statements: Vec<&'static str> = statements.collect();
+    let shape: Vec<usize> = statements.iter().map(|s| s.as_ptr() as usize).collect();
+    if let Some(t) = LEASE_TEXTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&shape)
+    {
+        return t.clone();
+    }
+    let mut sql = String::from("BEGIN;\n");
+    for (i, statement) in statements.iter().enumerate() {
+        sql.push_str(&renumber(statement, 6 * i));
+        sql.push('\n');
+    }
+    sql.push_str("COMMIT;");
+    let text: std::sync::Arc<str> = sql.into();
+    let mut texts = LEASE_TEXTS.lock().unwrap_or_else(|p| p.into_inner());
+    if texts.len() >= MAX_BATCH_TEXTS {
+        texts.clear();
+    }
+    texts.insert(shape, text.clone());
+    text
 }
 
 /// The lease statements for one side: take the first open task with a free
@@ -331,15 +406,10 @@ async fn lease_group(
     store: &SqliteStore,
     jobs: Vec<(LeaseRequest, oneshot::Sender<Result<Option<Assignment>>>)>,
 ) {
-    let mut sql = String::from("BEGIN;\n");
-    for (i, (req, _)) in jobs.iter().enumerate() {
-        sql.push_str(&renumber(lease_sql(req), 6 * i));
-        sql.push('\n');
-    }
-    sql.push_str("COMMIT;");
+    let sql = lease_group_text(jobs.iter().map(|(req, _)| lease_sql(req)));
     let done = async {
         let mut writer = store.writer.acquire().await?;
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
         for (i, (req, _)) in jobs.iter().enumerate() {
             q = bind_lease(q, req, i as i64);
         }

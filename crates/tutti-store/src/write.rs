@@ -35,6 +35,13 @@ pub(crate) struct Write {
     pub returns_id: bool,
     /// Whether it must change exactly one row.
     pub exact: bool,
+    /// For a write that applies only under a condition known when it is
+    /// planned ([`Write::derived_when`]): the condition. Its statement
+    /// ends with a flag parameter bound to it, so a group of such writes
+    /// has the same text whichever apply (and SQLite finds it prepared);
+    /// a backend that sends statements one by one skips the ones that do
+    /// not apply.
+    pub when: Option<bool>,
 }
 
 impl Write {
@@ -44,6 +51,7 @@ impl Write {
             vals,
             returns_id: false,
             exact: true,
+            when: None,
         }
     }
 
@@ -53,6 +61,7 @@ impl Write {
             vals,
             returns_id: true,
             exact: true,
+            when: None,
         }
     }
 
@@ -64,6 +73,20 @@ impl Write {
             vals,
             returns_id: false,
             exact: false,
+            when: None,
+        }
+    }
+
+    /// A [`Write::derived`] that changes nothing unless `when`: `sql`'s
+    /// last parameter is the flag (`… AND $n <> 0`), bound after `vals`.
+    pub fn derived_when(sql: &'static str, mut vals: Vec<Val>, when: bool) -> Self {
+        vals.push(Val::I64(i64::from(when)));
+        Self {
+            sql,
+            vals,
+            returns_id: false,
+            exact: false,
+            when: Some(when),
         }
     }
 }

@@ -1044,6 +1044,96 @@ async fn job_figures_kept_by_every_write_equal_a_recount_from_the_answers() {
     }
 }
 
+async fn undo(f: &Fixture, a: &Assignment, now: Timestamp) -> UndoOutcome {
+    f.store
+        .undo_answer(&UndoRequest {
+            assignment: a.id,
+            worker: a.worker_id,
+            policy: f.job.config.policy,
+            now,
+        })
+        .await
+        .unwrap()
+}
+
+fn refusal(o: UndoOutcome) -> &'static str {
+    match o {
+        UndoOutcome::Refused { code, .. } => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_undone_answer_leaves_the_tally_and_every_figure_as_if_never_given() {
+    for store in stores().await {
+        let f = fixture(store, config(2, 3, None, 60), 6, 3).await;
+        let (w0, w1) = (f.workers[0], f.workers[1]);
+        let t = T0;
+        let a = leased(next(&f, w0, t).await);
+        assert!(matches!(
+            submit(&f, &a, "Yes", t).await,
+            SubmitOutcome::Accepted { .. }
+        ));
+        let t = Timestamp(t.0 + 5_000);
+        let b = leased(next(&f, w0, t).await);
+        assert!(matches!(
+            submit(&f, &b, "No", t).await,
+            SubmitOutcome::Accepted { .. }
+        ));
+        let before = f.store.worker_quality(f.job.id).await.unwrap();
+        // Only the last answer, only one's own.
+        assert_eq!(refusal(undo(&f, &a, t).await), "not_last");
+        let theirs = Assignment {
+            worker_id: w1,
+            ..b.clone()
+        };
+        assert_eq!(undo(&f, &theirs, t).await, UndoOutcome::NotFound);
+        let t = Timestamp(t.0 + 1_000);
+        let UndoOutcome::Done(back) = undo(&f, &b, t).await else {
+            panic!("the last answer was not taken back");
+        };
+        assert_eq!(back.status, AssignmentStatus::Pending);
+        assert_eq!((back.leased_at, back.deadline), (t, t.plus_secs(60)));
+        assert_eq!(refusal(undo(&f, &b, t).await), "not_answered");
+        // The task's tally and the figures hold nothing of it.
+        let rows = f.store.results_page(f.job.id, 0, 10).await.unwrap();
+        let row_b = rows.iter().find(|r| r.seq == b.seq).unwrap();
+        assert!(row_b.votes.0.is_empty(), "{row_b:?}");
+        let kept = f.store.worker_quality(f.job.id).await.unwrap();
+        assert_ne!(kept, before);
+        assert_eq!(kept.iter().map(|q| q.answers).sum::<i64>(), 1);
+        f.store.recount_job_figures(f.job.id).await.unwrap();
+        assert_eq!(kept, f.store.worker_quality(f.job.id).await.unwrap());
+        let hours = f.store.job_activity(f.job.id).await.unwrap();
+        assert_eq!(hours.iter().map(|h| h.answers).sum::<i64>(), 1, "{hours:?}");
+        // Answered again, it counts once; once decided, it stays.
+        let t = Timestamp(t.0 + 1_000);
+        assert!(matches!(
+            submit(&f, &back, "Yes", t).await,
+            SubmitOutcome::Accepted { .. }
+        ));
+        let c = leased(
+            f.store
+                .lease_task(&lease(&f, w1, t), b.seq)
+                .await
+                .map(|l| match l {
+                    TaskLease::Leased(a) => LeaseOutcome::Leased(a),
+                    other => panic!("{other:?}"),
+                })
+                .unwrap(),
+        );
+        assert_eq!(c.task_id, b.task_id);
+        match submit(&f, &c, "Yes", t).await {
+            SubmitOutcome::Accepted { task_state, .. } => assert_eq!(task_state, "labeled"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(refusal(undo(&f, &c, t).await), "task_decided");
+        let kept = f.store.worker_quality(f.job.id).await.unwrap();
+        f.store.recount_job_figures(f.job.id).await.unwrap();
+        assert_eq!(kept, f.store.worker_quality(f.job.id).await.unwrap());
+    }
+}
+
 /// Imports `rows` (JSON objects) into `job`.
 async fn import_rows(store: &Arc<dyn Store>, job: &Job, rows: Vec<serde_json::Value>) {
     let (tx, rx) = mpsc::channel(4);

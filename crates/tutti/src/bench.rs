@@ -120,6 +120,39 @@ pub(crate) fn fresh_db(target: &Target) -> String {
     })
 }
 
+/// Waits until a SQLite store's text index has caught up with its tasks
+/// (PostgreSQL indexes rows as they are imported).
+async fn wait_for_text_index(db: &str) -> anyhow::Result<()> {
+    let Some(path) = db.strip_prefix("sqlite://") else {
+        return Ok(());
+    };
+    let path = path.split('?').next().unwrap_or(path).to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        let started = Instant::now();
+        loop {
+            let (through, last): (i64, i64) = conn.query_row(
+                "SELECT (SELECT through_id FROM task_text_progress), \
+                 (SELECT COALESCE(MAX(id), 0) FROM tasks)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if through >= last {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(600),
+                "the text index did not catch up with the import"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await?
+}
+
 /// A `tutti serve` child process on a free port.
 pub(crate) struct Server {
     child: std::process::Child,
@@ -279,6 +312,10 @@ async fn bench_loop(args: LoopArgs) -> anyhow::Result<()> {
         let _ = tx.send(ImportMsg::Done).await;
     });
     store.import_tasks(&job, rx).await?;
+    // The loop is timed in steady state: a store indexes imported rows for
+    // text search behind the import, and a server that just imported
+    // 100,000 rows would be doing so too.
+    wait_for_text_index(&db).await?;
     let server = Server::start(&db).await?;
     println!(
         "bench loop: {} workers, {} items, k={} n={}{}, {} s, database {}",
