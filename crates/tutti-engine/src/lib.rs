@@ -25,6 +25,7 @@ pub mod hmac;
 pub mod model;
 pub mod mturk;
 pub mod ops;
+pub mod outbound;
 pub mod rundata;
 pub mod runner;
 pub mod sql;

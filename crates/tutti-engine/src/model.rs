@@ -32,18 +32,21 @@ pub enum CallError {
         /// The last failure.
         last: String,
     },
-    /// The service refused the batch.
-    #[error("the model service answered {status}: {body}")]
+    /// The service refused the batch. What it said is logged for the
+    /// operator, not shown: a requester's URL may reach a service that
+    /// answers with what it should not.
+    #[error("the model service answered {status}")]
     Refused {
         /// The HTTP status.
         status: u16,
-        /// The start of its body.
-        body: String,
     },
     /// The answer was not `{"results": [...]}` with one object per row.
     #[error("the model service's answer {0}")]
     BadAnswer(String),
 }
+
+/// The largest answer read from a model service.
+pub const MAX_ANSWER_BYTES: usize = 32 << 20;
 
 /// Statuses worth another try: timeouts, rate limits, server trouble, and
 /// 409, which idempotent services answer while an earlier request with the
@@ -101,15 +104,29 @@ async fn post(
             }
         };
         let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
+        if (300..400).contains(&status) {
+            // Redirects are not followed: the URL given is the service.
+            return Err(CallError::BadAnswer(format!(
+                "is a redirect ({status}); give the service's own URL"
+            )));
+        }
+        let body = match crate::outbound::read_capped(resp, MAX_ANSWER_BYTES).await {
+            Ok(b) => b,
+            Err(e) if (200..300).contains(&status) => return Err(CallError::BadAnswer(e)),
+            Err(_) => Vec::new(),
+        };
         if (200..300).contains(&status) {
-            return Ok(text);
+            return String::from_utf8(body)
+                .map_err(|_| CallError::BadAnswer("is not UTF-8 text".into()));
         }
         if !retryable(status) {
-            return Err(CallError::Refused {
+            tracing::warn!(
+                url = %call.url,
                 status,
-                body: text.chars().take(300).collect(),
-            });
+                body = %String::from_utf8_lossy(&body[..body.len().min(300)]),
+                "a model service refused a batch"
+            );
+            return Err(CallError::Refused { status });
         }
         last = format!("status {status}");
     }

@@ -55,6 +55,9 @@ pub struct RunnerSettings {
     /// The Mechanical Turk connection, when `3a_amt` steps may post work
     /// there (the connector itself runs beside the runner).
     pub mturk: Option<crate::mturk::Settings>,
+    /// Where model calls and webhooks may go (no internal address unless
+    /// the operator allows it).
+    pub outbound: crate::outbound::Outbound,
 }
 
 impl RunnerSettings {
@@ -70,6 +73,7 @@ impl RunnerSettings {
             databases: crate::extdb::Databases::new(),
             public_url: "http://127.0.0.1:8080".into(),
             mturk: None,
+            outbound: crate::outbound::Outbound::default(),
         }
     }
 }
@@ -271,13 +275,10 @@ impl Runner {
     pub fn new(store: Arc<dyn Store>, settings: RunnerSettings) -> Arc<Self> {
         Arc::new(Self {
             store,
-            settings,
             busy: Mutex::new(HashSet::new()),
             wake: Notify::new(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
+            http: settings.outbound.client(Duration::from_secs(30)),
+            settings,
         })
     }
 
@@ -513,13 +514,15 @@ impl Runner {
             // runner: the run is reported failed and freed.
             let step = std::panic::AssertUnwindSafe(async {
                 Ok::<_, anyhow::Error>(match &node.op {
-                    Op::ModelCall(m) if m.callback => match with_url(m, &run.params) {
-                        Ok(m) => self
-                            .model_callback(run, i, node, &m, data)
-                            .await
-                            .transpose(),
-                        Err(e) => Some(Err(e)),
-                    },
+                    Op::ModelCall(m) if m.callback => {
+                        match with_url(m, &run.params, &self.settings.outbound) {
+                            Ok(m) => self
+                                .model_callback(run, i, node, &m, data)
+                                .await
+                                .transpose(),
+                            Err(e) => Some(Err(e)),
+                        }
+                    }
                     Op::HumanLabel(h) => {
                         self.human(run, i, node, h, None, data, &mut known).await?
                     }
@@ -770,11 +773,9 @@ impl Runner {
             }
             Op::Webhook { url, batch_size } => {
                 let url = fill_raw(url, &run.params);
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(StepError::Limit(format!(
-                        "the webhook URL {url:?} is not an http:// or https:// URL (is a parameter missing?)"
-                    )));
-                }
+                self.settings.outbound.check(&url).map_err(|e| {
+                    StepError::Limit(format!("the webhook URL: {e} (is a parameter missing?)"))
+                })?;
                 self.webhook_step(run, i, node, &url, *batch_size, data)
                     .await
             }
@@ -789,7 +790,7 @@ impl Runner {
             }
             Op::WriteTable { file } => data.write_csv(i, &node.inputs[0], file).await,
             Op::ModelCall(m) => {
-                let m = with_url(m, &run.params)?;
+                let m = with_url(m, &run.params, &self.settings.outbound)?;
                 self.model_call(run, i, node, &m, data).await
             }
             Op::HumanLabel(_) | Op::HumanCompare(_) => {
@@ -1294,6 +1295,13 @@ impl Runner {
         if run.webhook_next_at.is_some_and(|t| t > now()) {
             return Ok(());
         }
+        if let Err(e) = self.settings.outbound.check(url) {
+            tracing::warn!(run = run.id.0, error = %e, "the run's webhook may not be called");
+            self.store
+                .webhook_attempt(run.id, run.generation, "failed", None, now())
+                .await?;
+            return Ok(());
+        }
         let body = serde_json::json!({
             "event": format!("run.{}", run.status.as_str()),
             "run": {
@@ -1496,18 +1504,19 @@ pub fn aggregate_answers(input: &Table, method: &str, k: u32) -> Result<Table, S
 
 /// A model step with the run's parameters filled into its URL, which must
 /// then be http:// or https://.
-fn with_url(m: &ModelCall, params: &Map<String, Value>) -> Result<ModelCall, StepError> {
+fn with_url(
+    m: &ModelCall,
+    params: &Map<String, Value>,
+    outbound: &crate::outbound::Outbound,
+) -> Result<ModelCall, StepError> {
     let mut m = m.clone();
     m.url = fill_raw(&m.url, params);
-    if m.url.starts_with("http://") || m.url.starts_with("https://") {
-        Ok(m)
-    } else {
-        Err(StepError::Limit(format!(
-            "the model service's URL {:?} is not an http:// or https:// URL \
-             (is a parameter missing?)",
-            m.url
-        )))
-    }
+    outbound.check(&m.url).map_err(|e| {
+        StepError::Limit(format!(
+            "the model service's URL: {e} (is a parameter missing?)"
+        ))
+    })?;
+    Ok(m)
 }
 
 /// A batch's idempotency key, unique across stores (two deployments both

@@ -63,6 +63,9 @@ pub struct Settings {
     pub labeling: Option<tasks::LabelingSettings>,
     /// Mechanical Turk, for `3a_amt` steps (they fail without it).
     pub mturk: Option<tutti_engine::mturk::Settings>,
+    /// Where model calls and webhooks may go: by default not to internal
+    /// addresses.
+    pub outbound: tutti_engine::outbound::Outbound,
 }
 
 impl Default for Settings {
@@ -76,6 +79,7 @@ impl Default for Settings {
             public_url: None,
             labeling: None,
             mturk: None,
+            outbound: tutti_engine::outbound::Outbound::default(),
         }
     }
 }
@@ -155,6 +159,7 @@ impl Application {
             .trim_end_matches('/')
             .to_owned();
         runner_settings.mturk = settings.mturk.clone();
+        runner_settings.outbound = settings.outbound.clone();
         let runner = tutti_engine::runner::Runner::new(store.clone(), runner_settings);
         Ok(Self {
             listener,

@@ -113,6 +113,14 @@ struct ServeArgs {
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "TUTTI_MAX_UPLOAD_BYTES", default_value_t = 1 << 30)]
     max_upload_bytes: u64,
+    /// Let model calls and webhooks reach internal addresses (loopback,
+    /// private, link-local): only where every requester is trusted.
+    #[arg(long, env = "TUTTI_ALLOW_PRIVATE_URLS")]
+    allow_private_urls: bool,
+    /// A host model calls and webhooks may reach even though it is internal
+    /// (repeatable).
+    #[arg(long = "allow-host", env = "TUTTI_ALLOW_HOSTS", value_delimiter = ',')]
+    allow_hosts: Vec<String>,
     /// Where workflow runs keep their tables (default: beside a SQLite
     /// database, or ./tutti-runs).
     #[arg(long, env = "TUTTI_RUNS_DIR")]
@@ -271,6 +279,10 @@ impl ServeArgs {
             public_url: self.public_url.clone(),
             labeling: self.labeling(),
             mturk: self.mturk.settings()?,
+            outbound: tutti_engine::outbound::Outbound {
+                allow_private: self.allow_private_urls,
+                allowed_hosts: self.allow_hosts.clone(),
+            },
         })
     }
 }

@@ -67,6 +67,15 @@ pub struct RunArgs {
     /// someone else's program must not send your files anywhere.
     #[arg(long)]
     allow_outside_files: bool,
+    /// Let the program's model calls and webhooks reach internal addresses
+    /// (loopback, private, link-local), such as a model service on this
+    /// machine.
+    #[arg(long)]
+    allow_private_urls: bool,
+    /// A host the program's calls may reach even though it is internal
+    /// (repeatable).
+    #[arg(long = "allow-host", value_delimiter = ',')]
+    allow_hosts: Vec<String>,
 }
 
 /// Why the program may not read `name` unless outside files are allowed:
@@ -288,6 +297,10 @@ pub async fn run(args: RunArgs, database_url: Option<String>) -> anyhow::Result<
         public_url: None,
         labeling: None,
         mturk: args.mturk.settings()?,
+        outbound: tutti_engine::outbound::Outbound {
+            allow_private: args.allow_private_urls,
+            allowed_hosts: args.allow_hosts.clone(),
+        },
     };
     let app = Application::build(store.clone(), settings, &bind).await?;
     let addr = app.local_addr();

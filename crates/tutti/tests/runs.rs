@@ -54,6 +54,8 @@ async fn start(db: &str, runs: &Path, port: u16) -> Server {
                 "serve",
                 "--bind",
                 &format!("127.0.0.1:{port}"),
+                // The example model service listens on this machine.
+                "--allow-private-urls",
                 "--runs-dir",
             ])
             .arg(runs)
@@ -505,6 +507,7 @@ async fn the_yaml_example_pipeline_calls_the_model_once_per_batch_and_asks_peopl
         .arg(&example)
         .arg("--param")
         .arg(format!("model_url={}", model.url))
+        .arg("--allow-private-urls")
         .args(["--simulate", "3", "--accuracy", "1", "--out"])
         .arg(&out)
         .output()

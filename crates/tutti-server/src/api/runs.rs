@@ -67,7 +67,10 @@ fn unprocessable(field: impl Into<String>, message: impl Into<String>) -> ApiErr
 
 /// Checks a run request whole: the program parses and checks, every file
 /// it names is there, every query passes the sandbox's text check.
-fn check(spec: &RunSpec) -> Result<(Format, Workflow), ApiError> {
+fn check(
+    spec: &RunSpec,
+    outbound: &tutti_engine::outbound::Outbound,
+) -> Result<(Format, Workflow), ApiError> {
     let format = match spec.format.as_deref() {
         None => Format::Cy,
         Some(f) => {
@@ -106,11 +109,8 @@ fn check(spec: &RunSpec) -> Result<(Format, Workflow), ApiError> {
         ));
     }
     if let Some(w) = &spec.webhook {
-        if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-            return Err(unprocessable(
-                "webhook.url",
-                "must be an http:// or https:// URL",
-            ));
+        if let Err(e) = outbound.check(&w.url) {
+            return Err(unprocessable("webhook.url", e));
         }
         if w.secret.chars().count() < 16 {
             return Err(unprocessable(
@@ -142,7 +142,7 @@ pub async fn create_run(
             "only a workspace's admins and requesters start runs",
         ));
     }
-    let (format, wf) = check(&spec)?;
+    let (format, wf) = check(&spec, &state.settings.outbound)?;
     if let Some(prev) = spec.after_run {
         match state.store.get_run(RunId(prev)).await? {
             Some(r) if r.workspace_id == ws => {}

@@ -81,6 +81,8 @@ pub async fn spawn_with(
         public_url: None,
         labeling: None,
         mturk: None,
+        // The tests' model services and webhooks listen on this machine.
+        outbound: tutti_engine::outbound::Outbound::open(),
     };
     spawn_settings(store, settings).await
 }
