@@ -81,6 +81,13 @@ pub enum StepError {
     Storage(#[from] sqlx::Error),
 }
 
+/// The most a run's file may hold: its tables, files and steps' records.
+pub const MAX_RUN_BYTES: u64 = 8 << 30;
+/// The most of one value a page of a table shows.
+pub const SHOWN_CELL_BYTES: usize = 64 << 10;
+/// A page of a table stops once its values reach this many bytes.
+pub const SHOWN_PAGE_BYTES: usize = 8 << 20;
+
 /// Column names and row count of a table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TableInfo {
@@ -224,6 +231,9 @@ impl RunData {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(10))
+            // The run's byte budget: past it every write fails ("database
+            // or disk is full") and the step with it.
+            .pragma("max_page_count", (MAX_RUN_BYTES / 4096).to_string())
             .connect()
             .await
     }
@@ -399,7 +409,11 @@ impl RunData {
             .collect()
     }
 
-    /// Rows `offset..offset+limit` of a table, in order.
+    /// Rows `offset..offset+limit` of a table, in order, for people to
+    /// look at: a value longer than [`SHOWN_CELL_BYTES`] is cut there (the
+    /// database hands over only that much), and the page stops once it
+    /// holds [`SHOWN_PAGE_BYTES`], so a table of huge values cannot make
+    /// one page huge.
     pub async fn rows(
         &mut self,
         name: &str,
@@ -409,23 +423,48 @@ impl RunData {
         let Some(info) = self.table(name).await? else {
             return Ok(None);
         };
+        let cells: Vec<String> = info
+            .columns
+            .iter()
+            .map(|c| {
+                let q = quote(c);
+                format!(
+                    "CASE WHEN typeof({q}) IN ('text', 'blob') AND length({q}) > {SHOWN_CELL_BYTES} \
+                     THEN substr({q}, 1, {SHOWN_CELL_BYTES}) ELSE {q} END"
+                )
+            })
+            .collect();
         let sql = format!(
-            "SELECT * FROM {} ORDER BY rowid LIMIT $1 OFFSET $2",
+            "SELECT {} FROM {} ORDER BY rowid LIMIT $1 OFFSET $2",
+            if cells.is_empty() {
+                "1".to_owned()
+            } else {
+                cells.join(", ")
+            },
             quote(name)
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(limit)
             .bind(offset)
-            .fetch_all(&mut self.conn)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
+            .fetch(&mut self.conn);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(r) = futures_util::TryStreamExt::try_next(&mut rows).await? {
             let mut values = Vec::with_capacity(info.columns.len());
-            for i in 0..r.columns().len() {
-                values.push(cell(r, i)?);
+            for i in 0..info.columns.len() {
+                let v = cell(&r, i)?;
+                bytes += match &v {
+                    Value::String(s) => s.len(),
+                    _ => 8,
+                };
+                values.push(v);
             }
             out.push(values);
+            if bytes >= SHOWN_PAGE_BYTES {
+                break;
+            }
         }
+        drop(rows);
         Ok(Some(Table {
             columns: info.columns,
             rows: out,

@@ -301,6 +301,43 @@ impl Visitor {
     }
 }
 
+/// A multipart field's bytes, read chunk by chunk and refused (400 naming
+/// the field) as soon as they pass `cap`: nothing larger is ever held.
+pub(crate) async fn field_bytes(
+    mut field: axum::extract::multipart::Field<'_>,
+    cap: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let name = field.name().unwrap_or("").to_owned();
+    let mut out = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::bad_request(e.body_text()).with_field(name.clone()))?
+    {
+        if out.len() + chunk.len() > cap {
+            return Err(
+                ApiError::bad_request(format!("this field is longer than {} bytes", cap))
+                    .with_field(name),
+            );
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// A multipart text field, read as [`field_bytes`] reads one.
+pub(crate) async fn field_text(
+    field: axum::extract::multipart::Field<'_>,
+    cap: usize,
+) -> Result<String, ApiError> {
+    let name = field.name().unwrap_or("").to_owned();
+    String::from_utf8(field_bytes(field, cap).await?)
+        .map_err(|_| ApiError::bad_request("is not UTF-8 text").with_field(name))
+}
+
+/// The most form fields a multipart page form may send.
+pub(crate) const MAX_FORM_FIELDS: usize = 64;
+
 pub(crate) fn error_page(e: ApiError) -> Response {
     let hint = match e.status {
         StatusCode::NOT_FOUND => {

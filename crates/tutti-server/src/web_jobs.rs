@@ -163,17 +163,17 @@ async fn create_job(
                 Err(e) => import_failed(&v, &job, &e),
             };
         }
-        match field.text().await {
-            Ok(text) if text.len() <= 1 << 20 => {
+        if fields.0.len() >= crate::web::MAX_FORM_FIELDS {
+            return again(
+                &fields,
+                &ApiError::bad_request("the form has too many fields").with_field(name),
+            );
+        }
+        match crate::web::field_text(field, 1 << 20).await {
+            Ok(text) => {
                 fields.0.insert(name, text);
             }
-            Ok(_) => {
-                return again(
-                    &fields,
-                    &ApiError::bad_request("a text field is longer than 1 MiB").with_field(name),
-                );
-            }
-            Err(e) => return again(&fields, &ApiError::bad_request(e.body_text())),
+            Err(e) => return again(&fields, &e),
         }
     }
     // No file field at all (a hand-made request): the job alone.
@@ -329,7 +329,7 @@ async fn import_rows(
             Err(e) => return import_failed(&v, &job, &ApiError::bad_request(e.body_text())),
         };
         match field.name() {
-            Some("csrf") => csrf = field.text().await.unwrap_or_default(),
+            Some("csrf") => csrf = crate::web::field_text(field, 256).await.unwrap_or_default(),
             Some("file") => {
                 if let Err(e) = v.check_csrf(&csrf) {
                     return error_page(e);

@@ -125,10 +125,7 @@ async fn create_run(
         {
             let name = field.name().unwrap_or("").to_owned();
             let file_name = field.file_name().map(str::to_owned);
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|e| ApiError::bad_request(e.body_text()))?;
+            let bytes = crate::web::field_bytes(field, limit.saturating_sub(total)).await?;
             total += bytes.len();
             if total > limit {
                 return Err(ApiError::bad_request(format!(

@@ -1679,3 +1679,51 @@ async fn model_calls_and_webhooks_do_not_reach_internal_addresses_and_never_show
         }
     }
 }
+
+#[tokio::test]
+async fn a_table_of_huge_values_is_shown_cut_short_in_a_bounded_page() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("bomb", 0).await;
+        let spec = json!({"nodes": [
+            {"op": "read_table", "file": "t.csv", "outputs": ["T"]},
+            {"op": "sql", "inputs": ["T"], "outputs": ["R"], "query":
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 4) \
+                 SELECT i, zeroblob(10000000) AS z, printf('%.*c', 3000000, 'x') AS s FROM n"},
+            {"op": "write_table", "inputs": ["T"], "file": "t2.csv"}
+        ]});
+        let run = start(
+            &app,
+            ws,
+            &req,
+            json!({"format": "json", "program": spec.to_string(), "files": {"t.csv": "a\n1\n"}}),
+        )
+        .await;
+        let r = wait_for(&app, run, &req, &["completed"]).await;
+        assert_eq!(r["status"], "completed", "{r}");
+        let resp = app
+            .client
+            .get(format!(
+                "{}/api/v1/runs/{run}/tables/R?limit=1000",
+                app.base
+            ))
+            .bearer_auth(&req)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = resp.bytes().await.unwrap();
+        assert!(body.len() < 2 << 20, "a page of {} bytes", body.len());
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["total"], 4);
+        let rows = v["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 4);
+        let shown = tutti_engine::rundata::SHOWN_CELL_BYTES;
+        assert_eq!(rows[0]["s"].as_str().unwrap().len(), shown);
+        assert_eq!(
+            rows[0]["z"].as_str().unwrap().len(),
+            2 * shown,
+            "a cut blob, as hex"
+        );
+        assert_eq!(rows[3]["i"], 4);
+    }
+}

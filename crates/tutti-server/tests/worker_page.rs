@@ -596,3 +596,51 @@ async fn the_last_answer_can_be_taken_back_while_its_task_is_open() {
         assert_eq!(s, StatusCode::NOT_FOUND);
     }
 }
+
+#[tokio::test]
+async fn a_new_job_form_refuses_an_oversized_field_without_holding_it() {
+    for app in apps().await {
+        let (ws, req, _) = app.team("bigform", 0).await;
+        let (client, cookie) = signed_in(&app, &req).await;
+        let action = format!("/workspaces/{ws}/jobs");
+        let csrf = tutti_server::auth::csrf_for(&token_of(&cookie), &action);
+        let multipart = |fields: Vec<(String, String)>| {
+            let mut body = String::new();
+            for (name, value) in fields {
+                body.push_str(&format!(
+                    "--XyZ\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                ));
+            }
+            body.push_str("--XyZ--\r\n");
+            client
+                .post(format!("{}{action}", app.base))
+                .header("cookie", &cookie)
+                .header("content-type", "multipart/form-data; boundary=XyZ")
+                .body(body)
+                .send()
+        };
+        let r = multipart(vec![
+            ("csrf".into(), csrf.clone()),
+            ("name".into(), "x".repeat(3 << 20)),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("longer than 1048576 bytes")
+        );
+        let many: Vec<(String, String)> = std::iter::once(("csrf".to_owned(), csrf.clone()))
+            .chain((0..100).map(|i| (format!("f{i}"), "v".to_owned())))
+            .collect();
+        let r = multipart(many).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(r.text().await.unwrap().contains("too many fields"));
+        let (_, jobs) = app
+            .get(&format!("/api/v1/workspaces/{ws}/jobs"), &req)
+            .await;
+        assert_eq!(jobs["items"].as_array().map_or(0, Vec::len), 0, "{jobs}");
+    }
+}
