@@ -66,6 +66,9 @@ pub struct Settings {
     /// Where model calls and webhooks may go: by default not to internal
     /// addresses.
     pub outbound: tutti_engine::outbound::Outbound,
+    /// How long a client has to send a request's head
+    /// ([`serve::HEADER_TIMEOUT`] by default).
+    pub header_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -80,6 +83,7 @@ impl Default for Settings {
             labeling: None,
             mturk: None,
             outbound: tutti_engine::outbound::Outbound::default(),
+            header_timeout: serve::HEADER_TIMEOUT,
         }
     }
 }
@@ -224,8 +228,9 @@ impl Application {
                     .run(self.state.store.clone(), Arc::new(l)),
             )
         });
+        let header_timeout = self.state.settings.header_timeout;
         let app = router(self.state);
-        let served = serve::serve(self.listener, app, shutdown).await;
+        let served = serve::serve(self.listener, app, header_timeout, shutdown).await;
         if let Some(m) = monitor {
             m.abort();
         }

@@ -19,16 +19,18 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower_service::Service as _;
 
-/// How long a client has to send a request's head.
+/// How long a client has to send a request's head, by default.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets the
-/// requests under way finish.
+/// requests under way finish; a client has `header_timeout` to send each
+/// request's head.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    header_timeout: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -66,7 +68,7 @@ pub async fn serve(
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
+                .header_read_timeout(header_timeout);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {

@@ -556,3 +556,78 @@ async fn making_a_user_or_changing_a_role_on_the_admin_page_asks_for_the_passwor
         assert!(users.to_string().contains("evil_admin2"), "{users}");
     }
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_even_errors_and_the_api() {
+    for app in apps().await {
+        let (_, _, workers) = app.team("headers", 1).await;
+        let c = client();
+        let worker =
+            session_cookie(&web_login(&c, &app.base, &[("token", workers[0].as_str())]).await);
+        let admin_page = c
+            .get(format!("{}/admin", app.base))
+            .header("cookie", &worker)
+            .send()
+            .await
+            .unwrap();
+        let me = c
+            .get(format!("{}/api/v1/users/me", app.base))
+            .bearer_auth(&workers[0])
+            .send()
+            .await
+            .unwrap();
+        let missing = c
+            .get(format!("{}/api/v1/workspaces", app.base))
+            .send()
+            .await
+            .unwrap();
+        for (what, r, status) in [
+            ("a refused page", admin_page, StatusCode::FORBIDDEN),
+            ("the API", me, StatusCode::OK),
+            ("an API 401", missing, StatusCode::UNAUTHORIZED),
+        ] {
+            assert_eq!(r.status(), status, "{what}");
+            let h = r.headers();
+            assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+            assert!(
+                h["content-security-policy"]
+                    .to_str()
+                    .unwrap()
+                    .contains("frame-ancestors 'none'"),
+                "{what}"
+            );
+            assert_eq!(h["cache-control"], "no-store", "{what}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_head_is_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let store = tutti_store::connect("sqlite::memory:").await.unwrap();
+    let settings = tutti_server::Settings {
+        runs_dir: common::test_dir("runs-slow"),
+        monitor_interval: None,
+        header_timeout: std::time::Duration::from_millis(500),
+        ..tutti_server::Settings::default()
+    };
+    let app = spawn_on_settings(store, Some(settings)).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    // The server closes the connection (after a 408 or at once).
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        slow.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(read.is_ok(), "the connection was still open after 10 s");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // A client that sends its request gets its answer.
+    let r = reqwest::get(format!("{}/healthz", app.base)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

@@ -283,6 +283,7 @@ impl ServeArgs {
                 allow_private: self.allow_private_urls,
                 allowed_hosts: self.allow_hosts.clone(),
             },
+            header_timeout: tutti_server::serve::HEADER_TIMEOUT,
         })
     }
 }

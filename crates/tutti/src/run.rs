@@ -301,6 +301,8 @@ pub async fn run(args: RunArgs, database_url: Option<String>) -> anyhow::Result<
             allow_private: args.allow_private_urls,
             allowed_hosts: args.allow_hosts.clone(),
         },
+
+        header_timeout: tutti_server::serve::HEADER_TIMEOUT,
     };
     let app = Application::build(store.clone(), settings, &bind).await?;
     let addr = app.local_addr();

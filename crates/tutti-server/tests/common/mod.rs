@@ -83,6 +83,8 @@ pub async fn spawn_with(
         mturk: None,
         // The tests' model services and webhooks listen on this machine.
         outbound: tutti_engine::outbound::Outbound::open(),
+
+        header_timeout: tutti_server::serve::HEADER_TIMEOUT,
     };
     spawn_settings(store, settings).await
 }
