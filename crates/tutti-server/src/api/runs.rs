@@ -526,9 +526,33 @@ pub async fn retry_node(
 pub struct SimulationSpec {
     /// How many workers (1-100).
     pub workers: u32,
-    /// How they behave.
-    #[serde(flatten)]
-    pub behaviour: crate::simulate::Behaviour,
+    /// Probability of answering a `gold_label` row correctly, in [0, 1].
+    pub accuracy: f64,
+    /// Mean milliseconds per answer (0 answers at once).
+    #[serde(default)]
+    pub answer_ms: u64,
+    /// Answers per burst (0: no gaps).
+    #[serde(default)]
+    pub burst: u32,
+    /// Milliseconds of the gap after each burst.
+    #[serde(default)]
+    pub gap_ms: u64,
+    /// Seed of the workers' random choices.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl SimulationSpec {
+    /// How the workers behave.
+    pub fn behaviour(&self) -> crate::simulate::Behaviour {
+        crate::simulate::Behaviour {
+            accuracy: self.accuracy,
+            answer_ms: self.answer_ms,
+            burst: self.burst,
+            gap_ms: self.gap_ms,
+            seed: self.seed,
+        }
+    }
 }
 
 /// A simulation started through the API.
@@ -563,7 +587,7 @@ pub async fn start_simulation(
     if !(1..=100).contains(&spec.workers) {
         return Err(unprocessable("workers", "must be between 1 and 100"));
     }
-    spec.behaviour.check()?;
+    spec.behaviour().check()?;
     if run.status.is_final() {
         return Err(ApiError::conflict(
             "run_finished",
@@ -627,7 +651,7 @@ pub async fn start_simulation(
         state.base_url.clone(),
         state.simulations.clone(),
     );
-    let behaviour = spec.behaviour;
+    let behaviour = spec.behaviour();
     let watch_stop = stop.clone();
     tokio::spawn(async move {
         // Stop the workers when the run is over.

@@ -46,8 +46,9 @@ fn invalid(field: &str, message: &str, kind: &str) -> Response {
 /// Labeling must be configured, and the caller allowed.
 async fn allowed(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let Some(settings) = &state.settings.labeling else {
+        // Not an outage: the feature is not here.
         return Err(error(
-            503,
+            404,
             None,
             "bulk labeling is not configured on this server: start it with --label-input, --label-output \
              and --label-patterns (or the INPUT_*/OUTPUT_* variables)",
@@ -166,7 +167,7 @@ pub async fn create_task(
         return r;
     }
     let Some(settings) = state.settings.labeling.clone() else {
-        return error(503, None, "bulk labeling is not configured on this server");
+        return error(404, None, "bulk labeling is not configured on this server");
     };
     let req = match parse_request(&body, &settings) {
         Ok(r) => r,
