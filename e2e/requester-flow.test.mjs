@@ -7,52 +7,19 @@
 // e2e/screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import net from "node:net";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { shots, freshStore, startServer, launchBrowser } from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const bin = process.env.TUTTI_BIN ?? join(here, "..", "target", "debug", "tutti");
-const shots = join(here, "screenshots");
-mkdirSync(shots, { recursive: true });
-const db = `sqlite://${join(mkdtempSync(join(tmpdir(), "tutti-e2e-")), "flow.db")}`;
-const env = { ...process.env, TUTTI_DATABASE_URL: db, TUTTI_LOG: "warn" };
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+const store = freshStore("flow");
+const env = store.env;
 
 let server, base, browser, requesterToken;
 const state = {};
 
 before(async () => {
-  const out = execFileSync(bin, ["user", "create", "rita", "--role", "requester"], { env }).toString();
-  requesterToken = out.match(/^token: (\S+)$/m)[1];
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(bin, ["serve", "--bind", `127.0.0.1:${port}`], { env, stdio: "inherit" });
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(base + "/healthz")).ok) break;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run",
-    ],
-  });
+  requesterToken = store.createUser("rita", "requester");
+  ({ server, base } = await startServer(env));
+  browser = await launchBrowser();
 });
 
 after(async () => {

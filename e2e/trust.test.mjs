@@ -6,70 +6,24 @@
 // SQLite file.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import net from "node:net";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { shots, freshStore, startServer, apiOf, launchBrowser } from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const bin = process.env.TUTTI_BIN ?? join(here, "..", "target", "debug", "tutti");
-const db = `sqlite://${join(mkdtempSync(join(tmpdir(), "tutti-e2e-")), "trust.db")}`;
-const env = { ...process.env, TUTTI_DATABASE_URL: db, TUTTI_LOG: "warn" };
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function createUser(name, role) {
-  const out = execFileSync(bin, ["user", "create", name, "--role", role], { env }).toString();
-  return out.match(/^token: (\S+)$/m)[1];
-}
-
-let server, base, browser, admin, requester, worker, ws;
-
-async function api(method, path, token, body, contentType = "application/json") {
-  const r = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": contentType },
-    body: body === undefined ? undefined : contentType === "application/json" ? JSON.stringify(body) : body,
-  });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : null };
-}
+let server, base, api, browser, admin, requester, worker, ws;
 
 before(async () => {
-  admin = createUser("root", "admin");
-  requester = createUser("req", "requester");
-  worker = createUser("wanda", "worker");
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(bin, ["serve", "--bind", `127.0.0.1:${port}`], { env, stdio: "inherit" });
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(base + "/healthz")).ok) break;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const store = freshStore("trust");
+  admin = store.createUser("root", "admin");
+  requester = store.createUser("req", "requester");
+  worker = store.createUser("wanda", "worker");
+  ({ server, base } = await startServer(store.env));
+  api = apiOf(base);
   ws = (await api("POST", "/api/v1/workspaces", requester, { name: "Trust" })).body.id;
   for (const token of [worker, admin]) {
     const me = (await api("GET", "/api/v1/users/me", token)).body;
     await api("PUT", `/api/v1/workspaces/${ws}/members/${me.id}`, requester, { role: "worker" });
   }
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run",
-    ],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -141,7 +95,7 @@ test("an answer given after the session ended is said to be lost, and its task c
   await page.waitForSelector("text=NOT saved");
   assert.equal(await page.textContent("h1.question"), question, "the unsaved task is back on screen");
   assert.equal(await answersOf(j), 0);
-  await page.screenshot({ path: join(here, "screenshots", "worker-signed-out.png"), fullPage: true });
+  await page.screenshot({ path: join(shots, "worker-signed-out.png"), fullPage: true });
   // Signing in again brings the worker back to this job's task.
   await page.click("text=Sign in again to answer it.");
   await page.click("details summary");

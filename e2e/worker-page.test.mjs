@@ -4,59 +4,17 @@
 // free port with a fresh SQLite file. Screenshots go to e2e/screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import net from "node:net";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { shots, freshStore, startServer, apiOf, launchBrowser } from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const bin = process.env.TUTTI_BIN ?? join(here, "..", "target", "debug", "tutti");
-const shots = join(here, "screenshots");
-mkdirSync(shots, { recursive: true });
-const db = `sqlite://${join(mkdtempSync(join(tmpdir(), "tutti-e2e-")), "e2e.db")}`;
-const env = { ...process.env, TUTTI_DATABASE_URL: db, TUTTI_LOG: "warn" };
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function createUser(name, role) {
-  const out = execFileSync(bin, ["user", "create", name, "--role", role], { env }).toString();
-  return out.match(/^token: (\S+)$/m)[1];
-}
-
-let server, base, browser, requester, workers, job;
-
-async function api(method, path, token, body, contentType = "application/json") {
-  const r = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": contentType },
-    body: body === undefined ? undefined : contentType === "application/json" ? JSON.stringify(body) : body,
-  });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : null };
-}
+let server, base, api, browser, requester, workers, job;
 
 before(async () => {
-  requester = createUser("req", "requester");
-  workers = [createUser("ann", "worker"), createUser("bob", "worker"), createUser("cyd", "worker")];
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(bin, ["serve", "--bind", `127.0.0.1:${port}`], { env, stdio: "inherit" });
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(base + "/healthz")).ok) break;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const store = freshStore("e2e");
+  requester = store.createUser("req", "requester");
+  workers = [store.createUser("ann", "worker"), store.createUser("bob", "worker"), store.createUser("cyd", "worker")];
+  ({ server, base } = await startServer(store.env));
+  api = apiOf(base);
   const ws = (await api("POST", "/api/v1/workspaces", requester, { name: "E2E" })).body.id;
   for (const token of workers) {
     const me = (await api("GET", "/api/v1/users/me", token)).body;
@@ -75,13 +33,7 @@ before(async () => {
   const csv = 'name,note\nAda Lovelace,mathematician\nParis,city\n"<img src=x onerror=""window.pwned=1"">",<script>window.pwned=2</script>\n';
   const imported = await api("POST", `/api/v1/jobs/${job}/items`, requester, csv, "text/csv");
   assert.equal(imported.status, 201);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run",
-    ],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
