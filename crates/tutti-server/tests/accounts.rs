@@ -248,17 +248,22 @@ async fn a_sign_in_without_the_form_cookie_is_refused() {
     }
 }
 
+/// A user of `role` who signs in with `password`.
+async fn user_with_password(app: &TestApp, name: &str, role: &str, password: &str) {
+    let (id, _) = app.user(name, role).await;
+    let phc = tutti_server::auth::hash_password(password.into())
+        .await
+        .unwrap();
+    app.store
+        .set_password(tutti_domain::ids::UserId(id), Some(&phc))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn failed_sign_ins_make_that_address_wait_but_never_lock_the_owner_out() {
     for app in apps().await {
-        let (id, _) = app.user("target", "worker").await;
-        let phc = tutti_server::auth::hash_password("the owners secret".into())
-            .await
-            .unwrap();
-        app.store
-            .set_password(tutti_domain::ids::UserId(id), Some(&phc))
-            .await
-            .unwrap();
+        user_with_password(&app, "target", "worker", "the owners secret").await;
         // A stranger on 127.0.0.1 fails five times, then must wait.
         let stranger = client();
         for _ in 0..tutti_server::auth::FREE_FAILURES {
@@ -512,14 +517,7 @@ async fn only_admins_open_the_admin_pages_and_only_managers_the_settings() {
 #[tokio::test]
 async fn making_a_user_or_changing_a_role_on_the_admin_page_asks_for_the_password_again() {
     for app in apps().await {
-        let (id, _) = app.user("boss", "admin").await;
-        let phc = tutti_server::auth::hash_password("the boss secret".into())
-            .await
-            .unwrap();
-        app.store
-            .set_password(tutti_domain::ids::UserId(id), Some(&phc))
-            .await
-            .unwrap();
+        user_with_password(&app, "boss", "admin", "the boss secret").await;
         let c = client();
         let r = web_login(
             &c,
